@@ -1,0 +1,3 @@
+"""LossLab callbacks: probes that watch what a loss does to a network while it trains."""
+
+__all__: list = []

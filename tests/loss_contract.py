@@ -1,0 +1,93 @@
+"""What every LossLab loss must do, as reusable checks (GUIDE.md §2, the brief's quality bar).
+
+Each check takes a *factory* `make_loss()` (a fresh loss each call) and a *head factory*
+`make_head()` (the last layer the loss expects, e.g. a cosine head), and trains a tiny model
+on random data, so one line in a loss's test file covers:
+
+- `check_serialization`: `get_config` round trip, `model.save` ->
+  `keras.saving.load_model(path, safe_mode=True)` without custom_objects, same predictions,
+  same loss value, and training continues;
+- `check_policies`: finite loss and gradients under float16 and bfloat16 mixed precision
+  and with `jit_compile=True`;
+- `check_sample_weight`: a weighted call equals the weighted mean of the per-sample losses
+  (Keras' "sum_over_batch_size"), and a zero weight removes a sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import keras
+
+NUM_FEATURES = 8
+
+
+def tiny_model(make_head, num_features=NUM_FEATURES, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((num_features,))
+    embedding = keras.layers.Dense(4, name="embedding")(inputs)
+    return keras.Model(inputs, make_head()(embedding))
+
+
+def random_data(num_classes, n=32, num_features=NUM_FEATURES, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, num_features)).astype("float32")
+    y = (np.arange(n) % num_classes).astype("int64")
+    return x, y
+
+
+def check_serialization(make_loss, make_head, num_classes, tmp_path):
+    loss = make_loss()
+    clone = loss.__class__.from_config(loss.get_config())
+    assert clone.get_config() == loss.get_config()
+
+    x, y = random_data(num_classes)
+    model = tiny_model(make_head)
+    model.compile(optimizer="adam", loss=loss)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    assert type(restored.loss) is type(loss)
+    assert restored.loss.get_config() == loss.get_config()
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(restored.evaluate(x, y, verbose=0),
+                               model.evaluate(x, y, verbose=0), rtol=1e-5)
+    history = restored.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+def _finite_fit(make_loss, make_head, num_classes, jit_compile=False):
+    x, y = random_data(num_classes)
+    model = tiny_model(make_head)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=make_loss(), jit_compile=jit_compile)
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    losses_seen = np.asarray(history.history["loss"])
+    assert np.all(np.isfinite(losses_seen)), losses_seen
+    weights = np.concatenate([np.ravel(keras.ops.convert_to_numpy(w)) for w in model.weights])
+    assert np.all(np.isfinite(weights.astype("float32")))
+
+
+def check_policies(make_loss, make_head, num_classes):
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            _finite_fit(make_loss, make_head, num_classes)
+        finally:
+            keras.config.set_dtype_policy(previous)
+    _finite_fit(make_loss, make_head, num_classes, jit_compile=True)
+
+
+def check_sample_weight(make_loss, y_true, y_pred, seed=0):
+    per_sample_loss = make_loss()
+    per_sample_loss.reduction = None
+    per_sample = keras.ops.convert_to_numpy(per_sample_loss(y_true, y_pred))
+    assert per_sample.shape == (len(y_pred),), per_sample.shape
+    weights = np.random.default_rng(seed).uniform(0.0, 2.0, size=len(y_pred)).astype("float32")
+    weights[0] = 0.0
+    weighted = float(make_loss()(y_true, y_pred, sample_weight=weights))
+    np.testing.assert_allclose(weighted, np.sum(per_sample * weights) / len(y_pred), rtol=1e-5)
+    unweighted = float(make_loss()(y_true, y_pred))
+    np.testing.assert_allclose(unweighted, per_sample.mean(), rtol=1e-5)

@@ -1,0 +1,16 @@
+"""LossLab's model zoo: a registry of models, datasets, training and export.
+
+    import zoo
+    model = zoo.create_model("lenet_embed", num_classes=10, embedding_dim=2)
+    zoo.list_models()
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
+
+from zoo import lenet  # noqa: E402,F401  (registers the LeNet family)
+from zoo.registry import create_model, list_models, model_builder, register_model
+from zoo.lenet import embedding_model
+
+__all__ = ["create_model", "list_models", "model_builder", "register_model", "embedding_model"]

@@ -1,0 +1,256 @@
+"""Training entry point: one model, one dataset, one loss -> a run folder.
+
+    python -m zoo.train --model lenet5 --dataset fashion_mnist --loss softmax \
+        --epochs 10 --batch-size 128 --seed 0 --out runs/NAME [--resume]
+
+From Python (notebooks): `zoo.train.run(TrainConfig(...))` returns the metrics dict.
+
+The run folder receives `model.keras`, `history.csv`, `metrics.json` (test accuracy,
+per-class accuracy, confusion matrix, wall time, samples/s, versions, seed, config),
+`curves.png` and `confusion_matrix.png`. While training, `backup/` holds the last
+completed epoch (Keras `BackupAndRestore`); `--resume` continues from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import losses
+from zoo import datasets, plots
+from zoo.registry import create_model, list_models, model_accepts
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in `metrics.json`."""
+
+    model: str = "lenet5"
+    dataset: str = "fashion_mnist"
+    loss: str = "softmax"
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    seed: int = 0
+    out: str = "runs/default"
+    resume: bool = False
+    validation_split: float = 0.1
+    train_limit: int | None = None
+    test_limit: int | None = None
+    embedding_dim: int = 2
+    data_dir: str | None = None
+    verbose: int | str = "auto"
+    deterministic: bool = True
+    # Python-only: extra callbacks appended after the built-in ones (not serialised).
+    callbacks: list = field(default_factory=list, repr=False)
+
+    def to_json(self):
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "callbacks"}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch's training part (validation excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(getattr(self, "_last_batch", time.perf_counter()) - self._start)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow ops deterministic if asked."""
+    keras.utils.set_random_seed(seed)
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version(), "keras": keras.__version__,
+             "backend": keras.backend.backend(), "numpy": np.__version__,
+             "machine": f"{platform.machine()} {platform.system()}"}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        found["tensorflow"] = tf.__version__
+    return found
+
+
+def build_model(config: TrainConfig, num_classes: int, input_shape) -> keras.Model:
+    """The registered model with the head that the loss recipe asks for."""
+    recipe = losses.get_recipe(config.loss)
+    kwargs = {"num_classes": num_classes, "input_shape": input_shape}
+    if model_accepts(config.model, "head"):
+        kwargs.update(head=recipe.head, head_kwargs=recipe.head_kwargs,
+                      embedding_dim=config.embedding_dim)
+    elif recipe.head != "softmax":
+        raise ValueError(
+            f"loss {config.loss!r} needs a {recipe.head!r} head but model {config.model!r} "
+            "has a fixed dense output; use a model with a pluggable head such as lenet_embed"
+        )
+    return create_model(config.model, **kwargs)
+
+
+def compile_model(model: keras.Model, config: TrainConfig, num_classes: int, steps: int):
+    recipe = losses.get_recipe(config.loss)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, config.epochs * steps))
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=recipe.build_loss(num_classes),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return model
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    pairs = np.asarray(y_true, np.int64) * num_classes + np.asarray(y_pred, np.int64)
+    return np.bincount(pairs, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def _prepare_run_folder(out: Path, resume: bool) -> bool:
+    """Create `out`; without `resume`, clear what an earlier run left. True if complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        return (out / "metrics.json").exists() and not (out / "backup").exists()
+    for stale in ("backup", "history.csv", "metrics.json"):
+        path = out / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return False
+
+
+def _read_history(path: Path) -> dict:
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(row[key]) for row in rows] for key in rows[0] if key != "epoch"}
+
+
+def run(config: TrainConfig) -> dict:
+    """Train, evaluate and write the run folder; return the metrics dict."""
+    out = Path(config.out)
+    if _prepare_run_folder(out, config.resume):
+        print(f"[losslab] {out} holds a completed run; nothing to resume.")
+        return json.loads((out / "metrics.json").read_text())
+    losses.get_recipe(config.loss)  # fail on an unknown loss before loading any data
+    seed_everything(config.seed, config.deterministic)
+
+    common = dict(validation_split=config.validation_split, seed=config.seed,
+                  data_dir=config.data_dir)
+    train = datasets.load(config.dataset, "train", limit=config.train_limit, **common)
+    validation = (datasets.load(config.dataset, "validation", **common)
+                  if config.validation_split > 0 else None)
+    test = datasets.load(config.dataset, "test", limit=config.test_limit, **common)
+    num_classes = len(train.class_names)
+    steps = int(np.ceil(len(train) / config.batch_size))
+
+    model = build_model(config, num_classes, train.x.shape[1:])
+    compile_model(model, config, num_classes, steps)
+    timer = EpochTimer()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=config.resume),
+        timer,
+        *config.callbacks,
+    ]
+    started = time.perf_counter()
+    model.fit(train.x, train.y, batch_size=config.batch_size, epochs=config.epochs,
+              validation_data=(validation.x, validation.y) if validation else None,
+              callbacks=callbacks, verbose=config.verbose, shuffle=True)
+    wall_seconds = time.perf_counter() - started
+
+    test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=512, verbose=0)
+    predictions = np.argmax(model.predict(test.x, batch_size=512, verbose=0), axis=-1)
+    matrix = confusion_matrix(test.y, predictions, num_classes)
+    per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+    # The first timed epoch includes tracing/compilation; the median of the rest is the rate.
+    steady = timer.epoch_seconds[1:] or timer.epoch_seconds
+    metrics = {
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "per_class_accuracy": {name: float(a) for name, a in zip(train.class_names, per_class)},
+        "confusion_matrix": matrix.tolist(),
+        "class_names": list(train.class_names),
+        "epochs_this_session": len(timer.epoch_seconds),
+        "wall_seconds": wall_seconds,
+        "train_samples_per_second": len(train) / float(np.median(steady)) if steady else None,
+        "train_samples": len(train),
+        "parameters": model.count_params(),
+        "seed": config.seed,
+        "versions": versions(),
+        "config": config.to_json(),
+    }
+    model.save(out / "model.keras")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    title = f"{config.model} · {config.dataset} · {config.loss}"
+    plots.plot_history(_read_history(out / "history.csv"), out / "curves.png", title)
+    plots.plot_confusion_matrix(matrix, train.class_names, out / "confusion_matrix.png",
+                                f"{title} · test accuracy {test_accuracy:.4f}")
+    return metrics
+
+
+def parse_args(argv=None) -> TrainConfig:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.train", description="Train a zoo model with a LossLab loss.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=defaults.model, help=f"one of {list_models()}")
+    parser.add_argument("--dataset", default=defaults.dataset,
+                        help=f"one of {datasets.list_datasets()}")
+    parser.add_argument("--loss", default=defaults.loss,
+                        help=f"one of {losses.list_recipes()}")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                        help="Adam's initial rate (cosine decay to 0 over the run)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--out", default=None, help="run folder (default runs/MODEL-DATASET-LOSS)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run in --out from its last epoch")
+    parser.add_argument("--validation-split", type=float, default=defaults.validation_split)
+    parser.add_argument("--train-limit", type=int, default=None, help="use the first N samples")
+    parser.add_argument("--test-limit", type=int, default=None)
+    parser.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim,
+                        help="embedding size, for models with a pluggable head")
+    parser.add_argument("--data-dir", default=None, help="folder tried first for the data")
+    args = vars(parser.parse_args(argv))
+    args["out"] = args["out"] or f"runs/{args['model']}-{args['dataset']}-{args['loss']}"
+    return TrainConfig(**args)
+
+
+def main(argv=None) -> int:
+    config = parse_args(argv)
+    for value, known, what in ((config.model, list_models(), "model"),
+                               (config.loss, losses.list_recipes(), "loss"),
+                               (config.dataset, datasets.list_datasets(), "dataset")):
+        if value not in known:
+            print(f"error: unknown {what} {value!r}; known: {', '.join(known)}", file=sys.stderr)
+            return 2
+    metrics = run(config)
+    print(f"\ntest accuracy {metrics['test_accuracy']:.4f}; results in {Path(config.out).resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
