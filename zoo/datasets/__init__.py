@@ -63,10 +63,6 @@ def train_validation_indices(n: int, validation_split: float, seed: int):
 
 
 def _select(x, y, split, validation_split, seed, limit):
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if split == "validation" and validation_split <= 0:
-        raise ValueError("split='validation' needs validation_split > 0")
     if split != "test":
         train_idx, val_idx = train_validation_indices(len(y), validation_split, seed)
         index = val_idx if split == "validation" else train_idx
@@ -90,6 +86,10 @@ def load(name: str, split: str = "train", validation_split: float = 0.0, seed: i
             Defaults to the `LOSSLAB_DATA` environment variable, if set.
         limit: keep only the first `limit` samples of the split (for quick runs).
     """
+    if split not in SPLITS:  # argument errors before any I/O
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "validation" and validation_split <= 0:
+        raise ValueError("split='validation' needs validation_split > 0")
     (x_train, y_train), (x_test, y_test) = fetch(name, data_dir=data_dir)
     x, y = (x_test, y_test) if split == "test" else (x_train, y_train)
     x, y = _select(x, y, split, validation_split, seed, limit)

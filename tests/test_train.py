@@ -1,0 +1,107 @@
+"""The training entry point end to end on small subsets of the real Fashion-MNIST."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from zoo import train
+
+SMALL = dict(dataset="fashion_mnist", train_limit=640, test_limit=200, batch_size=64,
+             validation_split=0.05, verbose=0)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates a crash after `epoch` has finished (after the backup was written)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"simulated interruption after epoch {epoch}")
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_writes_the_run_folder(tmp_path):
+    metrics = train.run(train.TrainConfig(model="lenet5", epochs=2, out=str(tmp_path), **SMALL))
+    for name in ("model.keras", "history.csv", "metrics.json", "curves.png", "confusion_matrix.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert not (tmp_path / "backup").exists()
+    stored = json.loads((tmp_path / "metrics.json").read_text())
+    matrix = np.asarray(stored["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 200
+    np.testing.assert_allclose(stored["test_accuracy"], np.trace(matrix) / 200, atol=1e-6)
+    assert set(stored["per_class_accuracy"]) == set(stored["class_names"])
+    assert stored["train_samples_per_second"] > 0 and stored["seed"] == 0
+    assert {"keras", "numpy", "python", "backend"} <= set(stored["versions"])
+    assert metrics["test_accuracy"] == stored["test_accuracy"]
+    assert [row["epoch"] for row in read_rows(tmp_path / "history.csv")] == ["0", "1"]
+    reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert reloaded.count_params() == 61706
+
+
+def test_same_seed_same_run(tmp_path):
+    config = dict(model="lenet5", epochs=1, **SMALL)
+    first = train.run(train.TrainConfig(out=str(tmp_path / "a"), **config))
+    second = train.run(train.TrainConfig(out=str(tmp_path / "b"), **config))
+    assert first["test_loss"] == second["test_loss"]
+    assert read_rows(tmp_path / "a/history.csv") == read_rows(tmp_path / "b/history.csv")
+
+
+def test_resume_continues_without_losing_epochs(tmp_path):
+    config = dict(model="lenet5", epochs=3, out=str(tmp_path), **SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(train.TrainConfig(callbacks=[Interrupt(epoch=1)], **config))
+    assert (tmp_path / "backup").is_dir()
+    before = read_rows(tmp_path / "history.csv")
+    assert [row["epoch"] for row in before] == ["0", "1"]
+
+    train.run(train.TrainConfig(resume=True, **config))
+    after = read_rows(tmp_path / "history.csv")
+    assert [row["epoch"] for row in after] == ["0", "1", "2"]
+    assert after[:2] == before  # the first two epochs were not trained again
+    assert not (tmp_path / "backup").exists()
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    steps = int(np.ceil(round(640 * 0.95) / 64))
+    assert int(model.optimizer.iterations) == 3 * steps
+
+    again = train.run(train.TrainConfig(resume=True, **config))  # complete: nothing to do
+    assert len(read_rows(tmp_path / "history.csv")) == 3 and "test_accuracy" in again
+
+
+def test_fresh_run_clears_an_old_one(tmp_path):
+    config = dict(model="lenet5", out=str(tmp_path), **SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(train.TrainConfig(epochs=2, callbacks=[Interrupt(epoch=0)], **config))
+    train.run(train.TrainConfig(epochs=1, **config))
+    assert [row["epoch"] for row in read_rows(tmp_path / "history.csv")] == ["0"]
+
+
+def test_lenet_embed_with_the_softmax_recipe(tmp_path):
+    metrics = train.run(train.TrainConfig(model="lenet_embed", embedding_dim=8, epochs=1,
+                                          out=str(tmp_path), **SMALL))
+    assert metrics["parameters"] == keras.saving.load_model(tmp_path / "model.keras").count_params()
+
+
+def test_cli_rejects_unknown_names_and_has_help(capsys):
+    assert train.main(["--loss", "nope"]) == 2
+    assert "unknown loss 'nope'; known: " in capsys.readouterr().err
+    assert train.main(["--model", "nope"]) == 2
+    with pytest.raises(SystemExit) as info:
+        train.main(["--help"])
+    assert info.value.code == 0
+    assert "--resume" in capsys.readouterr().out
+
+
+def test_cli_parses_into_a_config():
+    config = train.parse_args(["--model", "lenet_tcnn", "--epochs", "4", "--batch-size", "32"])
+    assert (config.model, config.epochs, config.batch_size) == ("lenet_tcnn", 4, 32)
+    assert config.out == "runs/lenet_tcnn-fashion_mnist-softmax"
