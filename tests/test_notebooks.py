@@ -1,0 +1,33 @@
+"""Every notebook runs top to bottom in SMOKE mode (its `parameters` cell, SMOKE = True)."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def smoke(notebook):
+    cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, "a notebook needs exactly one cell tagged 'parameters'"
+    assert "SMOKE = False" in cells[0].source, "the parameters cell must define SMOKE = False"
+    cells[0].source = cells[0].source.replace("SMOKE = False", "SMOKE = True", 1)
+    return notebook
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_in_smoke_mode(path, tmp_path):
+    notebook = nbformat.read(path, as_version=4)
+    assert not any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"), \
+        "notebooks are stored without outputs"
+    client = NotebookClient(smoke(notebook), timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
