@@ -139,7 +139,7 @@ def _prepare_run_folder(out: Path, resume: bool) -> bool:
     return False
 
 
-def _read_history(path: Path) -> dict:
+def read_history(path: Path) -> dict:
     import csv
 
     with open(path, newline="") as handle:
@@ -204,7 +204,7 @@ def run(config: TrainConfig) -> dict:
     model.save(out / "model.keras")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     title = f"{config.model} · {config.dataset} · {config.loss}"
-    plots.plot_history(_read_history(out / "history.csv"), out / "curves.png", title)
+    plots.plot_history(read_history(out / "history.csv"), out / "curves.png", title)
     plots.plot_confusion_matrix(matrix, train.class_names, out / "confusion_matrix.png",
                                 f"{title} · test accuracy {test_accuracy:.4f}")
     return metrics
