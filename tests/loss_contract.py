@@ -15,6 +15,8 @@ on random data, so one line in a loss's test file covers:
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 import keras
@@ -36,8 +38,18 @@ def random_data(num_classes, n=32, num_features=NUM_FEATURES, seed=0):
     return x, y
 
 
+def check_config_complete(loss):
+    """`get_config` holds every constructor argument (a clone cannot show a missing one)."""
+    parameters = inspect.signature(type(loss).__init__).parameters
+    arguments = {name for name, p in parameters.items()
+                 if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    missing = arguments - set(loss.get_config())
+    assert not missing, f"{type(loss).__name__}.get_config() lacks {sorted(missing)}"
+
+
 def check_serialization(make_loss, make_head, num_classes, tmp_path):
     loss = make_loss()
+    check_config_complete(loss)
     clone = loss.__class__.from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
 
