@@ -23,7 +23,10 @@ def as_float32(x):
 
 
 def static_shape(x):
-    return tuple(ops.shape(x)) if not hasattr(x, "shape") else tuple(x.shape)
+    """The shape known now (None for unknown dims); lists and scalars via NumPy."""
+    if not hasattr(x, "shape"):
+        return tuple(np.shape(x))
+    return tuple(x.shape)
 
 
 def check_rank(x, rank, what: str, expected: str):
