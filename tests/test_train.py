@@ -105,3 +105,22 @@ def test_cli_parses_into_a_config():
     config = train.parse_args(["--model", "lenet_tcnn", "--epochs", "4", "--batch-size", "32"])
     assert (config.model, config.epochs, config.batch_size) == ("lenet_tcnn", 4, 32)
     assert config.out == "runs/lenet_tcnn-fashion_mnist-softmax"
+
+
+def test_probes_write_their_data_and_keys_into_history(tmp_path):
+    config = train.TrainConfig(model="lenet_embed", embedding_dim=2, epochs=2, out=str(tmp_path),
+                               trace_weights=5, monitor_margins=True, **SMALL)
+    metrics = train.run(config)
+    for name in metrics["probe_files"]:
+        assert (tmp_path / name).stat().st_size > 0, name
+    header = read_rows(tmp_path / "history.csv")[0].keys()
+    assert {"weights/update", "margin/intra", "margin/fisher"} <= set(header)
+    margins = json.loads((tmp_path / "margins.json").read_text())
+    assert margins["probe_source"] == "validation" and len(margins["margin/intra"]) == 2
+
+
+def test_cli_probe_flags():
+    assert train.parse_args(["--trace-weights"]).trace_weights == 0
+    assert train.parse_args(["--trace-weights", "7"]).trace_weights == 7
+    assert train.parse_args([]).trace_weights is None
+    assert train.parse_args(["--monitor-margins"]).monitor_margins

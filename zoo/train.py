@@ -51,6 +51,8 @@ class TrainConfig:
     data_dir: str | None = None
     verbose: int | str = "auto"
     deterministic: bool = True
+    trace_weights: int | None = None  # None: off; 0: once per epoch; N: every N batches
+    monitor_margins: bool = False
     # Python-only: extra callbacks appended after the built-in ones (not serialised).
     callbacks: list = field(default_factory=list, repr=False)
 
@@ -125,6 +127,48 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     return np.bincount(pairs, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
+def make_probes(config: TrainConfig, probe_split) -> dict:
+    """The callbacks asked for by `--trace-weights` / `--monitor-margins`."""
+    import callbacks as probes_module
+
+    probes = {}
+    if config.trace_weights is not None:
+        probes["weight_trace"] = probes_module.WeightTrace(
+            every_n_batches=config.trace_weights or None, seed=config.seed)
+    if config.monitor_margins:
+        source = "validation" if config.validation_split > 0 else "train"
+        probes["margin_monitor"] = probes_module.MarginMonitor(
+            probe=(probe_split.x, probe_split.y), probe_source=source, snapshots=True,
+            seed=config.seed)
+    return probes
+
+
+def save_probes(probes: dict, out: Path, title: str) -> list:
+    """Write the probes' data and plots into the run folder; return the file names."""
+    import callbacks as probes_module
+
+    written = []
+    if "weight_trace" in probes:
+        trace = probes["weight_trace"]
+        trace.save(out / "weight_trace.npz")
+        probes_module.plot_weight_updates(trace, out / "weight_updates.png", title=title)
+        probes_module.plot_update_heatmap(trace, out / "weight_update_heatmap.png", title=title)
+        probes_module.plot_weight_trajectories(trace, out / "weight_trajectories.png",
+                                               title=title)
+        written += ["weight_trace.npz", "weight_updates.png", "weight_update_heatmap.png",
+                    "weight_trajectories.png"]
+    if "margin_monitor" in probes:
+        monitor = probes["margin_monitor"]
+        (out / "margins.json").write_text(json.dumps(
+            {"epochs": monitor.epochs, "probe_source": monitor.probe_source,
+             **{k: [float(v) for v in vs] for k, vs in monitor.history.items()}}, indent=2))
+        probes_module.plot_margin_metrics(monitor, out / "margins.png", title=title)
+        probes_module.plot_embedding_snapshots(monitor, out / "embedding_snapshots.png",
+                                               title=title)
+        written += ["margins.json", "margins.png", "embedding_snapshots.png"]
+    return written
+
+
 def _prepare_run_folder(out: Path, resume: bool) -> bool:
     """Create `out`; without `resume`, clear what an earlier run left. True if complete."""
     out.mkdir(parents=True, exist_ok=True)
@@ -168,8 +212,10 @@ def run(config: TrainConfig) -> dict:
     model = build_model(config, num_classes, train.x.shape[1:])
     compile_model(model, config, num_classes, steps)
     timer = EpochTimer()
+    probes = make_probes(config, validation or train)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
+        *probes.values(),  # before CSVLogger, so that it records their keys
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=config.resume),
         timer,
         *config.callbacks,
@@ -202,8 +248,9 @@ def run(config: TrainConfig) -> dict:
         "config": config.to_json(),
     }
     model.save(out / "model.keras")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     title = f"{config.model} · {config.dataset} · {config.loss}"
+    metrics["probe_files"] = save_probes(probes, out, title)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plots.plot_history(read_history(out / "history.csv"), out / "curves.png", title)
     plots.plot_confusion_matrix(matrix, train.class_names, out / "confusion_matrix.png",
                                 f"{title} · test accuracy {test_accuracy:.4f}")
@@ -234,6 +281,12 @@ def parse_args(argv=None) -> TrainConfig:
     parser.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim,
                         help="embedding size, for models with a pluggable head")
     parser.add_argument("--data-dir", default=None, help="folder tried first for the data")
+    parser.add_argument("--trace-weights", type=int, nargs="?", const=0, default=None,
+                        metavar="N", help="trace weight updates (every N batches; "
+                        "without N once per epoch) and plot them into the run folder")
+    parser.add_argument("--monitor-margins", action="store_true",
+                        help="record class separation and angular margins of the embedding "
+                        "on the validation split, with plots and embedding snapshots")
     args = vars(parser.parse_args(argv))
     args["out"] = args["out"] or f"runs/{args['model']}-{args['dataset']}-{args['loss']}"
     return TrainConfig(**args)
