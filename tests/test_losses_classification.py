@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
+from gradients import value_and_grad
 from loss_contract import check_policies, check_sample_weight, check_serialization
 
 import losses
@@ -78,31 +79,6 @@ def label_forms(labels, num_classes=C):
 def per_sample(loss, y_true, y_pred):
     loss.reduction = None
     return ops.convert_to_numpy(loss(y_true, y_pred))
-
-
-def value_and_grad(fn, y_pred):
-    """Loss value and d loss / d y_pred with the active Keras backend."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.Variable(y_pred)
-        with tf.GradientTape() as tape:
-            value = fn(x)
-        return value.numpy(), tape.gradient(value, x).numpy()
-    if backend == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(y_pred))
-        return np.asarray(value), np.asarray(grad)
-    if backend == "torch":
-        import torch
-
-        x = torch.tensor(y_pred, requires_grad=True)
-        value = fn(x)
-        value.backward()
-        return value.detach().cpu().numpy(), x.grad.detach().cpu().numpy()
-    raise NotImplementedError(backend)
 
 
 def numeric_grad(np_fn, x, h=1e-5):
