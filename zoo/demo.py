@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     config = train.TrainConfig(model="lenet5", dataset="fashion_mnist", loss="softmax",
-                               epochs=args.epochs, batch_size=128, seed=0,
+                               epochs=args.epochs, batch_size=64, learning_rate=2e-3, seed=0,
                                out=str(out / "lenet5-softmax"))
     print(f"LossLab demo: {config.model} on {config.dataset} with {config.loss} cross-entropy, "
           f"{config.epochs} epochs")
