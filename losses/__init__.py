@@ -1,19 +1,45 @@
 """LossLab losses: `keras.losses.Loss` subclasses, their functional forms, and the heads.
 
     import losses
-    model.compile(loss=losses.get_recipe("softmax").build_loss(10))
+    model = zoo.create_model("lenet_embed", num_classes=10, head="cosine")
+    model.compile(optimizer="adam", loss=losses.ArcFaceLoss(), metrics=["accuracy"])
+    model.fit(x, y)                       # y: integer labels
+
+Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin` (CosFace,
+ArcFace, L-Softmax, SphereFace), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They
+stand on `base` (input checks), `heads` (the learnable last layers) and `head_model`
+(one label array for losses that read several head outputs). Importing this package
+registers every class with Keras, so saved models load with `safe_mode=True`.
 """
 
-from losses import classification, heads
+from losses import boxes, classification, head_model, heads, margin, sequence
+from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
+                          SIoULoss, SmoothL1Loss, box_iou)
 from losses.classification import (FocalLoss, MulticlassHinge, ProbabilityMSE,
                                    WeightedCrossEntropy, effective_number_weights,
                                    inverse_frequency_weights)
-from losses.heads import build_head, list_heads
+from losses.head_model import HeadModel
+from losses.heads import (CosineHead, LargeMarginHead, SphereHead, build_head, list_heads,
+                          make_model)
+from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, SphereFaceLoss
 from losses.registry import LossRecipe, get_recipe, list_recipes, register_recipe
+from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 
 __all__ = [
-    "classification", "FocalLoss", "MulticlassHinge", "ProbabilityMSE", "WeightedCrossEntropy",
+    # families
+    "boxes", "classification", "head_model", "heads", "margin", "sequence",
+    # classification
+    "FocalLoss", "MulticlassHinge", "ProbabilityMSE", "WeightedCrossEntropy",
     "effective_number_weights", "inverse_frequency_weights",
-    "heads", "build_head", "list_heads",
+    # margin + heads
+    "ArcFaceLoss", "CosFaceLoss", "LargeMarginSoftmaxLoss", "SphereFaceLoss",
+    "CosineHead", "LargeMarginHead", "SphereHead", "HeadModel", "build_head", "list_heads",
+    "make_model",
+    # sequence
+    "BLANK_INDEX", "CTCLoss", "CTCInfeasibleCount",
+    # boxes
+    "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss", "FocalEIoULoss", "SIoULoss",
+    "SmoothL1Loss", "box_iou",
+    # registry
     "LossRecipe", "get_recipe", "list_recipes", "register_recipe",
 ]

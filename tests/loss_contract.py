@@ -25,10 +25,13 @@ NUM_FEATURES = 8
 
 
 def tiny_model(make_head, num_features=NUM_FEATURES, seed=0):
+    """Dense embedding -> the head; a HeadModel when the head returns a dict."""
+    from losses.heads import make_model
+
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((num_features,))
     embedding = keras.layers.Dense(4, name="embedding")(inputs)
-    return keras.Model(inputs, make_head()(embedding))
+    return make_model(inputs, make_head()(embedding))
 
 
 def random_data(num_classes, n=32, num_features=NUM_FEATURES, seed=0):
@@ -93,13 +96,15 @@ def check_policies(make_loss, make_head, num_classes):
 
 
 def check_sample_weight(make_loss, y_true, y_pred, seed=0):
+    """`y_pred` may be a tensor or a head's dict: the batch size is taken from `y_true`."""
+    n = len(y_true)
     per_sample_loss = make_loss()
     per_sample_loss.reduction = None
     per_sample = keras.ops.convert_to_numpy(per_sample_loss(y_true, y_pred))
-    assert per_sample.shape == (len(y_pred),), per_sample.shape
-    weights = np.random.default_rng(seed).uniform(0.0, 2.0, size=len(y_pred)).astype("float32")
+    assert per_sample.shape == (n,), per_sample.shape
+    weights = np.random.default_rng(seed).uniform(0.0, 2.0, size=n).astype("float32")
     weights[0] = 0.0
     weighted = float(make_loss()(y_true, y_pred, sample_weight=weights))
-    np.testing.assert_allclose(weighted, np.sum(per_sample * weights) / len(y_pred), rtol=1e-5)
+    np.testing.assert_allclose(weighted, np.sum(per_sample * weights) / n, rtol=1e-5)
     unweighted = float(make_loss()(y_true, y_pred))
     np.testing.assert_allclose(unweighted, per_sample.mean(), rtol=1e-5)

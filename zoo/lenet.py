@@ -107,7 +107,7 @@ def lenet_embed(num_classes=10, input_shape=(28, 28, 1), embedding_dim=2, head="
     features = _lenet5_trunk(inputs, activation, pooling, widths=tuple(widths))
     embedding = layers.Dense(embedding_dim, name=EMBEDDING_LAYER)(features)
     outputs = heads.build_head(head, num_classes, **(head_kwargs or {}))(embedding)
-    return keras.Model(inputs, outputs, name="lenet_embed")
+    return heads.make_model(inputs, outputs, name="lenet_embed")  # HeadModel for dict heads
 
 
 def embedding_model(model: keras.Model, layer_name: str = EMBEDDING_LAYER) -> keras.Model:
