@@ -14,6 +14,7 @@ Writes `results/lenet_baseline.json`, `results/lenet_baseline.md` and
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -121,20 +122,24 @@ def main(argv=None):
     parser.add_argument("--overhead-epochs", type=int, default=3)
     parser.add_argument("--train-limit", type=int, default=None, help="smoke runs only")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--only-overhead", action="store_true",
+                        help="re-measure the overhead part only, keeping the stored accuracy runs")
     args = parser.parse_args(argv)
 
     results = {"recipe": {**RECIPE, "epochs": args.epochs, "optimizer": "Adam, cosine decay"},
                "environment": environment(), "seeds": args.seeds}
+    if args.only_overhead:
+        stored = json.loads((args.results_dir / "lenet_baseline.json").read_text())
+        results = {**stored, "overhead_environment": environment()}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for dataset in DATASETS:
-            runs = accuracy_runs(dataset, args.seeds, args.epochs, workdir, args.train_limit)
-            results[dataset] = {
-                "runs": runs,
-                "test_accuracy": mean_std([r["test_accuracy"] for r in runs]),
-                "overhead": overhead_runs(dataset, args.overhead_reps, args.overhead_epochs,
-                                          workdir, args.train_limit),
-            }
+            if not args.only_overhead:
+                runs = accuracy_runs(dataset, args.seeds, args.epochs, workdir, args.train_limit)
+                results[dataset] = {"runs": runs,
+                                    "test_accuracy": mean_std([r["test_accuracy"] for r in runs])}
+            results[dataset]["overhead"] = overhead_runs(
+                dataset, args.overhead_reps, args.overhead_epochs, workdir, args.train_limit)
     write_json("lenet_baseline", results, args.results_dir)
     write_text("lenet_baseline.md", markdown(results), args.results_dir)
     plot(results, args.results_dir / "lenet_baseline.png")
