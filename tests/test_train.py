@@ -70,7 +70,7 @@ def test_resume_continues_without_losing_epochs(tmp_path):
     assert after[:2] == before  # the first two epochs were not trained again
     assert not (tmp_path / "backup").exists()
     model = keras.saving.load_model(tmp_path / "model.keras")
-    steps = int(np.ceil(round(640 * 0.95) / 64))
+    steps = int(np.ceil(640 / 64))  # train_limit counts after the validation split
     assert int(model.optimizer.iterations) == 3 * steps
 
     again = train.run(train.TrainConfig(resume=True, **config))  # complete: nothing to do
@@ -130,3 +130,24 @@ def test_epoch_timer_keeps_asynchronous_dispatch():
     """A batch hook would force a host sync per step and slow the training it times."""
     hooks = [name for name in vars(train.EpochTimer) if "batch" in name]
     assert hooks == []
+
+
+def test_recipes_with_balanced_batches_train_on_pk_batches(tmp_path, monkeypatch):
+    import losses
+
+    seen = []
+    original = train.PKBatches
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    recipe = losses.LossRecipe(name="_balanced_softmax_for_test", head="softmax",
+                               build_loss=losses.get_recipe("softmax").build_loss,
+                               summary="test only", balanced_batches=True)
+    monkeypatch.setitem(losses.registry._RECIPES, recipe.name, recipe)
+    monkeypatch.setattr(train, "PKBatches", spy)
+    metrics = train.run(train.TrainConfig(model="lenet_embed", loss=recipe.name, epochs=1,
+                                          out=str(tmp_path), **SMALL))
+    assert seen == [dict(classes_per_batch=8, samples_per_class=8, seed=0)]
+    assert metrics["train_samples"] == (640 // 64) * 64  # train_limit counts after the split

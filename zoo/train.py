@@ -28,6 +28,7 @@ import numpy as np
 
 import losses
 from zoo import datasets, plots
+from zoo.datasets.samplers import PKBatches
 from zoo.registry import create_model, list_models, model_accepts
 
 
@@ -214,7 +215,20 @@ def run(config: TrainConfig) -> dict:
                   if config.validation_split > 0 else None)
     test = datasets.load(config.dataset, "test", limit=config.test_limit, **common)
     num_classes = len(train.class_names)
-    steps = int(np.ceil(len(train) / config.batch_size))
+    recipe = losses.get_recipe(config.loss)
+    if recipe.balanced_batches:  # in-batch mining needs several samples of each class
+        classes_per_batch = min(num_classes, 8)
+        fit_data = PKBatches(train.x, train.y, classes_per_batch=classes_per_batch,
+                             samples_per_class=max(2, config.batch_size // classes_per_batch),
+                             seed=config.seed)
+        fit_kwargs = {}
+        steps = len(fit_data)
+        samples_per_epoch = steps * fit_data.p * fit_data.k
+    else:
+        fit_data = train.x
+        fit_kwargs = dict(y=train.y, batch_size=config.batch_size, shuffle=True)
+        steps = int(np.ceil(len(train) / config.batch_size))
+        samples_per_epoch = len(train)
 
     model = build_model(config, num_classes, train.x.shape[1:])
     compile_model(model, config, num_classes, steps)
@@ -228,9 +242,9 @@ def run(config: TrainConfig) -> dict:
         *config.callbacks,
     ]
     started = time.perf_counter()
-    model.fit(train.x, train.y, batch_size=config.batch_size, epochs=config.epochs,
+    model.fit(fit_data, epochs=config.epochs,
               validation_data=(validation.x, validation.y) if validation else None,
-              callbacks=callbacks, verbose=config.verbose, shuffle=True)
+              callbacks=callbacks, verbose=config.verbose, **fit_kwargs)
     wall_seconds = time.perf_counter() - started
 
     test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=512, verbose=0)
@@ -247,8 +261,8 @@ def run(config: TrainConfig) -> dict:
         "class_names": list(train.class_names),
         "epochs_this_session": len(timer.epoch_seconds),
         "wall_seconds": wall_seconds,
-        "train_samples_per_second": len(train) / float(np.median(steady)) if steady else None,
-        "train_samples": len(train),
+        "train_samples_per_second": samples_per_epoch / float(np.median(steady)),
+        "train_samples": samples_per_epoch,
         "parameters": model.count_params(),
         "seed": config.seed,
         "versions": versions(),
