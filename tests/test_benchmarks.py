@@ -1,0 +1,38 @@
+"""Benchmark scripts still run (tiny settings) and write their result files."""
+
+import json
+
+import pytest
+
+from benchmarks import lenet_baseline
+
+
+@pytest.mark.slow
+def test_lenet_baseline_smoke(tmp_path):
+    lenet_baseline.main(["--seeds", "0", "1", "--epochs", "1", "--train-limit", "256",
+                         "--overhead-reps", "1", "--overhead-epochs", "1",
+                         "--results-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "lenet_baseline.json").read_text())
+    for dataset in ("mnist", "fashion_mnist"):
+        accuracies = [run["test_accuracy"] for run in results[dataset]["runs"]]
+        assert results[dataset]["test_accuracy"]["n"] == 2
+        assert abs(results[dataset]["test_accuracy"]["mean"] - sum(accuracies) / 2) < 1e-12
+        assert results[dataset]["overhead"]["ratio_of_medians"] > 0
+    assert (tmp_path / "lenet_baseline.png").stat().st_size > 0
+    assert "| mnist |" in (tmp_path / "lenet_baseline.md").read_text()
+
+
+@pytest.mark.slow
+def test_loss_comparison_smoke(tmp_path):
+    from benchmarks import loss_comparison
+
+    loss_comparison.main(["--datasets", "mnist", "--losses", "focal", "--seeds", "0", "1",
+                          "--epochs", "1", "--train-limit", "256", "--results-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "loss_comparison.json").read_text())
+    table = results["table"]["mnist"]
+    assert set(table) == {"softmax", "focal"}
+    assert table["softmax"]["step_time_vs_softmax"] == 1.0
+    assert table["focal"]["test_accuracy"]["n"] == 2
+    assert 0 < table["focal"]["intra_inter_ratio"]["mean"] < 10
+    assert (tmp_path / "loss_comparison_embeddings.png").stat().st_size > 0
+    assert "| focal |" in (tmp_path / "loss_comparison.md").read_text()
