@@ -85,6 +85,9 @@ def plot_update_heatmap(trace, path, by="layer", title=""):
 
     data, names_key = _per(trace, by)
     keep = np.isfinite(data["update"]).all(axis=1)  # drops record 0 (no update yet)
+    if not keep.any():
+        raise ValueError("the trace holds no update yet (only the initial record): train for "
+                         "at least one recording period (every_n_batches steps, or one epoch)")
     steps = data["step"][keep]
     relative = data["relative_update"][keep].T
     with np.errstate(divide="ignore"):

@@ -456,3 +456,14 @@ def test_trace_npz_round_trip_layers_and_plots(tmp_path):
                                       tmp_path / "m.png"),
     ]):
         assert is_png(png), i
+
+
+def test_heatmap_of_a_trace_without_updates_is_a_clear_error(tmp_path):
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    trace = WeightTrace(every_n_batches=50)
+    model.fit(np.zeros((4, 3)), np.zeros((4, 2)), batch_size=2, epochs=1, verbose=0,
+              callbacks=[trace])
+    with pytest.raises(ValueError, match="no update yet"):
+        callbacks.plot_update_heatmap(trace, tmp_path / "h.png")
