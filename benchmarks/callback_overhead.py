@@ -236,7 +236,7 @@ def markdown(results):
               "", f"WeightTrace memory after {results['memory_epochs']} epochs of {steps} steps "
               f"(default cap max_records = {DEFAULT_CAP}):", "",
               "| trace | records | stride | record arrays (bytes) | bound max_records × "
-              "bytes/record | all arrays (bytes) | on-device weight copy (bytes) |",
+              "bytes/record | all arrays (bytes) | host copy of the weights (bytes) |",
               "|---|---|---|---|---|---|---|"]
     for label, m in results["memory"].items():
         bound, total = m["record_bytes_bound"], m["total_bytes"]
