@@ -1,0 +1,359 @@
+"""CRNN text-line recognizer: convolutions -> map-to-sequence -> 2 BiLSTMs -> CTC logits.
+
+Shi, Bai, Yao, "An End-to-End Trainable Neural Network for Image-based Sequence Recognition
+and Its Application to Scene Text Recognition", TPAMI 2017 (arXiv:1507.05717), Table 1:
+
+    input  32 x W grey image                      (variable W: input shape (32, None, 1))
+    conv1  64 3x3 -> max-pool 2x2          16 x W/2
+    conv2 128 3x3 -> max-pool 2x2           8 x W/4
+    conv3 256 3x3, conv4 256 3x3 -> max-pool 2x1 (height only)   4 x W/4
+    conv5 512 3x3 + BN, conv6 512 3x3 + BN -> max-pool 2x1       2 x W/4
+    conv7 512 2x2 valid                      1 x (W/4 - 1)
+    map-to-sequence: one 512-d feature vector per column, T = W // 4 - 1 frames
+    BiLSTM 256 (+ linear join of both directions to 256), BiLSTM 256 (+ join to C)
+
+The join after each BiLSTM is the authors' `BiRnnJoin` (bgshih/crnn): a linear map of the
+concatenated directions; the second one is the transcription layer, so the model outputs
+logits (B, T, C), C = len(charset) + 1, class `losses.sequence.BLANK_INDEX` = 0 the blank.
+The paper's "1x2 windows" are pooled in height only (width kept); the authors' Torch code
+pads them (T = W/4 + 1); here T = W // 4 - 1 (`crnn_frames`), 24 frames for the paper's
+100-px-wide input, 31 for 128. Batch normalisation follows the paper's table (conv5, conv6;
+the authors' code puts it after conv3, conv5, conv7), with momentum 0.9 (Torch's default,
+the authors' framework; Keras's 0.99 lets the inference statistics lag far behind the
+weights in short runs).
+
+Parameters of `crnn` with the paper's 37 classes: 5,548,800 (convolutions) + 4,096 (two
+BatchNorms, half of them non-trainable statistics) + 2,775,845 (BiLSTM 512->2x256:
+1,574,912; join 131,328; BiLSTM 256->2x256: 1,050,624; logits 18,981) = 8,328,741
+≈ the paper's 8.3 M. `crnn_small` (widths 16-32-64-64-128-128-128, BiLSTM 64) has 526,245
+with 37 classes: a width for CPU training.
+
+The vocabulary travels with the model: the logits layer (`CTCLogits`, named "logits") keeps
+the charset in its config, so `model.save("m.keras")` / `keras.saving.load_model(...,
+safe_mode=True)` round-trip it and `charset_of(model)` reads it back (import `zoo` or
+`zoo.crnn` before loading, to register the layers).
+
+    model = zoo.create_model("crnn_small", charset="0123456789")
+    model.compile(loss=CTCLoss(zero_infinity=True), metrics=[CharacterErrorRate()])
+    recognize(model, images)                     # ['3141', '59', ...]
+    reader = build_inference_model(model)        # images -> ids (B, T), -1 padded
+    export_recognizer(model, "reader/")          # TF SavedModel: images -> strings
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import keras
+from keras import layers
+from losses.sequence import PAD_VALUE, ctc_beam_decode, ctc_greedy_decode
+from zoo.charset import LOWERCASE_ALPHANUMERIC, Charset
+from zoo.registry import register_model
+
+PAPER_FILTERS = (64, 128, 256, 256, 512, 512, 512)
+SMALL_FILTERS = (16, 32, 64, 64, 128, 128, 128)
+# after which convolution (0-based) a max-pool follows, and its (height, width) window
+_POOLS = {0: (2, 2), 1: (2, 2), 3: (2, 1), 5: (2, 1)}
+_BATCH_NORM = (4, 5)
+STRATEGIES = ("greedy", "beam")
+
+
+def crnn_frames(width: int) -> int:
+    """Frames T of a CRNN's output for an input `width` (both widths): W // 4 - 1."""
+    return int(width) // 4 - 1
+
+
+def _charset_or_none(charset):
+    if charset is None or isinstance(charset, Charset):
+        return charset
+    if isinstance(charset, dict):
+        return Charset.from_config(charset)
+    return Charset(charset)
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class CTCLogits(layers.Dense):
+    """Per-frame CTC logits over a charset plus the blank; keeps the charset in its config.
+
+    Formula:
+        logits[t] = W·x[t] + b,   C = len(charset) + 1 outputs, class 0 = blank
+
+    A `keras.layers.Dense` whose config also holds the characters, so a saved model carries
+    its vocabulary (`charset_of(model)`). Built from `units` alone it has no charset.
+
+    Args:
+        units: number of classes C. Defaults to None (`len(charset) + 1`).
+        charset: a `Charset`, a string of characters, or a Charset config. Defaults to None.
+        **kwargs: `keras.layers.Dense` arguments (name, dtype, initializers, ...).
+
+    Reference: Shi, Bai, Yao, "An End-to-End Trainable Neural Network for Image-based
+    Sequence Recognition", TPAMI 2017, §2.3 (transcription).
+    """
+
+    def __init__(self, units=None, charset=None, **kwargs):
+        charset = _charset_or_none(charset)
+        if units is None:
+            if charset is None:
+                raise ValueError("CTCLogits needs units (the number of classes) or a charset")
+            units = charset.num_classes
+        if charset is not None and int(units) != charset.num_classes:
+            raise ValueError(f"units={units} does not match the charset: {len(charset)} "
+                             f"characters + the blank = {charset.num_classes} classes")
+        super().__init__(int(units), **kwargs)
+        self.charset = charset
+
+    def get_config(self):
+        charset = None if self.charset is None else self.charset.characters
+        return {**super().get_config(), "charset": charset}
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class CTCDecoder(layers.Layer):
+    """CTC logits (B, T, C) -> decoded ids (B, T) int32, padded at the end with -1.
+
+    Formula:
+        greedy: ids = 𝓑(argmax_k logits[t, k])      beam: ids ≈ argmax_l p(l | logits)
+    with 𝓑 merging repeats and removing the blank 0 (`losses.sequence` decoders).
+
+    Args:
+        strategy: "greedy" (best path) or "beam" (prefix beam search). Defaults to "greedy".
+        beam_width: prefixes kept per step by the beam search. Defaults to 100.
+        **kwargs: layer arguments (name, ...).
+
+    Reference: Graves et al., "Connectionist Temporal Classification", ICML 2006, §3.2.
+    """
+
+    def __init__(self, strategy="greedy", beam_width=100, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+        if int(beam_width) < 1:
+            raise ValueError(f"beam_width must be >= 1; got {beam_width}")
+        self.strategy = strategy
+        self.beam_width = int(beam_width)
+
+    def call(self, logits):
+        return decode_logits(logits, self.strategy, self.beam_width)
+
+    def compute_output_spec(self, logits):
+        return keras.KerasTensor(tuple(logits.shape[:2]), dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "strategy": self.strategy,
+                "beam_width": self.beam_width}
+
+
+def decode_logits(logits, strategy="greedy", beam_width=100):
+    """CTC logits (B, T, C) -> ids (B, T) int32 padded with -1, by `strategy`.
+
+    Args:
+        logits: per-frame logits, blank = class 0.
+        strategy: "greedy" or "beam". Defaults to "greedy".
+        beam_width: beam width of the "beam" strategy. Defaults to 100.
+    """
+    if strategy == "greedy":
+        ids, _ = ctc_greedy_decode(logits, pad_value=PAD_VALUE)
+        return ids
+    if strategy == "beam":
+        ids, _, _ = ctc_beam_decode(logits, beam_width=beam_width, top_paths=1,
+                                    pad_value=PAD_VALUE)
+        return ids[:, 0]
+    raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+
+
+def _resolve_classes(num_classes, charset):
+    charset = _charset_or_none(charset)
+    if charset is None and num_classes is None:
+        charset = Charset(LOWERCASE_ALPHANUMERIC)
+    if charset is not None and num_classes is not None and int(num_classes) != charset.num_classes:
+        raise ValueError(f"num_classes={num_classes} does not match the charset: "
+                         f"{len(charset)} characters + the blank = {charset.num_classes}")
+    num_classes = charset.num_classes if charset is not None else int(num_classes)
+    if num_classes < 2:
+        raise ValueError(f"a CTC model needs at least 2 classes (blank + 1); got {num_classes}")
+    return num_classes, charset
+
+
+def _check_input_shape(input_shape):
+    if len(tuple(input_shape)) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels) with width None for "
+                         f"variable widths; got {input_shape!r}")
+    height, width, channels = tuple(input_shape)
+    if height is None or int(height) < 32:
+        raise ValueError(f"the CRNN needs an input height of at least 32 (4 poolings and a "
+                         f"2x2 convolution); got {height}")
+    if width is not None and crnn_frames(width) < 1:
+        raise ValueError(f"input width {width} gives no output frame; use width >= 8 or None")
+    return int(height), None if width is None else int(width), int(channels)
+
+
+def _build_crnn(name, num_classes, charset, input_shape, filters, rnn_units):
+    num_classes, charset = _resolve_classes(num_classes, charset)
+    height, width, channels = _check_input_shape(input_shape)
+    inputs = keras.Input((height, width, channels), name="image")
+    x = inputs
+    for index, units in enumerate(filters):
+        last = index == len(filters) - 1
+        x = layers.Conv2D(units, 2 if last else 3, padding="valid" if last else "same",
+                          name=f"conv{index + 1}")(x)
+        if index in _BATCH_NORM:
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{index + 1}")(x)
+        x = layers.ReLU(name=f"relu{index + 1}")(x)
+        if index in _POOLS:
+            x = layers.MaxPooling2D(_POOLS[index], strides=_POOLS[index],
+                                    name=f"pool{index + 1}")(x)
+    # (B, H', T, F) -> (B, T, H'·F): one feature vector per column (H' = 1 for 32-px input)
+    feature_height = x.shape[1]
+    x = layers.Permute((2, 1, 3), name="columns")(x)
+    x = layers.Reshape((-1, feature_height * filters[-1]), name="map_to_sequence")(x)
+    x = layers.Bidirectional(layers.LSTM(rnn_units, return_sequences=True), name="bilstm1")(x)
+    x = layers.Dense(rnn_units, name="bilstm1_join")(x)
+    x = layers.Bidirectional(layers.LSTM(rnn_units, return_sequences=True), name="bilstm2")(x)
+    logits = CTCLogits(num_classes, charset=charset, name="logits", dtype="float32")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+@register_model
+def crnn(num_classes=None, charset=None, input_shape=(32, None, 1)):
+    """CRNN of Shi, Bai, Yao (2015/2017): 7 convolutions, 2 BiLSTM-256, CTC logits.
+
+    8,328,741 parameters for the paper's 37 classes (36 characters + blank); see the module
+    docstring for the breakdown. Output (B, W // 4 - 1, C) logits, blank = class 0.
+
+    Args:
+        num_classes: number of classes C (characters + blank). Defaults to None (from
+            `charset`; with neither, the paper's 36 lowercase alphanumerics, C = 37).
+        charset: a `Charset` or a string of characters, stored with the model. Defaults to
+            None.
+        input_shape: (height, width, channels); width None accepts any width, height >= 32
+            (32 in the paper; taller inputs give several feature rows per column). Defaults
+            to (32, None, 1).
+
+    Reference: Shi, Bai, Yao, "An End-to-End Trainable Neural Network for Image-based
+    Sequence Recognition and Its Application to Scene Text Recognition", TPAMI 2017.
+    """
+    return _build_crnn("crnn", num_classes, charset, input_shape, PAPER_FILTERS, 256)
+
+
+@register_model
+def crnn_small(num_classes=None, charset=None, input_shape=(32, None, 1)):
+    """A narrow CRNN for CPU training: convolutions 16-32-64-64-128-128-128, 2 BiLSTM-64.
+
+    Same topology and frame count as `crnn`; 526,245 parameters for 37 classes.
+
+    Args:
+        num_classes: number of classes C (characters + blank). Defaults to None (from
+            `charset`; with neither, 36 lowercase alphanumerics, C = 37).
+        charset: a `Charset` or a string of characters, stored with the model. Defaults to
+            None.
+        input_shape: (height, width, channels), width None for any width. Defaults to
+            (32, None, 1).
+
+    Reference: Shi, Bai, Yao, "An End-to-End Trainable Neural Network for Image-based
+    Sequence Recognition and Its Application to Scene Text Recognition", TPAMI 2017.
+    """
+    return _build_crnn("crnn_small", num_classes, charset, input_shape, SMALL_FILTERS, 64)
+
+
+# ------------------------------------------------------------------ inference
+
+def _logits_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, CTCLogits):
+            yield layer
+        elif isinstance(layer, keras.Model):
+            yield from _logits_layers(layer)
+
+
+def charset_of(model) -> Charset:
+    """The `Charset` stored in the model's `CTCLogits` layer (ValueError if there is none)."""
+    for layer in _logits_layers(model):
+        if layer.charset is not None:
+            return layer.charset
+    raise ValueError(f"model {model.name!r} carries no charset (built from num_classes alone, "
+                     "or not a CRNN); build it with charset=... or pass charset= explicitly")
+
+
+def build_inference_model(model, strategy="greedy", beam_width=100) -> keras.Model:
+    """images -> decoded ids (B, T) int32 padded with -1; shares `model`'s weights.
+
+    The result still holds the `CTCLogits` layer, so `charset_of` works on it and a saved
+    copy keeps the vocabulary; `recognize(inference_model, images)` returns strings.
+
+    Args:
+        model: a model that outputs CTC logits (B, T, C), e.g. `crnn`.
+        strategy: "greedy" or "beam". Defaults to "greedy".
+        beam_width: beam width of the "beam" strategy. Defaults to 100.
+    """
+    ids = CTCDecoder(strategy, beam_width, name="ctc_decoder")(model.outputs[0])
+    return keras.Model(model.inputs, ids, name=f"{model.name}_reader")
+
+
+def recognize(model, images, strategy="greedy", beam_width=100, charset=None,
+              batch_size=64) -> list:
+    """Read text lines: images (N, H, W, C) -> N strings.
+
+    Args:
+        model: a CTC model (logits output) or its `build_inference_model` (ids output).
+        images: float32 images in [0, 1], shaped as the model's input.
+        strategy: "greedy" or "beam" (ignored for an inference model, which has its own).
+            Defaults to "greedy".
+        beam_width: beam width of the "beam" strategy. Defaults to 100.
+        charset: the vocabulary. Defaults to None (the one stored in the model).
+        batch_size: prediction batch size. Defaults to 64.
+    """
+    charset = _charset_or_none(charset)
+    charset = charset_of(model) if charset is None else charset
+    outputs = model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
+    if outputs.ndim == 2:  # already decoded ids
+        return charset.decode_batch(outputs)
+    ids = decode_logits(outputs, strategy, beam_width)
+    return charset.decode_batch(keras.ops.convert_to_numpy(ids))
+
+
+def export_recognizer(model, path, strategy="greedy", beam_width=100, charset=None):
+    """TensorFlow only: write a SavedModel whose `serve` maps images to strings.
+
+    `serve(images)` takes float32 (B, H, W, C) images (any width when the model accepts
+    any) and returns {"ids": int32 (B, T) padded with -1, "text": string (B,)}. String
+    tensors exist only in TensorFlow, hence this separate, lazily importing function; the
+    backend-agnostic path is `build_inference_model` + `Charset.decode_batch`.
+
+        reloaded = tf.saved_model.load(path)
+        reloaded.serve(images)["text"]         # [b'3141', b'59', ...]
+
+    Args:
+        model: a CTC model (logits output), e.g. `crnn`.
+        path: folder to write the SavedModel into.
+        strategy: "greedy" or "beam". Defaults to "greedy".
+        beam_width: beam width of the "beam" strategy. Defaults to 100.
+        charset: the vocabulary. Defaults to None (the one stored in the model).
+
+    Returns:
+        the `keras.export.ExportArchive` that was written.
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"export_recognizer writes a TensorFlow SavedModel and needs the "
+                         f"tensorflow backend; the backend is {keras.backend.backend()!r}")
+    import tensorflow as tf
+
+    charset = _charset_or_none(charset)
+    charset = charset_of(model) if charset is None else charset
+    reader = build_inference_model(model, strategy, beam_width)
+    # id 0 (blank) and the -1 padding (clipped to 0) become the empty string
+    vocabulary = tf.constant(["", *charset.characters])
+    archive = keras.export.ExportArchive()
+    archive.track(reader)
+
+    def serve(images):
+        ids = reader(images, training=False)
+        characters = tf.gather(vocabulary, tf.maximum(ids, 0))
+        return {"ids": ids, "text": tf.strings.reduce_join(characters, axis=-1)}
+
+    height, width, channels = reader.inputs[0].shape[1:]
+    archive.add_endpoint(
+        "serve", serve,
+        input_signature=[tf.TensorSpec((None, height, width, channels), tf.float32)])
+    archive.write_out(str(path), verbose=False)
+    return archive
