@@ -9,7 +9,8 @@ DEMO_OUT ?= runs/demo
 JAX_VENV ?= .venv-jax
 JAX_PY := $(JAX_VENV)/bin/python
 JAX_STAMP := $(JAX_VENV)/.losslab-installed
-JAX_TESTS := tests/test_losses_classification.py $(wildcard tests/test_losses_margin.py tests/test_head_model.py tests/test_losses_metric.py)
+JAX_TESTS := tests/test_losses_classification.py tests/test_losses_margin.py tests/test_head_model.py \
+             tests/test_losses_metric.py tests/test_mining.py $(wildcard tests/test_losses_intra_inter.py)
 
 .PHONY: demo test setup setup-jax data clean
 

@@ -6,28 +6,34 @@
     model.fit(x, y)                       # y: integer labels
 
 Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin` (CosFace,
-ArcFace, L-Softmax, SphereFace), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They
-stand on `base` (input checks), `heads` (the learnable last layers) and `head_model`
-(one label array for losses that read several head outputs). Importing this package
+ArcFace, L-Softmax, SphereFace), `metric` (centre, contrastive, triplet, triplet-constrained,
+`JointLoss` for metric + CE), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They stand
+on `base` (input checks), `distances` and `mining` (in-batch pairs and triplets), `heads`
+(the learnable last layers) and `head_model` (one label array for losses that read several
+head outputs). Importing this package
 registers every class with Keras, so saved models load with `safe_mode=True`.
 """
 
-from losses import boxes, classification, head_model, heads, margin, sequence
+from losses import (boxes, classification, distances, head_model, heads, margin, metric,
+                    mining, sequence)
 from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
                           SIoULoss, SmoothL1Loss, box_iou)
 from losses.classification import (FocalLoss, MulticlassHinge, ProbabilityMSE,
                                    WeightedCrossEntropy, effective_number_weights,
                                    inverse_frequency_weights)
 from losses.head_model import HeadModel
-from losses.heads import (CosineHead, LargeMarginHead, SphereHead, build_head, list_heads,
-                          make_model)
+from losses.heads import (CentreHead, CosineHead, EmbeddingHead, LargeMarginHead, SphereHead,
+                          build_head, list_heads, make_model)
 from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, SphereFaceLoss
+from losses.metric import (CenterLoss, ContrastiveLoss, JointLoss, TripletConstrainedLoss,
+                           TripletLoss)
 from losses.registry import LossRecipe, get_recipe, list_recipes, register_recipe
 from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 
 __all__ = [
     # families
-    "boxes", "classification", "head_model", "heads", "margin", "sequence",
+    "boxes", "classification", "distances", "head_model", "heads", "margin", "metric", "mining",
+    "sequence",
     # classification
     "FocalLoss", "MulticlassHinge", "ProbabilityMSE", "WeightedCrossEntropy",
     "effective_number_weights", "inverse_frequency_weights",
@@ -35,6 +41,9 @@ __all__ = [
     "ArcFaceLoss", "CosFaceLoss", "LargeMarginSoftmaxLoss", "SphereFaceLoss",
     "CosineHead", "LargeMarginHead", "SphereHead", "HeadModel", "build_head", "list_heads",
     "make_model",
+    # metric learning
+    "CenterLoss", "ContrastiveLoss", "TripletLoss", "TripletConstrainedLoss", "JointLoss",
+    "CentreHead", "EmbeddingHead",
     # sequence
     "BLANK_INDEX", "CTCLoss", "CTCInfeasibleCount",
     # boxes

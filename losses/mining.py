@@ -1,0 +1,182 @@
+"""In-batch pair and triplet mining from labels: the floor between distances and losses.
+
+Every miner works on one batch: integer class labels (B,) and, where it ranks candidates, a
+distance matrix (B, B) from `losses.distances` (larger = farther). It returns boolean masks or
+int32 indices of static shape — (B, B), (B, B, B), (B,) — never a list of variable length, so
+it runs under `jit_compile` / `jax.jit`. Mining only *selects*; it carries no gradient. A loss
+gathers the selected distances from its own (differentiable) distance matrix with
+`gather_columns`, so the gradient flows through exactly the chosen pairs.
+
+| miner                 | selects                                         | used by            |
+|-----------------------|-------------------------------------------------|--------------------|
+| `positive_mask`       | pairs (i, j), i ≠ j, same class                 | contrastive        |
+| `negative_mask`       | pairs (i, j) of different classes               | contrastive        |
+| `triplet_mask`        | all valid triplets (a, p, n)                    | batch-all triplet  |
+| `batch_hard`          | per anchor: farthest positive, nearest negative | batch-hard triplet |
+| `semi_hard_negatives` | per positive pair: FaceNet's semi-hard negative | semi-hard triplet  |
+| `contrastive_pairs`   | all pairs, or per anchor its two hardest pairs  | contrastive        |
+
+Anchors (or pairs) with nothing to select — a class alone in the batch, or a batch of one
+class — are reported as not valid; losses leave them out of their averages. P×K batches
+(`zoo.datasets.samplers.PKBatches`) make every anchor valid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from losses.base import concrete_numpy, static_shape
+
+MINING_ALL = "all"
+MINING_HARD = "hard"
+
+
+def class_ids(y_true, what="y_true"):
+    """Class labels of a batch as int32 (B,): integer (B,) / (B, 1), or one-hot (B, C > 1).
+
+    Metric losses compare labels only for equality, so any integers are accepted (no class
+    count is needed); non-integer values raise a `ValueError` when they are concrete.
+    """
+    shape = static_shape(y_true)
+    if len(shape) == 2 and shape[-1] is not None and shape[-1] > 1:
+        return ops.cast(ops.argmax(y_true, axis=-1), "int32")
+    if len(shape) == 2 and shape[-1] == 1:
+        y_true = ops.reshape(y_true, (-1,))
+    elif len(shape) != 1:
+        raise ValueError(f"{what} must be integer labels of shape (batch,) or (batch, 1), or "
+                         f"one-hot of shape (batch, num_classes); got shape {shape}")
+    values = concrete_numpy(y_true)
+    if values is not None and values.size and np.any(values != np.round(values)):
+        raise ValueError(f"{what} holds non-integer class labels, e.g. {values.ravel()[0]}")
+    return ops.cast(y_true, "int32")
+
+
+def _not_diagonal(labels):
+    index = ops.arange(ops.shape(labels)[0])
+    return ops.not_equal(ops.expand_dims(index, 1), ops.expand_dims(index, 0))
+
+
+def same_class_mask(labels):
+    """(B, B) bool: labels_i == labels_j (the diagonal included)."""
+    labels = ops.cast(labels, "int32")
+    return ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0))
+
+
+def positive_mask(labels):
+    """(B, B) bool: i ≠ j and labels_i == labels_j — the positive pairs."""
+    return ops.logical_and(same_class_mask(labels), _not_diagonal(labels))
+
+
+def negative_mask(labels):
+    """(B, B) bool: labels_i ≠ labels_j — the negative pairs."""
+    return ops.logical_not(same_class_mask(labels))
+
+
+def triplet_mask(labels):
+    """(B, B, B) bool: [a, p, n] is a valid triplet — a ≠ p, y_a = y_p, y_a ≠ y_n."""
+    return ops.logical_and(ops.expand_dims(positive_mask(labels), 2),
+                           ops.expand_dims(negative_mask(labels), 1))
+
+
+def gather_columns(matrix, index):
+    """matrix[i, index[i, ...]] for every row i: index (B,) -> (B,), index (B, K) -> (B, K)."""
+    if len(static_shape(index)) == 1:
+        return ops.take_along_axis(matrix, ops.expand_dims(index, 1), axis=1)[:, 0]
+    return ops.take_along_axis(matrix, index, axis=1)
+
+
+def masked_argmax(values, mask, axis=-1):
+    """int32 index of the largest `values` where `mask` holds (arbitrary where none does)."""
+    values = ops.stop_gradient(ops.cast(values, "float32"))
+    return ops.cast(ops.argmax(ops.where(mask, values, -np.inf), axis=axis), "int32")
+
+
+def masked_argmin(values, mask, axis=-1):
+    """int32 index of the smallest `values` where `mask` holds (arbitrary where none does)."""
+    values = ops.stop_gradient(ops.cast(values, "float32"))
+    return ops.cast(ops.argmin(ops.where(mask, values, np.inf), axis=axis), "int32")
+
+
+def batch_hard(distances, labels):
+    """Batch-hard mining (Hermans et al. 2017): per anchor its hardest positive and negative.
+
+    Formula:
+        p*(a) = argmax_{p: y_p = y_a, p ≠ a} d(a, p)
+        n*(a) = argmin_{n: y_n ≠ y_a} d(a, n)
+
+    Args:
+        distances: (B, B) distances, larger = farther.
+        labels: int (B,) class labels.
+
+    Returns:
+        (positive_index, negative_index, valid): int32 (B,), int32 (B,), bool (B,). An
+        anchor is valid when it has at least one positive and one negative; the indices
+        of an invalid anchor are arbitrary.
+    """
+    positives, negatives = positive_mask(labels), negative_mask(labels)
+    valid = ops.logical_and(ops.any(positives, axis=1), ops.any(negatives, axis=1))
+    return (masked_argmax(distances, positives), masked_argmin(distances, negatives), valid)
+
+
+def semi_hard_negatives(distances, labels):
+    """Semi-hard negative per positive pair (FaceNet), with TF-Addons' fallback.
+
+    Formula (for each positive pair (a, p)):
+        n*(a, p) = argmin_{n: y_n ≠ y_a, d(a, n) > d(a, p)} d(a, n)     if such n exists
+                 = argmax_{n: y_n ≠ y_a} d(a, n)                       otherwise (fallback)
+
+    FaceNet calls semi-hard the negatives with d(a, p) < d(a, n) < d(a, p) + margin. The
+    nearest negative beyond the positive is the hardest of them when any exists; when the
+    nearest one lies beyond d(a, p) + margin there is no semi-hard negative and the hinge
+    max(0, d(a,p) - d(a,n) + margin) is 0 whichever is chosen, so no margin is needed here.
+    When every negative is nearer than the positive (all are *hard*), the farthest negative
+    — the least hard — is taken: the rule of `tfa.losses.triplet_semihard_loss`
+    (negatives_outside / negatives_inside), which avoids the collapse that picking the
+    hardest negatives early in training causes (Schroff et al. 2015, §3.2).
+
+    Args:
+        distances: (B, B) distances, larger = farther.
+        labels: int (B,) class labels.
+
+    Returns:
+        (negative_index, valid, outside): int32 (B, B), bool (B, B), bool (B, B) — for each
+        pair [a, p]: the chosen negative; whether (a, p) is a positive pair whose anchor has
+        a negative; whether a negative beyond d(a, p) existed (False = fallback used).
+    """
+    d = ops.stop_gradient(ops.cast(distances, "float32"))
+    positives, negatives = positive_mask(labels), negative_mask(labels)
+    d_an = ops.expand_dims(d, 1)                              # [a, ., n]
+    d_ap = ops.expand_dims(d, 2)                              # [a, p, .]
+    negatives_3d = ops.expand_dims(negatives, 1)              # [a, ., n]
+    beyond = ops.logical_and(negatives_3d, ops.greater(d_an, d_ap))
+    outside = ops.any(beyond, axis=2)
+    nearest_beyond = masked_argmin(d_an, beyond)                       # where() broadcasts
+    farthest = ops.expand_dims(masked_argmax(d, negatives), 1)          # (B, 1)
+    negative_index = ops.where(outside, nearest_beyond, farthest)
+    valid = ops.logical_and(positives, ops.any(negatives, axis=1, keepdims=True))
+    return negative_index, valid, outside
+
+
+def contrastive_pairs(distances, labels, mining=MINING_ALL):
+    """Pairs for the contrastive loss: (positive_pairs, negative_pairs), bool (B, B) each.
+
+    - "all": every ordered pair i ≠ j (each unordered pair appears twice, which leaves
+      averages unchanged);
+    - "hard": per anchor i with at least one positive and one negative, its batch-hard pair
+      of each kind (`batch_hard`): the farthest positive and the nearest negative.
+
+    Args:
+        distances: (B, B) distances (only read for "hard").
+        labels: int (B,) class labels.
+        mining: "all" or "hard". Defaults to `"all"`.
+    """
+    if mining == MINING_ALL:
+        return positive_mask(labels), negative_mask(labels)
+    if mining == MINING_HARD:
+        positive_index, negative_index, valid = batch_hard(distances, labels)
+        columns = ops.expand_dims(ops.arange(ops.shape(labels)[0], dtype="int32"), 0)
+        valid = ops.expand_dims(valid, 1)
+        return (ops.logical_and(ops.equal(ops.expand_dims(positive_index, 1), columns), valid),
+                ops.logical_and(ops.equal(ops.expand_dims(negative_index, 1), columns), valid))
+    raise ValueError(f"mining must be 'all' or 'hard', got {mining!r}")

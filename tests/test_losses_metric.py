@@ -1,0 +1,558 @@
+"""Tests for losses/metric.py and the "embedding" / "centre" heads: brute-force NumPy references
+written here (loops over all pairs and triplets), hand-computed cases, limits (one class, zero
+and identical embeddings), finite-difference gradients, Keras cross-entropy as the λ = 0 limit,
+the loss contract for every class, HeadModel fits with integer labels, recipes, bad input."""
+
+import itertools
+import math
+
+import keras
+import loss_contract
+import numpy as np
+import pytest
+from gradients import value_and_grad
+from keras import ops
+from loss_contract import check_policies, check_sample_weight, check_serialization
+
+from losses import metric as mt
+from losses.head_model import HeadModel
+from losses.heads import CentreHead, EmbeddingHead, build_head, list_heads, make_model
+from losses.registry import get_recipe
+
+RNG = np.random.default_rng(11)
+LABELS = np.array([0, 1, 0, 2, 1, 0, 2, 1, 3], dtype="int64")  # class 3 is alone
+N, C, D = len(LABELS), 4, 3
+EMB = RNG.normal(size=(N, D)).astype("float32")
+SCORES = RNG.normal(scale=2.0, size=(N, C)).astype("float32")
+
+
+def per_sample(loss, y_true, y_pred):
+    loss.reduction = None
+    return ops.convert_to_numpy(loss(y_true, y_pred))
+
+
+# --------------------------------------------------------------------------- NumPy references
+
+
+def np_distances(e, squared=False, normalize=False):
+    e = np.asarray(e, "float64")
+    if normalize:
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-6)
+    d2 = np.array([[np.sum((x - y) ** 2) for y in e] for x in e])
+    return d2 if squared else np.sqrt(d2)
+
+
+def np_share(anchor_sums, count):
+    """Per-sample values whose mean is Σ / count (the module's convention)."""
+    return np.asarray(anchor_sums) * len(anchor_sums) / max(count, 1)
+
+
+def positives_of(labels, a):
+    return [p for p in range(len(labels)) if p != a and labels[p] == labels[a]]
+
+
+def negatives_of(labels, a):
+    return [n for n in range(len(labels)) if labels[n] != labels[a]]
+
+
+def np_contrastive(labels, e, margin=1.0, mining="all", normalize=False):
+    d = np_distances(e, normalize=normalize)
+    sums, count = np.zeros(len(labels)), 0
+    for a in range(len(labels)):
+        pos, neg = positives_of(labels, a), negatives_of(labels, a)
+        if mining == "hard":
+            if not pos or not neg:
+                continue
+            pos, neg = [max(pos, key=lambda p: d[a, p])], [min(neg, key=lambda n: d[a, n])]
+        for p in pos:
+            sums[a] += d[a, p] ** 2
+            count += 1
+        for n in neg:
+            sums[a] += max(0.0, margin - d[a, n]) ** 2
+            count += 1
+    return np_share(sums, count)
+
+
+def np_triplet(labels, e, margin=0.3, mining="batch_hard", distance="euclidean",
+               normalize=False, soft_margin=False):
+    d = np_distances(e, squared=distance == "squared", normalize=normalize)
+
+    def hinge(x):
+        return math.log1p(math.exp(x)) if soft_margin else max(0.0, x + margin)
+
+    sums, count = np.zeros(len(labels)), 0
+    for a in range(len(labels)):
+        pos, neg = positives_of(labels, a), negatives_of(labels, a)
+        if not pos or not neg:
+            continue
+        if mining == "batch_all":
+            for p, n in itertools.product(pos, neg):
+                loss = hinge(d[a, p] - d[a, n])
+                sums[a] += loss
+                count += loss > 0
+        elif mining == "batch_hard":
+            p, n = max(pos, key=lambda p: d[a, p]), min(neg, key=lambda n: d[a, n])
+            sums[a] += hinge(d[a, p] - d[a, n])
+            count += 1
+        else:  # semi_hard, TF-Addons rule
+            for p in pos:
+                beyond = [n for n in neg if d[a, n] > d[a, p]]
+                n = min(beyond, key=lambda n: d[a, n]) if beyond else max(neg,
+                                                                          key=lambda n: d[a, n])
+                sums[a] += hinge(d[a, p] - d[a, n])
+                count += 1
+    return np_share(sums, count)
+
+
+def np_ce(labels, logits):
+    z = np.asarray(logits, "float64")
+    z = z - z.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return -log_p[np.arange(len(labels)), labels]
+
+
+def np_constrained(labels, scores, alpha=0.1, beta=0.1, form="faithful", margin=1.0,
+                   features="sigmoid", mining="batch_hard"):
+    s = np.asarray(scores, "float64")
+    if features == "sigmoid":
+        p = 1 / (1 + np.exp(-s))
+    elif features == "softmax":
+        p = np.exp(s - s.max(1, keepdims=True))
+        p = p / p.sum(1, keepdims=True)
+    else:
+        p = s
+    d = np_distances(p, squared=True)
+
+    def term(i, j, n):
+        value = alpha * 0.5 * d[i, j] - beta * 0.5 * min(d[i, n], d[j, n])
+        return value if form == "faithful" else max(0.0, margin + value)
+
+    sums, count = np.zeros(len(labels)), 0
+    for a in range(len(labels)):
+        pos, neg = positives_of(labels, a), negatives_of(labels, a)
+        if not pos or not neg:
+            continue
+        if mining == "batch_hard":
+            j = max(pos, key=lambda j: d[a, j])
+            n = min(neg, key=lambda n: min(d[a, n], d[j, n]))
+            sums[a] += term(a, j, n)
+            count += 1
+        else:
+            for j, n in itertools.product(pos, neg):
+                sums[a] += term(a, j, n)
+                count += 1
+    return np_ce(labels, s) + np_share(sums, count)
+
+
+# --------------------------------------------------------------------------- heads
+
+
+def test_embedding_head_outputs_logits_and_the_embedding():
+    head = EmbeddingHead(C)
+    out = {k: ops.convert_to_numpy(v) for k, v in head(EMB).items()}
+    w, b = (ops.convert_to_numpy(v) for v in (head.kernel, head.bias))
+    np.testing.assert_allclose(out["scores"], EMB @ w + b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out["embedding"], EMB)
+    assert out["scores"].dtype == np.float32
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "mahalanobis"])
+def test_centre_head_distances_match_numpy(metric):
+    head = CentreHead(C, metric=metric, epsilon=0.01)
+    head(EMB)  # build
+    if metric == "mahalanobis":
+        head.metric_factor.assign(RNG.normal(size=(D, D)).astype("float32"))
+    out = {k: ops.convert_to_numpy(v) for k, v in head(EMB).items()}
+    centres = ops.convert_to_numpy(head.centres()).astype("float64")
+    if metric == "euclidean":
+        m = np.eye(D)
+    else:
+        factor = ops.convert_to_numpy(head.metric_factor).astype("float64")
+        m = factor @ factor.T + 0.01 * np.eye(D)
+    expected = np.array([[(x - c) @ m @ (x - c) for c in centres] for x in EMB.astype("float64")])
+    np.testing.assert_allclose(out["distances"], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(head.metric_matrix()), m, rtol=1e-5,
+                               atol=1e-6)
+    assert np.all(np.linalg.eigvalsh(ops.convert_to_numpy(head.metric_matrix())) > 0)
+    assert sorted(out) == ["distances", "embedding", "scores"]
+    np.testing.assert_allclose(ops.convert_to_numpy(head.distances(EMB)), out["distances"])
+
+
+def test_centre_head_moving_average_follows_wen_et_al_with_predicted_classes():
+    head = CentreHead(C, centre_update="moving_average", alpha=0.5)
+    out = head(EMB, training=False)  # builds; no update outside training
+    before = ops.convert_to_numpy(head.centres()).astype("float64")
+    np.testing.assert_array_equal(before, ops.convert_to_numpy(head.centres()))
+    assert not head.class_centres.trainable
+    predicted = np.argmax(ops.convert_to_numpy(out["scores"]), axis=1)
+    out = head(EMB, training=True)
+    after = ops.convert_to_numpy(head.centres())
+    expected = before.copy()
+    for j in range(C):  # c_j -= α Σ_i δ_ij (c_j - x_i) / (1 + Σ_i δ_ij)
+        members = EMB[predicted == j].astype("float64")
+        expected[j] -= 0.5 * (len(members) * before[j] - members.sum(0)) / (1 + len(members))
+    np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-6)
+    # the step's distances use the centres from before the update
+    np.testing.assert_allclose(ops.convert_to_numpy(out["distances"]),
+                               [[np.sum((x - c) ** 2) for c in before] for x in EMB],
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["embedding", "centre"])
+def test_heads_config_round_trip_and_registry(name):
+    kwargs = {"metric": "mahalanobis", "centre_update": "moving_average", "alpha": 0.3,
+              "epsilon": 0.1} if name == "centre" else {}
+    head = build_head(name, C, kernel_initializer="he_normal", **kwargs)
+    clone = type(head).from_config(head.get_config())
+    assert clone.get_config() == head.get_config() and name in list_heads()
+
+
+def test_centre_head_rejects_bad_options():
+    for kwargs, match in [({"metric": "cosine"}, "metric"), ({"centre_update": "ema"}, "centre"),
+                          ({"alpha": 0.0}, "alpha"), ({"epsilon": -1.0}, "epsilon")]:
+        with pytest.raises(ValueError, match=match):
+            CentreHead(C, **kwargs)
+
+
+# --------------------------------------------------------------------------- centre loss
+
+
+def test_center_loss_matches_numpy_and_reads_the_centre_head():
+    distances = RNG.uniform(0, 5, size=(N, C)).astype("float32")
+    got = per_sample(mt.CenterLoss(), LABELS, {"distances": distances})
+    np.testing.assert_allclose(got, 0.5 * distances[np.arange(N), LABELS], rtol=1e-6)
+    head = CentreHead(C)
+    out = head(EMB)
+    centres = ops.convert_to_numpy(head.centres())
+    expected = 0.5 * np.mean(np.sum((EMB - centres[LABELS]) ** 2, axis=1))
+    np.testing.assert_allclose(float(mt.CenterLoss()(np.eye(C)[LABELS], out)), expected,
+                               rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- contrastive loss
+
+
+@pytest.mark.parametrize("mining,normalize", [("all", False), ("hard", False), ("all", True)])
+def test_contrastive_matches_brute_force(mining, normalize):
+    loss = mt.ContrastiveLoss(margin=1.5, mining=mining, normalize=normalize)
+    expected = np_contrastive(LABELS, EMB, 1.5, mining, normalize)
+    np.testing.assert_allclose(per_sample(loss, LABELS, EMB), expected, rtol=1e-5, atol=1e-6)
+    got = mt.ContrastiveLoss(margin=1.5, mining=mining, normalize=normalize)(
+        LABELS[:, None], {"embedding": EMB, "scores": SCORES})
+    np.testing.assert_allclose(float(got), expected.mean(), rtol=1e-5)
+
+
+def test_contrastive_hand_case():
+    # points 0, 1, 3 with labels a, a, b; m = 2.5: pair (0,1) d² = 1; (0,2) d = 3 -> 0;
+    # (1,2) d = 2 -> 0.5² = 0.25. Ordered pairs: 6, sum 2·1.25 -> mean 2.5 / 6.
+    got = mt.ContrastiveLoss(margin=2.5)(np.array([0, 0, 1]),
+                                         np.array([[0.0], [1.0], [3.0]], "float32"))
+    np.testing.assert_allclose(float(got), 2.5 / 6, rtol=1e-6)
+
+
+def test_contrastive_limits_one_class_and_coincident_points():
+    same = np.zeros(N, "int64")
+    np.testing.assert_allclose(per_sample(mt.ContrastiveLoss(), same, EMB),
+                               np_contrastive(same, EMB), rtol=1e-5)
+    # zero embeddings: positives cost 0, negatives m², finite (zero) gradients
+    value, grad = value_and_grad(lambda e: mt.ContrastiveLoss(margin=2.0)(LABELS, e),
+                                 np.zeros((N, D), "float32"))
+    negatives = sum(len(negatives_of(LABELS, a)) for a in range(N))
+    np.testing.assert_allclose(value, 4.0 * negatives / (N * (N - 1)), rtol=1e-6)
+    assert np.all(np.isfinite(grad))
+    for loss in (mt.ContrastiveLoss(normalize=True), mt.ContrastiveLoss(mining="hard")):
+        value, grad = value_and_grad(lambda e: loss(LABELS, e), np.ones((N, D), "float32"))
+        assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def np_numeric_gradient(fn, x, eps=1e-4):
+    x = np.asarray(x, "float64")
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        grad[index] = (fn(x + step) - fn(x - step)) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("loss,reference", [
+    (mt.ContrastiveLoss(margin=1.5), lambda e: np_contrastive(LABELS, e, 1.5).mean()),
+    (mt.TripletLoss(), lambda e: np_triplet(LABELS, e).mean()),
+    (mt.TripletLoss(mining="semi_hard", margin=1.0),
+     lambda e: np_triplet(LABELS, e, 1.0, "semi_hard").mean()),
+])
+def test_gradients_match_finite_differences_of_the_numpy_reference(loss, reference):
+    _, grad = value_and_grad(lambda e: loss(LABELS, e), EMB)
+    np.testing.assert_allclose(grad, np_numeric_gradient(reference, EMB), rtol=2e-3, atol=2e-4)
+
+
+# --------------------------------------------------------------------------- triplet loss
+
+
+@pytest.mark.parametrize("mining", mt.TRIPLET_MINING)
+@pytest.mark.parametrize("distance,normalize,soft", [("euclidean", False, False),
+                                                     ("squared", True, False),
+                                                     ("euclidean", False, True)])
+def test_triplet_matches_brute_force(mining, distance, normalize, soft):
+    loss = mt.TripletLoss(margin=0.5, mining=mining, distance=distance, normalize=normalize,
+                          soft_margin=soft)
+    expected = np_triplet(LABELS, EMB, 0.5, mining, distance, normalize, soft)
+    np.testing.assert_allclose(per_sample(loss, LABELS, {"embedding": EMB}), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_triplet_hand_case_on_a_line():
+    # mining worked out in test_mining.py: anchors 0..4 -> (d_ap, d_an) = (3, 1.5), (2, 0.5),
+    # (3, 1.5), (3.5, 0.5), (3.5, 2); anchor 5 is alone. Margin 0.3.
+    points = np.array([0.0, 1.0, 3.0, 1.5, 5.0, 10.0], "float32")[:, None]
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    losses = np.array([1.8, 1.8, 1.8, 3.3, 1.8, 0.0])
+    got = per_sample(mt.TripletLoss(margin=0.3), labels, points)
+    np.testing.assert_allclose(got, losses * 6 / 5, rtol=1e-5)
+    np.testing.assert_allclose(got.mean(), 10.5 / 5, rtol=1e-5)
+
+
+def test_batch_all_averages_over_positive_triplets_only():
+    # two classes far apart: every triplet satisfied but one anchor whose negative is close
+    points = np.array([[0.0], [0.1], [10.0], [10.1], [0.3]], "float32")
+    labels = np.array([0, 0, 1, 1, 1])
+    got = float(mt.TripletLoss(margin=1.0, mining="batch_all")(labels, points))
+    losses = [max(0.0, abs(points[a, 0] - points[p, 0]) - abs(points[a, 0] - points[n, 0]) + 1)
+              for a, p, n in itertools.permutations(range(5), 3)
+              if labels[a] == labels[p] != labels[n]]
+    positive = [v for v in losses if v > 0]
+    assert 0 < len(positive) < len(losses)
+    np.testing.assert_allclose(got, np.sum(positive) / len(positive), rtol=1e-5)
+
+
+@pytest.mark.parametrize("mining", mt.TRIPLET_MINING)
+def test_triplet_limits_zero_and_identical_embeddings(mining):
+    loss = mt.TripletLoss(margin=0.3, mining=mining)
+    for e in (np.zeros((N, D), "float32"), np.tile([[1.0, -2.0, 0.5]], (N, 1)).astype("float32")):
+        value, grad = value_and_grad(lambda x: loss(LABELS, x), e)
+        # every triplet has d(a,p) = d(a,n) = 0 -> loss = margin for each (class 3 has none)
+        np.testing.assert_allclose(value, 0.3, atol=1e-3)  # mean over the valid triplets
+        assert np.all(np.isfinite(grad))
+    value, grad = value_and_grad(lambda x: mt.TripletLoss(normalize=True, mining=mining)(
+        np.zeros(N, "int64"), x), np.zeros((N, D), "float32"))
+    assert value == 0.0 and np.all(np.isfinite(grad))  # one class: no triplet at all
+
+
+# --------------------------------------------------------------------------- triplet-constrained
+
+
+@pytest.mark.parametrize("form,features,mining", [
+    ("faithful", "sigmoid", "batch_hard"), ("faithful", "softmax", "batch_all"),
+    ("hinge", "logits", "batch_hard"), ("hinge", "sigmoid", "batch_all")])
+def test_triplet_constrained_matches_brute_force(form, features, mining):
+    loss = mt.TripletConstrainedLoss(alpha=0.7, beta=0.4, form=form, margin=0.5,
+                                     features=features, mining=mining)
+    expected = np_constrained(LABELS, SCORES, 0.7, 0.4, form, 0.5, features, mining)
+    np.testing.assert_allclose(per_sample(loss, LABELS, SCORES), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_triplet_constrained_is_cross_entropy_without_constraint_and_bounded():
+    keras_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(LABELS, SCORES)
+    got = mt.TripletConstrainedLoss(alpha=0.0, beta=0.0)(LABELS, SCORES)
+    np.testing.assert_allclose(float(got), float(keras_ce), rtol=1e-5)
+    # faithful on sigmoid features: L >= -β·C/2 however far apart the scores are
+    huge = (100.0 * np.sign(RNG.normal(size=(N, C)))).astype("float32")
+    per = per_sample(mt.TripletConstrainedLoss(beta=1.0), LABELS, huge)
+    assert np.all(np.isfinite(per)) and per.mean() >= -1.0 * C / 2
+    assert per_sample(mt.TripletConstrainedLoss(form="hinge", features="logits"), LABELS,
+                      huge).min() >= 0.0
+    # zero scores: p = ½ everywhere, L1 = L2 = 0 -> log C; finite gradients
+    value, grad = value_and_grad(lambda s: mt.TripletConstrainedLoss()(LABELS, s),
+                                 np.zeros((N, C), "float32"))
+    np.testing.assert_allclose(value, math.log(C), rtol=1e-6)
+    assert np.all(np.isfinite(grad))
+
+
+# --------------------------------------------------------------------------- JointLoss
+
+
+def test_joint_loss_adds_weighted_cross_entropy_and_metric():
+    out = {"scores": SCORES, "embedding": EMB}
+    joint = mt.JointLoss(mt.TripletLoss(), metric_weight=0.3, cross_entropy_weight=2.0)
+    expected = 2.0 * np_ce(LABELS, SCORES) + 0.3 * np_triplet(LABELS, EMB)
+    np.testing.assert_allclose(per_sample(joint, LABELS, out), expected, rtol=1e-5, atol=1e-6)
+    assert joint.head_keys == ("scores", "embedding")
+    keras_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(LABELS, SCORES)
+    got = mt.JointLoss(mt.TripletLoss(), metric_weight=0.0)(LABELS, out)
+    np.testing.assert_allclose(float(got), float(keras_ce), rtol=1e-5)
+    # a metric without head keys gets the scores tensor, from a dict or a plain tensor
+    plain = mt.JointLoss(keras.losses.CategoricalHinge(), metric_weight=0.5)
+    assert plain.head_keys == ()
+    hinge = keras.losses.CategoricalHinge(reduction=None)(np.eye(C)[LABELS], SCORES)
+    np.testing.assert_allclose(per_sample(plain, np.eye(C)[LABELS], SCORES),
+                               np_ce(LABELS, SCORES) + 0.5 * ops.convert_to_numpy(hinge),
+                               rtol=1e-5)
+
+
+def test_joint_loss_serializes_the_nested_loss():
+    joint = mt.JointLoss(mt.TripletLoss(margin=0.7, mining="semi_hard"), metric_weight=0.2)
+    config = joint.get_config()
+    assert config["metric"]["class_name"] == "TripletLoss"
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(joint))
+    assert isinstance(clone.metric, mt.TripletLoss) and clone.metric.mining == "semi_hard"
+    assert clone.get_config() == config
+
+
+# --------------------------------------------------------------------------- the loss contract
+
+# The metric losses are checked inside the JointLoss they are trained with (the nested loss is
+# saved, restored and compared with it, and its maths runs under every policy); each class's
+# own config is checked on its own. One fit per family keeps the file fast.
+CONTRACT = {
+    "center": (lambda: mt.JointLoss(mt.CenterLoss(), metric_weight=0.1),
+               lambda: build_head("centre", C, metric="mahalanobis",
+                                  centre_update="moving_average")),
+    "contrastive": (lambda: mt.JointLoss(mt.ContrastiveLoss(mining="hard", normalize=True)),
+                    lambda: build_head("embedding", C)),
+    "triplet": (lambda: mt.JointLoss(mt.TripletLoss(mining="semi_hard"), metric_weight=0.5),
+                lambda: build_head("embedding", C)),
+    "triplet_constrained": (lambda: mt.TripletConstrainedLoss(mining="batch_all"),
+                            lambda: build_head("softmax", C)),
+}
+
+
+@pytest.mark.parametrize("loss", [
+    mt.CenterLoss(), mt.ContrastiveLoss(margin=2.0, mining="hard", normalize=True),
+    mt.TripletLoss(margin=0.1, mining="batch_all", distance="squared", normalize=True,
+                   soft_margin=True),
+    mt.TripletConstrainedLoss(alpha=0.2, beta=0.3, form="hinge", margin=0.4, features="logits",
+                              mining="batch_all"),
+    mt.JointLoss(mt.CenterLoss(), metric_weight=0.2, cross_entropy_weight=0.5)])
+def test_contract_config_complete(loss):
+    loss_contract.check_config_complete(loss)
+    clone = type(loss).from_config(loss.get_config())
+    assert clone.get_config() == loss.get_config()
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is type(loss) and restored.get_config() == loss.get_config()
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_contract_serialization(name, tmp_path):
+    make_loss, make_head = CONTRACT[name]
+    check_serialization(make_loss, make_head, C, tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_contract_policies(name):
+    make_loss, make_head = CONTRACT[name]
+    check_policies(make_loss, make_head, C)
+
+
+def test_contract_sample_weight():
+    labels = np.array([0, 1, 0, 1, 2, 2, 3, 3])
+    emb = RNG.normal(size=(8, D)).astype("float32")
+    scores = RNG.normal(size=(8, C)).astype("float32")
+    out = {"scores": scores, "embedding": emb, "distances": RNG.uniform(size=(8, C))}
+    for mining in mt.TRIPLET_MINING:
+        check_sample_weight(lambda: mt.TripletLoss(mining=mining), labels, emb)
+    for make_loss, y_pred in [
+            (mt.CenterLoss, out), (mt.ContrastiveLoss, emb),
+            (lambda: mt.ContrastiveLoss(mining="hard"), out),
+            (mt.TripletConstrainedLoss, scores),
+            (lambda: mt.TripletConstrainedLoss(form="hinge", mining="batch_all"), scores),
+            (lambda: mt.JointLoss(mt.ContrastiveLoss(), metric_weight=0.5), out)]:
+        check_sample_weight(make_loss, labels, y_pred)
+
+
+# --------------------------------------------------------------------------- HeadModel fits
+
+
+def blobs(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = 3.0 * rng.normal(size=(C, 8))
+    y = np.arange(n) % C
+    return (centres[y] + 0.5 * rng.normal(size=(n, 8))).astype("float32"), y.astype("int64")
+
+
+@pytest.mark.parametrize("head,loss", [
+    ("centre", mt.JointLoss(mt.CenterLoss(), metric_weight=0.1)),
+    ("embedding", mt.JointLoss(mt.TripletLoss(), metric_weight=1.0))])
+def test_head_model_fits_with_integer_labels(head, loss):
+    # y = arange % C: every unshuffled batch of 16 is a 4×4 P×K batch (what PKBatches gives;
+    # zoo.datasets is not imported here, the JAX test venv lacks its tqdm dependency)
+    x, y = blobs()
+    model = loss_contract.tiny_model(lambda: build_head(head, C))
+    assert isinstance(model, HeadModel)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss, metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=16, shuffle=False, epochs=4, verbose=0)
+    seen = history.history["loss"]
+    assert np.all(np.isfinite(seen)) and seen[-1] < seen[0]
+    scores = model.predict(x, verbose=0)
+    assert scores.shape == (len(x), C) and np.mean(scores.argmax(1) == y) > 0.9
+    assert history.history["accuracy"][-1] > 0.9
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+@pytest.mark.parametrize("name,head,balanced,kind", [
+    ("centre", "centre", False, mt.CenterLoss), ("contrastive", "embedding", True,
+                                                 mt.ContrastiveLoss),
+    ("triplet", "embedding", True, mt.TripletLoss),
+    ("triplet_constrained", "softmax", True, mt.TripletConstrainedLoss)])
+def test_recipes(name, head, balanced, kind):
+    recipe = get_recipe(name)
+    assert recipe.head == head and recipe.balanced_batches == balanced and head in list_heads()
+    loss = recipe.build_loss(C)
+    assert isinstance(loss.metric if isinstance(loss, mt.JointLoss) else loss, kind)
+    model = make_model(*_tiny(build_head(head, C, **recipe.head_kwargs)))
+    model.compile(optimizer="adam", loss=loss)
+    x, y = blobs(16)
+    assert np.isfinite(model.train_on_batch(x, y))
+
+
+def _tiny(head):
+    inputs = keras.Input((8,))
+    return inputs, head(keras.layers.Dense(D, name="embedding")(inputs))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_errors_name_what_was_expected():
+    with pytest.raises(ValueError, match="9 samples but the embedding has 5"):
+        mt.TripletLoss()(LABELS, EMB[:5])
+    with pytest.raises(ValueError, match=r"\(batch, dim\)"):
+        mt.ContrastiveLoss()(LABELS, EMB[None])
+    with pytest.raises(ValueError, match=r"\(batch,\) or \(batch, 1\)"):
+        mt.TripletLoss()(LABELS[:, None, None], EMB)
+    with pytest.raises(ValueError, match="one-hot with 3 classes"):
+        mt.TripletConstrainedLoss()(np.eye(3)[[0, 1, 2, 0]], SCORES[:4])
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\]"):
+        mt.CenterLoss()(LABELS + 1, {"distances": SCORES})
+    with pytest.raises(ValueError, match="'centre' head"):
+        mt.CenterLoss()(LABELS, {"scores": SCORES, "embedding": EMB})
+    with pytest.raises(ValueError, match="'centre' head"):
+        mt.CenterLoss()(LABELS, SCORES)
+    with pytest.raises(ValueError, match="'embedding' head"):
+        mt.TripletLoss()(LABELS, {"scores": SCORES})
+    with pytest.raises(ValueError, match="'centre' head"):
+        mt.JointLoss(mt.CenterLoss())(LABELS, SCORES)
+    with pytest.raises(ValueError, match="mining"):
+        mt.triplet_loss(LABELS, EMB, mining="hardest")
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: mt.TripletLoss(mining="hardest"), "mining"),
+    (lambda: mt.TripletLoss(distance="cosine"), "distance"),
+    (lambda: mt.TripletLoss(margin=-0.1), "margin"),
+    (lambda: mt.TripletLoss(normalize="yes"), "normalize"),
+    (lambda: mt.ContrastiveLoss(mining="semi_hard"), "mining"),
+    (lambda: mt.ContrastiveLoss(margin=0.0), "margin"),
+    (lambda: mt.TripletConstrainedLoss(form="soft"), "form"),
+    (lambda: mt.TripletConstrainedLoss(features="tanh"), "features"),
+    (lambda: mt.TripletConstrainedLoss(features="logits"), "bounded"),
+    (lambda: mt.TripletConstrainedLoss(mining="semi_hard"), "mining"),
+    (lambda: mt.TripletConstrainedLoss(alpha=float("nan")), "alpha"),
+    (lambda: mt.JointLoss("triplet"), "keras.losses.Loss"),
+    (lambda: mt.JointLoss(mt.JointLoss(mt.CenterLoss())), "JointLoss"),
+    (lambda: mt.JointLoss(mt.CenterLoss(), metric_weight=-1.0), "metric_weight"),
+])
+def test_bad_options_raise(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
