@@ -61,10 +61,11 @@ def fit_seconds_bare(dataset, epochs, seed, train_limit=None):
     x_val, y_val = datasets.load(dataset, "validation", **common)
     model = train.build_model(config, 10, x.shape[1:])
     train.compile_model(model, config, 10, int(np.ceil(len(y) / config.batch_size)))
-    started = time.perf_counter()
-    model.fit(x, y, batch_size=config.batch_size, epochs=epochs, validation_data=(x_val, y_val),
-              verbose=0, shuffle=True)
-    return time.perf_counter() - started, len(y)
+    with train.deterministic_ops(config.deterministic):  # as zoo.train runs it
+        started = time.perf_counter()
+        model.fit(x, y, batch_size=config.batch_size, epochs=epochs,
+                  validation_data=(x_val, y_val), verbose=0, shuffle=True)
+        return time.perf_counter() - started, len(y)
 
 
 def overhead_runs(dataset, reps, epochs, workdir, train_limit=None):

@@ -16,3 +16,14 @@ def _float32_policy():
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_op_determinism():
+    """TF op determinism makes Keras silently drop jit_compile for every later model, which
+    would turn the jit checks of later tests into plain graph runs. Nothing may leave it on."""
+    yield
+    if keras.backend.backend() == "tensorflow":
+        from tensorflow.python.framework import config as tf_config
+
+        assert not tf_config.is_op_determinism_enabled(), "a test left op determinism on"

@@ -124,6 +124,7 @@ def test_no_source_error_names_every_source_and_the_fix(isolated):
 def test_offline_probe_does_not_block(monkeypatch):
     def hang(*args, **kwargs):
         time.sleep(30)
+        raise OSError("no answer")
 
     monkeypatch.setattr(sources.socket, "create_connection", hang)
     started = time.perf_counter()

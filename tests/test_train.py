@@ -151,3 +151,21 @@ def test_recipes_with_balanced_batches_train_on_pk_batches(tmp_path, monkeypatch
                                           out=str(tmp_path), **SMALL))
     assert seen == [dict(classes_per_batch=8, samples_per_class=8, seed=0)]
     assert metrics["train_samples"] == (640 // 64) * 64  # train_limit counts after the split
+
+
+def test_determinism_is_scoped_to_the_run(tmp_path):
+    from tensorflow.python.framework import config as tf_config
+
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(tf_config.is_op_determinism_enabled())
+
+    train.run(train.TrainConfig(model="lenet5", epochs=1, out=str(tmp_path), callbacks=[Probe()],
+                                **SMALL))
+    assert seen == [True]
+    assert not tf_config.is_op_determinism_enabled()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(loss="mse", jit_compile=True)
+    assert model.jit_compile  # Keras drops XLA while determinism is on

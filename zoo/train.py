@@ -14,6 +14,7 @@ completed epoch (Keras `BackupAndRestore`); `--resume` continues from it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import platform
@@ -85,13 +86,31 @@ class EpochTimer(keras.callbacks.Callback):
         self._start = None
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and the backend; make TensorFlow ops deterministic if asked."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the backend."""
     keras.utils.set_random_seed(seed)
-    if deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
 
-        tf.config.experimental.enable_op_determinism()
+
+@contextlib.contextmanager
+def deterministic_ops(enabled: bool = True):
+    """Make TensorFlow ops deterministic inside the block, and restore the previous state.
+
+    Scoped on purpose: while op determinism is on, Keras silently turns `jit_compile` off for
+    every model (not all ops have deterministic XLA kernels), so leaving it on after a run
+    would change how a notebook's later models compile.
+    """
+    if not enabled or keras.backend.backend() != "tensorflow":
+        yield
+        return
+    from tensorflow.python.framework import config as tf_config  # the only switch back off
+
+    was_enabled = tf_config.is_op_determinism_enabled()
+    tf_config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            tf_config.disable_op_determinism()
 
 
 def versions() -> dict:
@@ -201,12 +220,17 @@ def read_history(path: Path) -> dict:
 
 def run(config: TrainConfig) -> dict:
     """Train, evaluate and write the run folder; return the metrics dict."""
+    with deterministic_ops(config.deterministic):
+        return _run(config)
+
+
+def _run(config: TrainConfig) -> dict:
     out = Path(config.out)
     if _prepare_run_folder(out, config.resume):
         print(f"[losslab] {out} holds a completed run; nothing to resume.")
         return json.loads((out / "metrics.json").read_text())
     losses.get_recipe(config.loss)  # fail on an unknown loss before loading any data
-    seed_everything(config.seed, config.deterministic)
+    seed_everything(config.seed)
 
     common = dict(validation_split=config.validation_split, seed=config.seed,
                   data_dir=config.data_dir)
