@@ -9,7 +9,10 @@ that mine in the batch), then measured on the test split:
 - test accuracy (mean ± std over seeds);
 - the intra/inter-class distance ratio of the test embeddings (mean distance to the class
   centroid over mean distance between centroids; lower = tighter, better separated);
-- training throughput, reported as each loss's step time over softmax CE's in the same run.
+- the training step time of each loss over softmax CE's, measured in one timing pass where
+  every loss's model takes `--timing-steps` steps on a fixed batch in turn, the order
+  rotating over `--timing-reps` rounds (medians; the runs above are too far apart in time
+  on a shared machine to compare their throughputs).
 A second pass trains every loss with a 2-D embedding (one seed, first dataset) and draws the
 test embeddings per loss, as in the centre-loss and SphereFace papers.
 Writes `results/loss_comparison.json`, `.md` and `results/loss_comparison_embeddings.png`.
@@ -61,15 +64,48 @@ def one_run(dataset, loss, seed, args, workdir, embedding_dim):
             "train_samples_per_second": metrics["train_samples_per_second"]}, embeddings, labels
 
 
-def summarise(runs_by_loss, names):
+def step_times(dataset, names, args):
+    """Seconds per training step of each loss's model, interleaved; {name: [per round]}."""
+    import time
+
+    from zoo.datasets.samplers import PKBatches
+
+    data = datasets.load(dataset, "train", limit=2048)
+    models = {}
+    for name in names:
+        config = train.TrainConfig(dataset=dataset, loss=name, epochs=1,
+                                   embedding_dim=args.embedding_dim, **RECIPE)
+        model = train.build_model(config, 10, data.x.shape[1:])
+        train.compile_model(model, config, 10, steps=100)
+        if losses.get_recipe(name).balanced_batches:
+            batch = PKBatches(data.x, data.y, 8, config.batch_size // 8, seed=0)[0]
+        else:
+            batch = (data.x[:config.batch_size], data.y[:config.batch_size])
+        for _ in range(3):  # tracing and warm-up
+            model.train_on_batch(*batch)
+        models[name] = (model, batch)
+    seconds = {name: [] for name in names}
+    for round_ in range(args.timing_reps):
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        for name in order:
+            model, batch = models[name]
+            started = time.perf_counter()
+            for _ in range(args.timing_steps):
+                model.train_on_batch(*batch)
+            seconds[name].append((time.perf_counter() - started) / args.timing_steps)
+    return seconds
+
+
+def summarise(runs_by_loss, names, seconds):
     rows = {}
-    softmax_rate = np.median([r["train_samples_per_second"] for r in runs_by_loss["softmax"]])
+    softmax_step = np.median(seconds["softmax"])
     for name in names:
         runs = runs_by_loss[name]
-        rate = np.median([r["train_samples_per_second"] for r in runs])
         rows[name] = {"test_accuracy": mean_std([r["test_accuracy"] for r in runs]),
                       "intra_inter_ratio": mean_std([r["intra_inter_ratio"] for r in runs]),
-                      "step_time_vs_softmax": float(softmax_rate / rate), "runs": runs}
+                      "step_seconds": seconds[name],
+                      "step_time_vs_softmax": float(np.median(seconds[name]) / softmax_step),
+                      "runs": runs}
     return rows
 
 
@@ -115,6 +151,8 @@ def main(argv=None):
     parser.add_argument("--train-limit", type=int, default=20000)
     parser.add_argument("--embedding-dim", type=int, default=32)
     parser.add_argument("--skip-2d", action="store_true", help="skip the 2-D embedding figure")
+    parser.add_argument("--timing-reps", type=int, default=5)
+    parser.add_argument("--timing-steps", type=int, default=20)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     names = list(dict.fromkeys(["softmax", *args.losses]))  # softmax is the reference
@@ -123,7 +161,8 @@ def main(argv=None):
         parser.error(f"unknown losses {unknown}; known: {losses.list_recipes()}")
 
     results = {"environment": environment(), "recipe": {**RECIPE, "epochs": args.epochs,
-               "train_limit": args.train_limit, "embedding_dim": args.embedding_dim},
+               "train_limit": args.train_limit, "embedding_dim": args.embedding_dim,
+               "timing_reps": args.timing_reps, "timing_steps": args.timing_steps},
                "seeds": args.seeds, "datasets": args.datasets, "losses": names, "table": {}}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -135,7 +174,9 @@ def main(argv=None):
                     run, _, _ = one_run(dataset, name, seed, args, workdir, args.embedding_dim)
                     runs_by_loss[name].append(run)
                     print(f"    accuracy {run['test_accuracy']:.4f}", flush=True)
-            results["table"][dataset] = summarise(runs_by_loss, names)
+            print(f"--- step times on {dataset}", flush=True)
+            seconds = step_times(dataset, names, args)
+            results["table"][dataset] = summarise(runs_by_loss, names, seconds)
         if not args.skip_2d:
             args.results_dir.mkdir(parents=True, exist_ok=True)
             dataset = args.datasets[0]

@@ -27,11 +27,13 @@ def test_loss_comparison_smoke(tmp_path):
     from benchmarks import loss_comparison
 
     loss_comparison.main(["--datasets", "mnist", "--losses", "focal", "--seeds", "0", "1",
-                          "--epochs", "1", "--train-limit", "256", "--results-dir", str(tmp_path)])
+                          "--epochs", "1", "--train-limit", "256", "--timing-reps", "2",
+                          "--timing-steps", "2", "--results-dir", str(tmp_path)])
     results = json.loads((tmp_path / "loss_comparison.json").read_text())
     table = results["table"]["mnist"]
     assert set(table) == {"softmax", "focal"}
     assert table["softmax"]["step_time_vs_softmax"] == 1.0
+    assert len(table["focal"]["step_seconds"]) == 2 and table["focal"]["step_time_vs_softmax"] > 0
     assert table["focal"]["test_accuracy"]["n"] == 2
     assert 0 < table["focal"]["intra_inter_ratio"]["mean"] < 10
     assert (tmp_path / "loss_comparison_embeddings.png").stat().st_size > 0
