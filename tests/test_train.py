@@ -169,3 +169,13 @@ def test_determinism_is_scoped_to_the_run(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(loss="mse", jit_compile=True)
     assert model.jit_compile  # Keras drops XLA while determinism is on
+
+
+def test_cli_detector_arguments(capsys):
+    config = train.parse_args(["--model", "detector", "--dataset", "synth_scenes",
+                               "--box-loss", "ciou", "--one-step"])
+    assert (config.box_loss, config.one_step) == ("ciou", True)
+    assert train.main(["--model", "detector", "--dataset", "synth_scenes",
+                       "--box-loss", "l2"]) == 2
+    assert "unknown box loss 'l2'" in capsys.readouterr().err
+    assert train.main(["--model", "detector", "--dataset", "mnist"]) == 2

@@ -55,6 +55,8 @@ class TrainConfig:
     deterministic: bool = True
     trace_weights: int | None = None  # None: off; 0: once per epoch; N: every N batches
     monitor_margins: bool = False
+    box_loss: str = "eiou"  # detector only
+    one_step: bool = False  # detector only: class-aware head, no crop classifier
     # Python-only: extra callbacks appended after the built-in ones (not serialised).
     callbacks: list = field(default_factory=list, repr=False)
 
@@ -220,6 +222,10 @@ def read_history(path: Path) -> dict:
 
 def run(config: TrainConfig) -> dict:
     """Train, evaluate and write the run folder; return the metrics dict."""
+    if config.model == "detector":  # its own task: boxes, two steps (zoo/detector/train.py)
+        from zoo.detector.train import run as run_detector
+
+        return run_detector(config)
     with deterministic_ops(config.deterministic):
         return _run(config)
 
@@ -329,6 +335,10 @@ def parse_args(argv=None) -> TrainConfig:
     parser.add_argument("--trace-weights", type=int, nargs="?", const=0, default=None,
                         metavar="N", help="trace weight updates (every N batches; "
                         "without N once per epoch) and plot them into the run folder")
+    parser.add_argument("--box-loss", default=defaults.box_loss,
+                        help="detector: eiou|ciou|giou|diou|iou|siou|smoothl1|focal-eiou")
+    parser.add_argument("--one-step", action="store_true",
+                        help="detector: class-aware one-step head instead of two steps")
     parser.add_argument("--monitor-margins", action="store_true",
                         help="record class separation and angular margins of the embedding "
                         "on the validation split, with plots and embedding snapshots")
@@ -337,16 +347,29 @@ def parse_args(argv=None) -> TrainConfig:
     return TrainConfig(**args)
 
 
+DETECTION_DATASETS = ("synth_scenes",)
+
+
 def main(argv=None) -> int:
     config = parse_args(argv)
-    for value, known, what in ((config.model, list_models(), "model"),
-                               (config.loss, losses.list_recipes(), "loss"),
-                               (config.dataset, datasets.list_datasets(), "dataset")):
+    detector = config.model == "detector"
+    checks = [(config.model, list_models(), "model")]
+    if detector:
+        from zoo.detector.targets import BOX_LOSSES
+
+        checks += [(config.dataset, list(DETECTION_DATASETS), "detection dataset"),
+                   (config.box_loss, list(BOX_LOSSES), "box loss")]
+    else:
+        checks += [(config.loss, losses.list_recipes(), "loss"),
+                   (config.dataset, datasets.list_datasets(), "dataset")]
+    for value, known, what in checks:
         if value not in known:
             print(f"error: unknown {what} {value!r}; known: {', '.join(known)}", file=sys.stderr)
             return 2
     metrics = run(config)
-    print(f"\ntest accuracy {metrics['test_accuracy']:.4f}; results in {Path(config.out).resolve()}")
+    score = (f"AP@.5 {metrics['map_50']:.4f}" if detector
+             else f"test accuracy {metrics['test_accuracy']:.4f}")
+    print(f"\n{score}; results in {Path(config.out).resolve()}")
     return 0
 
 

@@ -1,0 +1,474 @@
+"""The two-step detector (zoo/detector/): grid, box coding, target assignment, loss, NMS,
+crops, the pipeline, save/load and re-parameterization.
+
+References written here, independent of the code under test: a loop-by-loop NumPy
+re-statement of the assignment rule, NumPy focal loss / IoU / Smooth L1, hand-made scenes
+whose correct detections are known, and `keras.losses.binary_focal_crossentropy`.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import zoo.detector as zd
+from zoo.datasets.detection import SyntheticScenes
+from zoo.detection_eval import evaluate_detections
+from zoo.registry import create_model, list_models
+
+TINY = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
+        "head_depth": 1}
+
+
+def tiny_detector(input_shape=(32, 32, 3), num_classes=3, **kwargs):
+    return zd.detector(num_classes=num_classes, input_shape=input_shape, **{**TINY, **kwargs})
+
+
+def randomize_batchnorm(model, seed=0):
+    """Non-trivial BN statistics, so that fusing them is really tested."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
+                               rng.normal(0, 0.1, n), rng.uniform(0.5, 1.5, n)])
+
+
+# --------------------------------------------------------------------------- references
+
+
+def np_assign(boxes, classes, grid, stride, radius):
+    """The assignment rule of zoo/detector/targets.py, one cell and one box at a time."""
+    h, w = grid
+    batch, m = classes.shape
+    index = np.full((batch, h * w), -1)
+    for b in range(batch):
+        for i in range(h):
+            for j in range(w):
+                x, y = (j + 0.5) * stride, (i + 0.5) * stride
+                best, best_area = -1, np.inf
+                for g in range(m):
+                    x1, y1, x2, y2 = (float(v) for v in boxes[b, g])
+                    if classes[b, g] < 0 or x2 <= x1 or y2 <= y1:
+                        continue
+                    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+                    centre_cell = (min(max(math.floor(cy / stride), 0), h - 1) == i
+                                   and min(max(math.floor(cx / stride), 0), w - 1) == j)
+                    inside = x1 < x < x2 and y1 < y < y2
+                    near = abs(x - cx) <= radius * stride and abs(y - cy) <= radius * stride
+                    area = (x2 - x1) * (y2 - y1)
+                    if (centre_cell or (inside and near)) and area < best_area:
+                        best, best_area = g, area
+                index[b, i * w + j] = best
+    return index
+
+
+def np_focal(t, z, alpha, gamma):
+    p = 1 / (1 + np.exp(-z))
+    p_t = np.where(t == 1, p, 1 - p)
+    a_t = np.where(t == 1, alpha, 1 - alpha)
+    return -a_t * (1 - p_t) ** gamma * np.log(p_t)
+
+
+def np_iou(a, b):
+    iw = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
+    ih = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
+    inter = iw * ih
+    area = lambda c: (c[..., 2] - c[..., 0]) * (c[..., 3] - c[..., 1])
+    return inter / (area(a) + area(b) - inter)
+
+
+def numpy_of(t):
+    return np.asarray(keras.ops.convert_to_numpy(t))
+
+
+# --------------------------------------------------------------------------- grid and coding
+
+
+def test_grid_centres_row_major():
+    centres = zd.grid_centres((2, 3), 8)
+    expected = [[4, 4], [12, 4], [20, 4], [4, 12], [12, 12], [20, 12]]
+    np.testing.assert_array_equal(centres, expected)
+
+
+def test_decode_hand_value_and_inverse_of_encode():
+    centres = zd.grid_centres((2, 2), 4)  # (2, 2), (6, 2), (2, 6), (6, 6)
+    raw = np.zeros((1, 4, 4), np.float32)
+    raw[0, 3] = [0.0, math.log(2.0), math.log(0.5), 0.0]
+    boxes = numpy_of(zd.decode_boxes(raw, centres, 4))
+    np.testing.assert_allclose(boxes[0, 0], [-2, -2, 6, 6], atol=1e-5)
+    np.testing.assert_allclose(boxes[0, 3], [6 - 4, 6 - 8, 6 + 2, 6 + 4], atol=1e-5)
+    # random boxes that contain their cell centre: decode(encode(b)) == b
+    rng = np.random.default_rng(0)
+    grid, stride = (4, 5), 8
+    centres = zd.grid_centres(grid, stride)
+    distances = rng.uniform(0.5, 40, size=(3, 20, 4)).astype(np.float32)
+    xy = np.concatenate([centres, centres], axis=-1)
+    gt = xy + np.asarray([-1, -1, 1, 1], np.float32) * distances
+    raw = numpy_of(zd.encode_boxes(gt, centres, stride))
+    np.testing.assert_allclose(raw, np.log(distances / stride), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(numpy_of(zd.decode_boxes(raw, centres, stride)), gt, rtol=1e-5,
+                               atol=1e-3)
+
+
+# --------------------------------------------------------------------------- assignment
+
+
+def hand_scene():
+    """32x32 image, stride 8 (cell centres at 4, 12, 20, 28), radius 1.5 (12 px)."""
+    boxes = np.zeros((2, 7, 4), np.float32)
+    classes = np.full((2, 7), -1, np.int32)
+    boxes[0, :7] = [[2, 2, 22, 22],     # A: 20x20, cells rows 0-2 x cols 0-2
+                    [9, 9, 15, 15],     # B: 6x6 around cell 5's centre (12, 12): wins cell 5
+                    [24, 0, 32, 6],     # C: 8x6, only cell 3 = (row 0, col 3)
+                    [0, 24, 8, 32],     # E: cell 12, same area as E' below -> E (lower index)
+                    [0, 24, 8, 32],     # E'
+                    [17, 17, 19, 19],   # G: 2x2, no cell centre inside: its centre cell 10
+                    [0, 0, 32, 32]]     # padding row (class -1): would cover everything
+    classes[0, :6] = [0, 1, 2, 3, 4, 0]
+    return boxes, classes  # image 1: no objects at all
+
+
+def test_assign_targets_hand_made():
+    boxes, classes = hand_scene()
+    out = {k: numpy_of(v) for k, v in zd.assign_targets(boxes, classes, (4, 4), 8, 1.5).items()}
+    expected_index = np.full(16, -1)
+    expected_index[[0, 1, 2, 4, 6, 8, 9]] = 0   # A
+    expected_index[5] = 1                        # B (smaller than A)
+    expected_index[3] = 2                        # C
+    expected_index[12] = 3                       # E, tie with E' -> lower index
+    expected_index[10] = 5                       # G via its centre cell (smaller than A)
+    np.testing.assert_array_equal(out["index"][0], expected_index)
+    np.testing.assert_array_equal(out["positive"][0], expected_index >= 0)
+    np.testing.assert_array_equal(out["classes"][0],
+                                  np.where(expected_index >= 0, classes[0][expected_index], -1))
+    np.testing.assert_array_equal(out["boxes"][0][expected_index >= 0],
+                                  boxes[0][expected_index[expected_index >= 0]])
+    np.testing.assert_array_equal(out["boxes"][0][expected_index < 0], 0)
+    assert not out["positive"][1].any() and (out["index"][1] == -1).all()
+
+
+def test_assign_targets_matches_loop_reference():
+    rng = np.random.default_rng(3)
+    grid, stride, radius = (6, 5), 8, 1.5
+    height, width = grid[0] * stride, grid[1] * stride
+    xy = rng.uniform(-4, [width, height], size=(4, 9, 2))
+    size = rng.uniform(2, 30, size=(4, 9, 2))
+    boxes = np.concatenate([xy, xy + size], -1).astype(np.float32)
+    classes = rng.integers(-1, 4, size=(4, 9)).astype(np.int32)
+    boxes[0, 0, 2] = boxes[0, 0, 0]  # an empty box is never assigned
+    index = numpy_of(zd.assign_targets(boxes, classes, grid, stride, radius)["index"])
+    np.testing.assert_array_equal(index, np_assign(boxes, classes, grid, stride, radius))
+    assert (index >= 0).any()
+
+
+# --------------------------------------------------------------------------- the loss
+
+
+def test_sigmoid_focal_loss_matches_numpy_and_keras():
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 3, size=(50, 1)).astype(np.float32)
+    t = rng.integers(0, 2, size=(50, 1)).astype(np.float32)
+    ours = numpy_of(zd.sigmoid_focal_loss(t, z, 0.25, 2.0))
+    np.testing.assert_allclose(ours, np_focal(t, z.astype(np.float64), 0.25, 2.0), rtol=1e-4,
+                               atol=1e-6)
+    reference = keras.losses.binary_focal_crossentropy(t, z, apply_class_balancing=True,
+                                                       alpha=0.25, gamma=2.0, from_logits=True)
+    np.testing.assert_allclose(ours[:, 0], numpy_of(reference), rtol=1e-4, atol=1e-6)
+    assert np.isfinite(numpy_of(zd.sigmoid_focal_loss(np.ones(2), np.asarray([-200., 200.]))))\
+        .all()
+
+
+@pytest.mark.parametrize("box_loss", ["iou", "smoothl1"])
+def test_detection_loss_against_numpy(box_loss):
+    boxes, classes = hand_scene()
+    targets = zd.assign_targets(boxes, classes, (4, 4), 8, 1.5)
+    rng = np.random.default_rng(2)
+    scores = rng.normal(0, 2, size=(2, 16, 1)).astype(np.float32)
+    centres = zd.grid_centres((4, 4), 8)
+    pred = np.concatenate([centres - rng.uniform(2, 9, (2, 16, 2)),
+                           centres + rng.uniform(2, 9, (2, 16, 2))], -1).astype(np.float32)
+    total, obj, box, count = (float(numpy_of(v)) for v in zd.detection_loss(
+        targets, scores, pred, 8, box_loss, objectness_weight=0.5, box_weight=2.0))
+    positive = numpy_of(targets["positive"])
+    target_boxes = numpy_of(targets["boxes"])
+    n = positive.sum()
+    expected_obj = np_focal(positive[..., None].astype(float), scores.astype(float), 0.25,
+                            2.0).sum() / n
+    a, b = pred[positive] / 8.0, target_boxes[positive] / 8.0
+    if box_loss == "iou":
+        per_box = 1 - np_iou(a, b)
+    else:
+        d = np.abs(a - b)
+        per_box = np.where(d < 1, 0.5 * d**2, d - 0.5).sum(-1)
+    assert count == n == 11
+    assert obj == pytest.approx(expected_obj, rel=1e-4)
+    assert box == pytest.approx(per_box.sum() / n, rel=1e-4)
+    assert total == pytest.approx(0.5 * expected_obj + 2.0 * per_box.sum() / n, rel=1e-4)
+
+
+def test_one_step_loss_uses_class_targets():
+    boxes, classes = hand_scene()
+    targets = zd.assign_targets(boxes, classes, (4, 4), 8, 1.5)
+    scores = np.zeros((2, 16, 5), np.float32)
+    _, obj, _, _ = zd.detection_loss(targets, scores, np.tile([[0, 0, 8, 8]], (2, 16, 1))
+                                     .astype(np.float32), 8, "giou")
+    positive = numpy_of(targets["positive"])
+    t = np.zeros((2, 16, 5))
+    t[positive, numpy_of(targets["classes"])[positive]] = 1
+    expected = np_focal(t, np.zeros_like(t), 0.25, 2.0).sum() / positive.sum()
+    assert float(numpy_of(obj)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("box_loss", zd.BOX_LOSSES)
+def test_loss_finite_with_no_objects_and_padding(box_loss):
+    model = tiny_detector(box_loss=box_loss)
+    images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    boxes, classes = hand_scene()
+    for y in ({"boxes": np.zeros((2, 3, 4), np.float32), "classes": np.full((2, 3), -1)},
+              {"boxes": boxes, "classes": classes}):
+        loss = model.compute_loss(images, y, model(images, training=True))
+        assert np.isfinite(float(numpy_of(loss)))
+
+
+def test_mixed_precision_outputs_and_loss_are_float32():
+    keras.config.set_dtype_policy("mixed_float16")  # conftest restores float32
+    model = tiny_detector(box_loss="ciou")
+    images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    boxes, classes = hand_scene()
+    out = model(images, training=True)
+    assert out["scores"].dtype == "float32" and out["boxes"].dtype == "float32"
+    loss = model.compute_loss(images, {"boxes": boxes, "classes": classes}, out)
+    assert np.isfinite(float(numpy_of(loss)))
+
+
+def test_tiny_training_run_loss_decreases():
+    keras.utils.set_random_seed(0)
+    scenes = SyntheticScenes(8, batch_size=8, image_size=64, min_size=12, max_size=28, seed=5)
+    images, y = scenes[0]
+    model = zd.detector(num_classes=5, input_shape=(64, 64, 3), **TINY)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
+    history = model.fit(images, y, batch_size=8, epochs=25, verbose=0).history
+    assert set(history) >= {"loss", "objectness_loss", "box_loss", "positives"}
+    assert np.isfinite(history["loss"]).all()
+    assert np.mean(history["loss"][-3:]) < 0.6 * np.mean(history["loss"][:3])
+    assert np.mean(history["box_loss"][-3:]) < np.mean(history["box_loss"][:3])
+    # a step on a batch without objects (all padding) keeps the loss and the weights finite
+    empty = {"boxes": np.zeros_like(y["boxes"]), "classes": np.full_like(y["classes"], -1)}
+    logs = model.train_on_batch(images, empty, return_dict=True)
+    assert np.isfinite(logs["loss"]) and logs["positives"] == 0
+    assert all(np.isfinite(numpy_of(w)).all() for w in model.trainable_weights)
+
+
+# --------------------------------------------------------------------------- NMS and crops
+
+
+def test_nms_hand_cases():
+    same = np.asarray([[0, 0, 10, 10], [0, 0, 10, 10], [1, 0, 11, 10]], np.float32)
+    # equal scores: the lower index wins and suppresses its copies
+    np.testing.assert_array_equal(zd.nms(same, [0.9, 0.9, 0.8], 0.5), [0])
+    disjoint = np.asarray([[0, 0, 4, 4], [10, 10, 14, 14], [20, 0, 24, 4]], np.float32)
+    np.testing.assert_array_equal(zd.nms(disjoint, [0.1, 0.7, 0.4], 0.5), [1, 2, 0])
+    np.testing.assert_array_equal(zd.nms(disjoint, [0.1, 0.7, 0.4], 0.5, max_output=2), [1, 2])
+    # threshold edge: [0,0,10,10] vs [0,0,10,20]... IoU = 100 / 200 = 0.5 exactly
+    edge = np.asarray([[0, 0, 10, 10], [0, 0, 10, 20]], np.float32)
+    np.testing.assert_array_equal(zd.nms(edge, [0.9, 0.8], 0.5), [0, 1])  # kept: not > 0.5
+    np.testing.assert_array_equal(zd.nms(edge, [0.9, 0.8], 0.49), [0])
+    # per-class: overlapping boxes of different classes both survive
+    np.testing.assert_array_equal(zd.nms(same[:2], [0.9, 0.8], 0.5, classes=[0, 1]), [0, 1])
+    assert zd.nms(np.zeros((0, 4)), np.zeros(0)).shape == (0,)
+    with pytest.raises(ValueError, match="one score per box"):
+        zd.nms(same, [0.9])
+
+
+def test_crop_and_resize_exact_cases():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(2, 12, 10, 3)).astype(np.float32)
+    crop = zd.crop_and_resize(images, [[2, 3, 7, 9]], [1], (6, 5))
+    np.testing.assert_allclose(crop[0], images[1, 3:9, 2:7], atol=1e-6)
+    # a linear image is reproduced exactly at the sample points
+    yy, xx = np.mgrid[0:12, 0:10].astype(np.float32)
+    ramp = np.stack([xx + 0.5, yy + 0.5, 2 * xx - yy], -1)[None]  # value at pixel centres
+    box = [1.3, 2.1, 8.7, 9.4]
+    crop = zd.crop_and_resize(ramp, [box], [0], (4, 3))[0]
+    x = box[0] + (np.arange(3) + 0.5) * (box[2] - box[0]) / 3
+    y = box[1] + (np.arange(4) + 0.5) * (box[3] - box[1]) / 4
+    np.testing.assert_allclose(crop[..., 0], np.tile(x, (4, 1)), atol=1e-4)
+    np.testing.assert_allclose(crop[..., 1], np.tile(y[:, None], (1, 3)), atol=1e-4)
+    # outside the image the border repeats
+    corner = zd.crop_and_resize(images, [[-5, -5, 0.5, 0.5]], [0], 3)
+    np.testing.assert_allclose(corner[0], np.broadcast_to(images[0, 0, 0], (3, 3, 3)),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="box_indices"):
+        zd.crop_and_resize(images, [[0, 0, 2, 2]], [2], 3)
+
+
+def test_classifier_crops_labels_and_background():
+    boxes, classes = hand_scene()
+    images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    crops, labels = zd.classifier_crops(images, boxes, classes, 5, crop_size=8, context=1.0,
+                                        jitter=0.0, copies=1, background=2.0, seed=0)
+    valid = classes >= 0
+    np.testing.assert_array_equal(labels[:valid.sum()], classes[valid])
+    np.testing.assert_allclose(crops[:valid.sum()], zd.crop_and_resize(
+        images, boxes[valid], np.nonzero(valid)[0], 8), atol=1e-6)
+    assert (labels[valid.sum():] == 5).all() and crops.shape[1:] == (8, 8, 3)
+    assert 1 <= (labels == 5).sum() <= 4
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+COLOURS = np.eye(3, dtype=np.float32)  # class k is drawn in pure colour k
+
+
+def colour_classifier(size=8):
+    """Crops -> logits: 20 x the mean colour, background logit 5 (K + 1 = 4 outputs)."""
+    inputs = keras.Input((size, size, 3))
+    dense = keras.layers.Dense(4)
+    outputs = dense(keras.layers.GlobalAveragePooling2D()(inputs))
+    dense.set_weights([np.concatenate([20 * COLOURS, np.zeros((3, 1))], 1).astype(np.float32),
+                       np.asarray([0, 0, 0, 5], np.float32)])
+    return keras.Model(inputs, outputs)
+
+
+def colour_scene():
+    boxes = np.asarray([[[2, 2, 14, 14], [18, 4, 30, 12], [6, 18, 26, 30], [0, 0, 0, 0]]],
+                       np.float32)
+    classes = np.asarray([[0, 1, 2, -1]], np.int32)
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    for (x1, y1, x2, y2), k in zip(boxes[0, :3].astype(int), classes[0, :3]):
+        images[0, y1:y2, x1:x2] = COLOURS[k]
+    return images, boxes, classes
+
+
+def perfect_outputs(boxes, classes, grid, stride, num_scores):
+    targets = {k: numpy_of(v) for k, v in zd.assign_targets(boxes, classes, grid, stride,
+                                                            1.5).items()}
+    positive = targets["positive"]
+    scores = np.full(positive.shape + (num_scores,), -10.0, np.float32)
+    if num_scores == 1:
+        scores[positive, 0] = 10.0
+    else:
+        scores[positive, targets["classes"][positive]] = 10.0
+    pred = np.where(positive[..., None], targets["boxes"], [0, 0, 1, 1]).astype(np.float32)
+    return {"scores": scores, "boxes": pred}
+
+
+@pytest.mark.parametrize("one_step", [False, True])
+def test_perfect_step1_outputs_give_perfect_detections(one_step):
+    images, boxes, classes = colour_scene()
+    model = tiny_detector(one_step=one_step)
+    classifier = None if one_step else colour_classifier()
+    pipeline = zd.TwoStepDetector(model, classifier, class_names=("r", "g", "b"),
+                                  context=1.0, score_threshold=0.5)
+    out = perfect_outputs(boxes, classes, (4, 4), 8, 3 if one_step else 1)
+    (found_boxes, scores, labels), = pipeline.postprocess(images, out)
+    order = np.argsort(labels)
+    np.testing.assert_array_equal(labels[order], [0, 1, 2])
+    np.testing.assert_allclose(found_boxes[order], boxes[0, :3], atol=1e-5)
+    assert (scores > 0.99).all()
+    result = evaluate_detections([(found_boxes, scores, labels)],
+                                 {"boxes": boxes, "classes": classes}, ("r", "g", "b"))
+    assert result["map"] == pytest.approx(1.0) and result["f1"] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline():
+    keras.utils.set_random_seed(1)
+    model = tiny_detector(input_shape=(32, 32, 3), num_classes=5)
+    classifier = zd.crop_classifier(6, (16, 16, 3), widths=(8, 8), depths=(1, 1),
+                                    embedding_dim=8)
+    randomize_batchnorm(model, 1)
+    randomize_batchnorm(classifier, 2)
+    images = np.random.default_rng(4).uniform(size=(3, 32, 32, 3)).astype(np.float32)
+    pipeline = zd.TwoStepDetector(model, classifier, score_threshold=0.0, max_detections=7,
+                                  class_scale=30.0)
+    return pipeline, images
+
+
+def test_pipeline_output_shapes(tiny_pipeline):
+    pipeline, images = tiny_pipeline
+    detections = pipeline(images)
+    assert len(detections) == 3
+    for boxes, scores, classes in detections:
+        assert boxes.shape == (7, 4) and scores.shape == (7,) and classes.shape == (7,)
+        assert boxes.dtype == np.float32 and classes.dtype == np.int32
+        assert (boxes >= 0).all() and (boxes <= 32).all() and (np.diff(scores) <= 0).all()
+        assert ((classes >= 0) & (classes < 5)).all()
+    padded = pipeline.detect_padded(images)
+    assert padded["boxes"].shape == (3, 7, 4) and padded["classes"].shape == (3, 7)
+    with pytest.raises(ValueError, match="images must be"):
+        pipeline(images[:, :16])
+
+
+def _same_detections(a, b, atol):
+    for (b1, s1, c1), (b2, s2, c2) in zip(a, b):
+        np.testing.assert_array_equal(c1, c2)
+        np.testing.assert_allclose(b1, b2, atol=atol)
+        np.testing.assert_allclose(s1, s2, atol=atol)
+
+
+def test_pipeline_save_load_and_fused(tiny_pipeline, tmp_path):
+    pipeline, images = tiny_pipeline
+    expected = pipeline(images)
+    loaded = zd.TwoStepDetector.load(pipeline.save(tmp_path / "pipe"))
+    assert loaded.config() == pipeline.config()
+    _same_detections(loaded(images), expected, 1e-6)
+    fused = pipeline.fused()
+    assert not any(isinstance(layer, zd.model.RepVGGBlock) and not layer.deploy
+                   for m in (fused.detector, fused.classifier)
+                   for layer in m._flatten_layers())
+    np.testing.assert_allclose(fused.step1(images)["scores"], pipeline.step1(images)["scores"],
+                               atol=1e-4)
+    np.testing.assert_allclose(fused.step1(images)["boxes"], pipeline.step1(images)["boxes"],
+                               atol=1e-3)
+    _same_detections(fused(images), expected, 1e-3)
+    reloaded = zd.TwoStepDetector.load(fused.save(tmp_path / "fused"))
+    _same_detections(reloaded(images), expected, 1e-3)
+
+
+def test_detector_model_save_load_keeps_loss_settings(tmp_path):
+    model = tiny_detector(box_loss="siou", radius=2.0, box_weight=3.0)
+    model.save(tmp_path / "d.keras")
+    loaded = keras.saving.load_model(tmp_path / "d.keras")
+    assert isinstance(loaded, zd.DenseDetector)
+    assert (loaded.box_loss, loaded.radius, loaded.box_weight) == ("siou", 2.0, 3.0)
+    assert loaded.grid_size == (4, 4) and loaded.stride == 8
+
+
+def test_registry_and_classifier_head():
+    assert {"detector", "crop_classifier"} <= set(list_models())
+    model = create_model("detector", num_classes=4, input_shape=(32, 32, 3), one_step=True,
+                         **TINY)
+    assert model.one_step and model.output["scores"].shape[1:] == (16, 4)
+    classifier = create_model("crop_classifier", num_classes=6, input_shape=(16, 16, 3),
+                              widths=(8,), depths=(1,))
+    head = zd.default_head()
+    assert head == ("intra_inter" if zd.intra_inter_available() else "softmax")
+    if head == "intra_inter":
+        assert isinstance(classifier.output, dict) and "distances" in classifier.output
+    loss, scale = zd.classifier_loss("softmax")
+    assert scale == 1.0 and isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
+
+
+def test_value_errors():
+    with pytest.raises(ValueError, match="box_loss"):
+        tiny_detector(box_loss="l2")
+    with pytest.raises(ValueError, match="stride"):
+        tiny_detector(stride=3)
+    with pytest.raises(ValueError, match="divisible"):
+        tiny_detector(input_shape=(36, 32, 3))
+    model = tiny_detector()
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match="padded ground truth"):
+        model.compute_loss(images, np.zeros((1, 3)), model(images))
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.compute_loss(images, {"boxes": np.zeros((1, 1, 4)), "classes": [[0]]},
+                           model(images), sample_weight=np.ones(1))
+    with pytest.raises(ValueError, match="needs a classifier"):
+        zd.TwoStepDetector(model)
+    with pytest.raises(ValueError, match="max_objects"):
+        zd.assign_targets(np.zeros((1, 2, 4)), np.zeros((1, 3)), (4, 4), 8)
+    with pytest.raises(ValueError, match="radius"):
+        zd.assign_targets(np.zeros((1, 2, 4)), np.zeros((1, 2)), (4, 4), 8, radius=-1)

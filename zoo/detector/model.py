@@ -1,0 +1,325 @@
+"""The two models of the detector: the dense step-1 detector and the step-2 crop classifier.
+
+Step 1, `DenseDetector` (registered builder `detector`): RepVGG backbone -> a one-level neck
+at stride s (the stage at stride s plus the upsampled next stage, both through 1x1 convs) ->
+a shared tower of RepVGG blocks -> two 1x1 convolutions per cell: C score logits (C = 1
+objectness logit, or one logit per class when `one_step=True`) and 4 raw box distances ->
+`DenseOutputs`, which returns {"scores": (B, P, C) logits, "boxes": (B, P, 4) xyxy pixels}
+with P = (H/s)·(W/s) cells in row-major order.
+
+Training: `DenseDetector` is a functional `keras.Model` whose `compute_loss` takes the padded
+ground truth as it comes from `SyntheticScenes` / `DetectionBatches` (`y = {"boxes": (B, M,
+4), "classes": (B, M)}`), assigns targets with `keras.ops` (`targets.assign_targets`) and
+returns `targets.detection_loss`. So the one line a user writes is
+
+    model = zoo.create_model("detector", box_loss="eiou")
+    model.compile(optimizer="adam")                     # no loss: the model knows it
+    model.fit(SyntheticScenes(2000), epochs=10)
+
+Building targets inside the model (rather than with a NumPy `target_fn`) keeps the data
+pipeline the plain detection representation, lets `evaluate` and any batch size work, and
+keeps one place that knows the grid. The input size must be fixed (H and W divisible by the
+deepest stride used) so every shape is static and the step jit-compiles.
+
+Step 2, `crop_classifier`: a small RepVGG on crops (default 32x32) -> global average pool ->
+dense "embedding" -> a head from `losses.heads` ("intra_inter" when `losses.intra_inter` is
+present, else "softmax"); with a dict head the model is a `HeadModel`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from losses import heads as head_registry
+from zoo.detector import targets as T
+from zoo.registry import register_model
+from zoo.repvgg import RepVGGBlock, _check_stages, repvgg_backbone
+
+EMBEDDING_LAYER = "embedding"
+OUTPUTS_LAYER = "dense_outputs"
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class DenseOutputs(layers.Layer):
+    """Raw per-cell maps -> {"scores": (B, P, C) logits, "boxes": (B, P, 4) xyxy pixels}.
+
+    Formula (cell p = i·w + j, centre (x_p, y_p) = ((j + 0.5)s, (i + 0.5)s)):
+        d = s·exp(min(raw, 8))
+        box_p = (x_p - d_l, y_p - d_t, x_p + d_r, y_p + d_b)
+
+    Args:
+        grid_size: (h, w) of the feature map.
+        stride: pixels per cell s.
+        num_classes: the number of object classes K of the task (informative for the
+            two-step detector, whose score map has one channel).
+        one_step: whether the score channels are per-class (True) or one objectness logit
+            (False). Defaults to False.
+    """
+
+    def __init__(self, grid_size, stride, num_classes, one_step=False, **kwargs):
+        super().__init__(**{"dtype": "float32", **kwargs})
+        (self.grid_h, self.grid_w), self.stride = T.check_grid(grid_size, stride)
+        if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.num_classes, self.one_step = int(num_classes), bool(one_step)
+        self.centres = T.grid_centres((self.grid_h, self.grid_w), self.stride)
+
+    @property
+    def grid_size(self):
+        return (self.grid_h, self.grid_w)
+
+    @property
+    def num_cells(self):
+        return self.grid_h * self.grid_w
+
+    def call(self, score_map, box_map):
+        scores = ops.reshape(ops.cast(score_map, "float32"), (-1, self.num_cells,
+                                                               score_map.shape[-1]))
+        raw = ops.reshape(ops.cast(box_map, "float32"), (-1, self.num_cells, 4))
+        return {"scores": scores, "boxes": T.decode_boxes(raw, self.centres, self.stride)}
+
+    def compute_output_spec(self, score_map, box_map):
+        batch = score_map.shape[0]
+        return {"scores": keras.KerasTensor((batch, self.num_cells, score_map.shape[-1]),
+                                            "float32"),
+                "boxes": keras.KerasTensor((batch, self.num_cells, 4), "float32")}
+
+    def get_config(self):
+        return {**super().get_config(), "grid_size": list(self.grid_size),
+                "stride": self.stride, "num_classes": self.num_classes,
+                "one_step": self.one_step}
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class DenseDetector(keras.Model):
+    """Functional dense detector whose `compute_loss` builds its targets from padded boxes.
+
+    Formula (see `zoo.detector.targets`):
+        L = objectness_weight·Σ FL(t, z)/N + box_weight·Σ_positive box_loss(b̂/s, b/s)/N
+
+    `y` must be the dict {"boxes": (B, M, 4) xyxy pixels, "classes": (B, M), -1 = padding}.
+    Besides "loss", `fit` logs "objectness_loss", "box_loss" and "positives" (mean positive
+    cells per batch). `sample_weight` is not supported (ValueError).
+
+    Args:
+        box_loss: one of `targets.BOX_LOSSES`. Defaults to "eiou".
+        radius: centre-sampling radius in cells. Defaults to 1.5.
+        objectness_weight: weight of the focal term. Defaults to 1.
+        box_weight: weight of the box term. Defaults to 1.
+        focal_alpha: α of the sigmoid focal loss. Defaults to 0.25.
+        focal_gamma: γ of the sigmoid focal loss. Defaults to 2.
+
+    Reference: Tian et al., "FCOS: Fully Convolutional One-Stage Object Detection", ICCV 2019.
+    """
+
+    def __init__(self, *args, box_loss="eiou", radius=T.RADIUS, objectness_weight=1.0,
+                 box_weight=1.0, focal_alpha=T.FOCAL_ALPHA, focal_gamma=T.FOCAL_GAMMA,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.box_loss = T.check_box_loss(box_loss)
+        for name, value in (("radius", radius), ("objectness_weight", objectness_weight),
+                            ("box_weight", box_weight), ("focal_gamma", focal_gamma)):
+            if not math.isfinite(float(value)) or float(value) < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if focal_alpha is not None and not 0.0 <= float(focal_alpha) <= 1.0:
+            raise ValueError(f"focal_alpha must be None or in [0, 1], got {focal_alpha!r}")
+        self.radius, self.objectness_weight = float(radius), float(objectness_weight)
+        self.box_weight, self.focal_gamma = float(box_weight), float(focal_gamma)
+        self.focal_alpha = None if focal_alpha is None else float(focal_alpha)
+        found = [layer for layer in self.layers if isinstance(layer, DenseOutputs)]
+        if len(found) != 1:
+            raise ValueError("a DenseDetector needs exactly one DenseOutputs layer, found "
+                             f"{len(found)}")
+        self.dense_outputs = found[0]
+        self.objectness_tracker = keras.metrics.Mean(name="objectness_loss")
+        self.box_tracker = keras.metrics.Mean(name="box_loss")
+        self.positives_tracker = keras.metrics.Mean(name="positives")
+
+    @property
+    def one_step(self):
+        return self.dense_outputs.one_step
+
+    @property
+    def num_classes(self):
+        return self.dense_outputs.num_classes
+
+    @property
+    def stride(self):
+        return self.dense_outputs.stride
+
+    @property
+    def grid_size(self):
+        return self.dense_outputs.grid_size
+
+    def assign(self, y):
+        """`targets.assign_targets` for the ground-truth dict `y` on this model's grid."""
+        if not isinstance(y, dict) or "boxes" not in y or "classes" not in y:
+            got = sorted(y) if isinstance(y, dict) else type(y).__name__
+            raise ValueError("DenseDetector expects y = {'boxes': (B, M, 4), 'classes': "
+                             f"(B, M)}} (padded ground truth), got {got}")
+        return T.assign_targets(y["boxes"], y["classes"], self.grid_size, self.stride,
+                                self.radius)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if sample_weight is not None:
+            raise ValueError("DenseDetector does not support sample_weight; got one")
+        targets = self.assign(y)
+        total, objectness, box_term, positives = T.detection_loss(
+            targets, y_pred["scores"], y_pred["boxes"], self.stride, self.box_loss,
+            self.objectness_weight, self.box_weight, self.focal_alpha, self.focal_gamma)
+        self.objectness_tracker.update_state(objectness)
+        self.box_tracker.update_state(box_term)
+        self.positives_tracker.update_state(positives)
+        for extra in self.losses:
+            total = total + ops.sum(ops.cast(extra, "float32"))
+        return total
+
+    def get_config(self):
+        return {**super().get_config(), "box_loss": self.box_loss, "radius": self.radius,
+                "objectness_weight": self.objectness_weight, "box_weight": self.box_weight,
+                "focal_alpha": self.focal_alpha, "focal_gamma": self.focal_gamma}
+
+
+def _stage_index(stride, num_stages):
+    strides = [2 ** (k + 1) for k in range(num_stages)]
+    if stride not in strides:
+        raise ValueError(f"stride must be the stride of one of the backbone's stages "
+                         f"{strides}, got {stride!r}")
+    return strides.index(stride)
+
+
+@register_model
+def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
+             depths=(1, 2, 2, 2), stride=8, neck_width=64, head_width=64, head_depth=2,
+             one_step=False, box_loss="eiou", radius=T.RADIUS, objectness_weight=1.0,
+             box_weight=1.0, focal_alpha=T.FOCAL_ALPHA, focal_gamma=T.FOCAL_GAMMA,
+             prior=0.01, name=None):
+    """The step-1 dense detector (a `DenseDetector`), not compiled.
+
+    Args:
+        num_classes: number of object classes K. Defaults to 5 (`SHAPE_CLASSES`).
+        input_shape: (H, W, 3), fixed, H and W divisible by the deepest stride used
+            (2·stride when a deeper stage exists). Defaults to (128, 128, 3).
+        widths: RepVGG stage widths. Defaults to (16, 32, 64, 128).
+        depths: RepVGG blocks per stage. Defaults to (1, 2, 2, 2).
+        stride: stride of the output grid, one of the stages' (2, 4, 8, ...). Defaults to 8.
+        neck_width: channels of the neck. Defaults to 64.
+        head_width: channels of the head tower. Defaults to 64.
+        head_depth: RepVGG blocks in the head tower. Defaults to 2.
+        one_step: per-class score logits (no crop classifier) instead of one objectness
+            logit. Defaults to False.
+        box_loss: one of `targets.BOX_LOSSES`. Defaults to "eiou".
+        radius, objectness_weight, box_weight, focal_alpha, focal_gamma: see `DenseDetector`.
+        prior: initial score probability (bias = -log((1 - prior)/prior)). Defaults to 0.01.
+        name: model name. Defaults to None ("detector" or "one_step_detector").
+    """
+    widths, depths = _check_stages(widths, depths)
+    level = _stage_index(stride, len(widths))
+    use_next = level + 1 < len(widths)
+    height, width = input_shape[0], input_shape[1]
+    deepest = stride * (2 if use_next else 1)
+    if height is None or width is None or height % deepest or width % deepest:
+        raise ValueError(f"input_shape must have fixed H and W divisible by {deepest}, got "
+                         f"{tuple(input_shape)}")
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not 0.0 < prior < 1.0:
+        raise ValueError(f"prior must be in (0, 1), got {prior!r}")
+
+    inputs = keras.Input(tuple(input_shape), name="image")
+    backbone = repvgg_backbone(tuple(input_shape), widths, depths, return_stages=True,
+                               name="backbone")
+    stages = backbone(inputs)
+    x = layers.Conv2D(neck_width, 1, name="neck_lateral")(stages[level])
+    if use_next:
+        deeper = layers.Conv2D(neck_width, 1, name="neck_top")(stages[level + 1])
+        x = layers.Add(name="neck_add")([x, layers.UpSampling2D(2, name="neck_up")(deeper)])
+    x = layers.BatchNormalization(name="neck_bn")(x)
+    x = layers.ReLU(name="neck_relu")(x)
+    for k in range(head_depth):
+        x = RepVGGBlock(head_width, name=f"head_block{k}")(x)
+    channels = num_classes if one_step else 1
+    bias = -math.log((1.0 - prior) / prior)
+    score_map = layers.Conv2D(channels, 1, bias_initializer=keras.initializers.Constant(bias),
+                              kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                              dtype="float32", name="score_conv")(x)
+    box_map = layers.Conv2D(4, 1, kernel_initializer=keras.initializers.RandomNormal(
+        stddev=0.01), dtype="float32", name="box_conv")(x)
+    grid = (height // stride, width // stride)
+    outputs = DenseOutputs(grid, stride, num_classes, one_step, name=OUTPUTS_LAYER)(score_map,
+                                                                                     box_map)
+    return DenseDetector(inputs, outputs,
+                         name=name or ("one_step_detector" if one_step else "detector"),
+                         box_loss=box_loss, radius=radius, objectness_weight=objectness_weight,
+                         box_weight=box_weight, focal_alpha=focal_alpha,
+                         focal_gamma=focal_gamma)
+
+
+# --------------------------------------------------------------------------- step 2
+
+
+def intra_inter_available() -> bool:
+    """Whether `losses.intra_inter` (the "intra_inter" head and `IntraInterLoss`) exists."""
+    try:
+        importlib.import_module("losses.intra_inter")
+    except ImportError:
+        return False
+    return "intra_inter" in head_registry.list_heads()
+
+
+def default_head() -> str:
+    return "intra_inter" if intra_inter_available() else "softmax"
+
+
+def classifier_loss(head):
+    """(loss, score scale) for a crop classifier with `head`; probabilities are
+    softmax(scale · scores)."""
+    if head == "intra_inter":
+        from losses.intra_inter import IntraInterLoss
+
+        loss = IntraInterLoss()
+        return loss, loss.scale
+    if head == "cosine":
+        from losses.margin import ArcFaceLoss
+
+        loss = ArcFaceLoss()
+        return loss, loss.scale
+    if head == "softmax":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True), 1.0
+    raise ValueError(f"head must be 'intra_inter', 'cosine' or 'softmax' for the crop "
+                     f"classifier, got {head!r}")
+
+
+@register_model
+def crop_classifier(num_classes=6, input_shape=(32, 32, 3), widths=(16, 32, 64),
+                    depths=(1, 2, 2), embedding_dim=32, head=None, head_kwargs=None,
+                    name="crop_classifier"):
+    """The step-2 classifier of object crops: RepVGG -> pool -> "embedding" -> head.
+
+    In the two-step detector its classes are the K object classes plus "background" (last).
+
+    Args:
+        num_classes: number of outputs. Defaults to 6 (5 shapes + background).
+        input_shape: crop shape (S, S, 3). Defaults to (32, 32, 3).
+        widths: RepVGG stage widths. Defaults to (16, 32, 64).
+        depths: RepVGG blocks per stage. Defaults to (1, 2, 2).
+        embedding_dim: size of the dense "embedding" layer. Defaults to 32.
+        head: a head of `losses.heads` ("intra_inter", "cosine", "softmax", ...).
+            Defaults to None ("intra_inter" if available, else "softmax").
+        head_kwargs: extra keyword arguments for the head. Defaults to None.
+        name: model name. Defaults to "crop_classifier".
+    """
+    head = head or default_head()
+    if head == "intra_inter":
+        intra_inter_available()  # importing losses.intra_inter registers the head
+    inputs = keras.Input(tuple(input_shape), name="image")
+    backbone = repvgg_backbone(tuple(input_shape), widths, depths, name="backbone")
+    x = layers.GlobalAveragePooling2D(name="pool")(backbone(inputs))
+    embedding = layers.Dense(embedding_dim, name=EMBEDDING_LAYER)(x)
+    outputs = head_registry.build_head(head, num_classes, **(head_kwargs or {}))(embedding)
+    return head_registry.make_model(inputs, outputs, name=name)
