@@ -7,15 +7,16 @@
 
 Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin` (CosFace,
 ArcFace, L-Softmax, SphereFace), `metric` (centre, contrastive, triplet, triplet-constrained,
-`JointLoss` for metric + CE), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They stand
+`JointLoss` for metric + CE), `intra_inter` (angular margin + Mahalanobis intra-class
+constraint + inter-class exclusion), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They stand
 on `base` (input checks), `distances` and `mining` (in-batch pairs and triplets), `heads`
 (the learnable last layers) and `head_model` (one label array for losses that read several
 head outputs). Importing this package
 registers every class with Keras, so saved models load with `safe_mode=True`.
 """
 
-from losses import (boxes, classification, distances, head_model, heads, margin, metric,
-                    mining, sequence)
+from losses import (boxes, classification, distances, head_model, heads, intra_inter, margin,
+                    metric, mining, sequence)
 from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
                           SIoULoss, SmoothL1Loss, box_iou)
 from losses.classification import (FocalLoss, MulticlassHinge, ProbabilityMSE,
@@ -24,6 +25,7 @@ from losses.classification import (FocalLoss, MulticlassHinge, ProbabilityMSE,
 from losses.head_model import HeadModel
 from losses.heads import (CentreHead, CosineHead, EmbeddingHead, LargeMarginHead, SphereHead,
                           build_head, list_heads, make_model)
+from losses.intra_inter import IntraInterHead, IntraInterLoss
 from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, SphereFaceLoss
 from losses.metric import (CenterLoss, ContrastiveLoss, JointLoss, TripletConstrainedLoss,
                            TripletLoss)
@@ -44,6 +46,8 @@ __all__ = [
     # metric learning
     "CenterLoss", "ContrastiveLoss", "TripletLoss", "TripletConstrainedLoss", "JointLoss",
     "CentreHead", "EmbeddingHead",
+    # the proposed loss: angular margin + Mahalanobis intra-class / inter-class terms
+    "IntraInterLoss", "IntraInterHead",
     # sequence
     "BLANK_INDEX", "CTCLoss", "CTCInfeasibleCount",
     # boxes
