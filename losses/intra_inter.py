@@ -259,7 +259,7 @@ def intra_inter_head(num_classes, **kwargs):
 
 
 def intra_inter_loss(y_true, cos, distances, margin=0.5, scale=30.0, margin_type="arc",
-                     lambda_intra=0.5, lambda_inter=0.5, delta=1.0, exclusion="mean"):
+                     lambda_intra=5.0, lambda_inter=5.0, delta=1.0, exclusion="mean"):
     """Angular-margin softmax + Mahalanobis intra-class pull + inter-class hinge, per sample.
 
     Formula:
@@ -277,8 +277,8 @@ def intra_inter_loss(y_true, cos, distances, margin=0.5, scale=30.0, margin_type
         margin: The margin m (radians for "arc"). Defaults to `0.5`.
         scale: Scale s > 0. Defaults to `30.0`.
         margin_type: `"arc"` (ArcFace) or `"cos"` (CosFace). Defaults to `"arc"`.
-        lambda_intra: Weight λ_intra >= 0 of the intra term. Defaults to `0.5`.
-        lambda_inter: Weight λ_inter >= 0 of the inter term. Defaults to `0.5`.
+        lambda_intra: Weight λ_intra >= 0 of the intra term. Defaults to `5.0`.
+        lambda_inter: Weight λ_inter >= 0 of the inter term. Defaults to `5.0`.
         delta: Exclusion radius δ >= 0, in squared-distance units. Defaults to `1.0`.
         exclusion: `"mean"` or `"nearest"`. Defaults to `"mean"`.
 
@@ -351,17 +351,21 @@ class IntraInterLoss(keras.losses.Loss):
     unit sphere and M = I, d between ê and a centre on the sphere at angle α is 2 - 2cos α:
     δ = 1 asks for α >= 60° from every other class centre, which 10 classes can satisfy with
     room to spare in D >= 3 dimensions (in D = 2 neighbouring classes are only 36° apart:
-    use δ ≈ 0.3 there). λ_intra = λ_inter = 0.5 keep the two terms (each at most about 2)
-    below the CE term, whose gradient on cos θ_y is up to s = 30, so the margin leads and
-    the metric terms shape what it leaves free.
+    use δ ≈ 0.3 there). λ_intra = λ_inter = 5 were chosen on *validation* accuracy of
+    `lenet_embed` (D = 8) trained on 5,000 images, from {0.5, 2, 5}: 5 was best in 3 of 4
+    comparisons (MNIST 3 epochs × 2 seeds, MNIST 10 epochs, Fashion-MNIST 3 epochs) and
+    never worse than 0.5. The two terms help most early, while the margin CE is still stuck
+    near θ_y = 90° (ArcFace's slow start): they pull toward the class centre, which starts
+    at the class direction, with a gradient that does not saturate. Each term stays below
+    about λ·2 per sample, against a CE term of up to s·(1 + m) ≈ 45 at the start.
 
     Args:
         margin: The margin m: radians in [0, π/2] for "arc", >= 0 for "cos". Defaults to `0.5`.
         scale: Scale s > 0 of the normalised logits. Defaults to `30.0`.
         margin_type: `"arc"` (additive angular, ArcFace) or `"cos"` (additive cosine,
             CosFace). Defaults to `"arc"`.
-        lambda_intra: Weight λ_intra >= 0 of the intra-class term. Defaults to `0.5`.
-        lambda_inter: Weight λ_inter >= 0 of the inter-class term. Defaults to `0.5`.
+        lambda_intra: Weight λ_intra >= 0 of the intra-class term. Defaults to `5.0`.
+        lambda_inter: Weight λ_inter >= 0 of the inter-class term. Defaults to `5.0`.
         delta: Exclusion radius δ >= 0 (squared Mahalanobis units). Defaults to `1.0`.
         exclusion: `"mean"` (average hinge over the other C - 1 centres) or `"nearest"`
             (hinge on the nearest other centre). Defaults to `"mean"`.
@@ -377,8 +381,8 @@ class IntraInterLoss(keras.losses.Loss):
 
     head_keys = ("cos", "distances")
 
-    def __init__(self, margin=0.5, scale=30.0, margin_type="arc", lambda_intra=0.5,
-                 lambda_inter=0.5, delta=1.0, exclusion="mean",
+    def __init__(self, margin=0.5, scale=30.0, margin_type="arc", lambda_intra=5.0,
+                 lambda_inter=5.0, delta=1.0, exclusion="mean",
                  reduction="sum_over_batch_size", name="intra_inter_loss"):
         super().__init__(name=name, reduction=reduction)
         self.margin_type = _choice(margin_type, MARGIN_TYPES, "margin_type")
@@ -411,4 +415,4 @@ class IntraInterLoss(keras.losses.Loss):
 register_recipe(LossRecipe(
     name="intra_inter", head="intra_inter", build_loss=lambda num_classes: IntraInterLoss(),
     summary="ArcFace (m=0.5, s=30) + ½λ·Mahalanobis distance to the class centre "
-            "+ hinge δ on the other centres (λ=0.5, δ=1), on an intra_inter head"))
+            "+ hinge δ on the other centres (λ=5, δ=1), on an intra_inter head"))

@@ -56,8 +56,8 @@ def np_margin_logits(labels, cos, m, s, margin_type):
     return s * logits
 
 
-def np_intra_inter(labels, cos, dist, m=0.5, s=30.0, margin_type="arc", lambda_intra=0.5,
-                   lambda_inter=0.5, delta=1.0, exclusion="mean"):
+def np_intra_inter(labels, cos, dist, m=0.5, s=30.0, margin_type="arc", lambda_intra=5.0,
+                   lambda_inter=5.0, delta=1.0, exclusion="mean"):
     dist = np.asarray(dist, "float64")
     n, c = dist.shape
     out = np_ce(labels, np_margin_logits(labels, cos, m, s, margin_type))
