@@ -430,7 +430,8 @@ def test_head_model_fits_integer_labels_with_accuracy():
     embedding = keras.layers.Dense(D, name="embedding")(inputs)
     model = make_model(inputs, build_head("intra_inter", C)(embedding))
     assert isinstance(model, HeadModel)
-    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=IntraInterLoss(margin=0.2, scale=16.0),
+    model.compile(optimizer=keras.optimizers.Adam(0.02),
+                  loss=IntraInterLoss(margin=0.2, scale=16.0),
                   metrics=["accuracy"])
     history = model.fit(x, y, epochs=8, batch_size=16, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
