@@ -15,7 +15,19 @@ that mine in the batch), then measured on the test split:
   on a shared machine to compare their throughputs).
 A second pass trains every loss with a 2-D embedding (one seed, first dataset) and draws the
 test embeddings per loss, as in the centre-loss and SphereFace papers.
-Writes `results/loss_comparison.json`, `.md` and `results/loss_comparison_embeddings.png`.
+Writes `results/NAME.json`, `.md`, `NAME_embeddings.png` and `NAME_embeddings.npz` (the 2-D
+points drawn), NAME = `--name` (default loss_comparison).
+
+`--merge` re-runs only the listed losses (and softmax, the reference) and replaces their rows
+in the existing NAME.json, e.g. after a loss's defaults changed:
+
+    python benchmarks/loss_comparison.py --epochs 4 --train-limit 10000 --merge \
+        --losses intra_inter
+
+It refuses when the stored recipe, seeds or datasets differ from this run's; each merge is
+recorded under "updates". Training is deterministic (seeded, op determinism), so the
+re-run softmax rows must reproduce the stored ones: their largest accuracy change is
+recorded as a check.
 """
 
 from __future__ import annotations
@@ -151,22 +163,32 @@ def main(argv=None):
     parser.add_argument("--train-limit", type=int, default=20000)
     parser.add_argument("--embedding-dim", type=int, default=32)
     parser.add_argument("--skip-2d", action="store_true", help="skip the 2-D embedding figure")
+    parser.add_argument("--skip-table", action="store_true",
+                        help="only the 2-D embedding pass (with --merge: redraw the figure)")
     parser.add_argument("--timing-reps", type=int, default=5)
     parser.add_argument("--timing-steps", type=int, default=20)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="loss_comparison", help="result file stem")
+    parser.add_argument("--merge", action="store_true",
+                        help="re-run only --losses and replace their rows in NAME.json")
     args = parser.parse_args(argv)
+    if args.skip_table and not args.merge:
+        parser.error("--skip-table only makes sense with --merge (a table must exist)")
     names = list(dict.fromkeys(["softmax", *args.losses]))  # softmax is the reference
     unknown = sorted(set(names) - set(losses.list_recipes()))
     if unknown:
         parser.error(f"unknown losses {unknown}; known: {losses.list_recipes()}")
 
-    results = {"environment": environment(), "recipe": {**RECIPE, "epochs": args.epochs,
-               "train_limit": args.train_limit, "embedding_dim": args.embedding_dim,
-               "timing_reps": args.timing_reps, "timing_steps": args.timing_steps},
-               "seeds": args.seeds, "datasets": args.datasets, "losses": names, "table": {}}
+    recipe = {**RECIPE, "epochs": args.epochs, "train_limit": args.train_limit,
+              "embedding_dim": args.embedding_dim, "timing_reps": args.timing_reps,
+              "timing_steps": args.timing_steps}
+    stored = load_for_merge(args, recipe) if args.merge else None
+    results = {"environment": environment(), "recipe": recipe, "seeds": args.seeds,
+               "datasets": args.datasets, "losses": names, "table": {}}
+    two_d = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        for dataset in args.datasets:
+        for dataset in ([] if args.skip_table else args.datasets):
             runs_by_loss = {name: [] for name in names}
             for seed in args.seeds:  # seeds outermost: a partial run still covers every loss
                 for name in names:
@@ -178,20 +200,86 @@ def main(argv=None):
             seconds = step_times(dataset, names, args)
             results["table"][dataset] = summarise(runs_by_loss, names, seconds)
         if not args.skip_2d:
-            args.results_dir.mkdir(parents=True, exist_ok=True)
             dataset = args.datasets[0]
-            panels = {}
             for name in names:
                 print(f"--- 2-D {dataset} {name}", flush=True)
                 run, embeddings, labels = one_run(dataset, name, args.seeds[0], args, workdir, 2)
-                panels[name] = (embeddings[:3000], labels[:3000], run["test_accuracy"])
-            plot_embeddings(panels, args.results_dir / "loss_comparison_embeddings.png", dataset)
-            results["two_d_accuracy"] = {name: p[2] for name, p in panels.items()}
-    write_json("loss_comparison", results, args.results_dir)
-    write_text("loss_comparison.md", markdown(results, names), args.results_dir)
+                two_d[name] = (embeddings[:3000], labels[:3000], run["test_accuracy"])
+    if stored is not None:
+        results, two_d = merged(stored, results, two_d, args)
+        names = results["losses"]
+    if two_d:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        save_embeddings(two_d, args.results_dir / f"{args.name}_embeddings.npz")
+        plot_embeddings(two_d, args.results_dir / f"{args.name}_embeddings.png",
+                        args.datasets[0])
+        results["two_d_accuracy"] = {name: panel[2] for name, panel in two_d.items()}
+    write_json(args.name, results, args.results_dir)
+    write_text(f"{args.name}.md", markdown(results, names), args.results_dir)
     print(markdown(results, names))
     return 0
 
+
+def save_embeddings(panels, path):
+    arrays = {}
+    for name, (embeddings, labels, accuracy) in panels.items():
+        arrays[f"{name}/embeddings"] = embeddings
+        arrays[f"{name}/labels"] = labels
+        arrays[f"{name}/accuracy"] = np.float64(accuracy)
+    np.savez_compressed(path, **arrays)
+
+
+def load_embeddings(path) -> dict:
+    with np.load(path) as stored:
+        names = dict.fromkeys(key.split("/")[0] for key in stored.files)
+        return {name: (stored[f"{name}/embeddings"], stored[f"{name}/labels"],
+                       float(stored[f"{name}/accuracy"])) for name in names}
+
+
+def load_for_merge(args, recipe) -> dict:
+    """The stored results that `--merge` updates; refused if they were made differently."""
+    import json
+
+    path = args.results_dir / f"{args.name}.json"
+    if not path.exists():
+        raise SystemExit(f"--merge: {path} does not exist; run without --merge first")
+    stored = json.loads(path.read_text())
+    for key, ours in (("recipe", recipe), ("seeds", args.seeds), ("datasets", args.datasets)):
+        if stored[key] != ours:
+            raise SystemExit(f"--merge: the stored {key} {stored[key]} differs from this "
+                             f"run's {ours}; a merged table would mix budgets")
+    return stored
+
+
+def merged(stored, fresh, two_d, args):
+    """`stored` with the freshly run losses' rows replaced (softmax: checked, then kept).
+
+    Step-time ratios of the re-run losses come from the fresh timing pass (their own softmax).
+    The 2-D panels of re-run losses replace the stored ones when those were saved."""
+    replaced = [name for name in fresh["losses"] if name != "softmax"]
+    reproduced = {}
+    for dataset in fresh["table"]:
+        table = stored["table"][dataset]
+        old = np.array(table["softmax"]["test_accuracy"]["values"])
+        new = np.array(fresh["table"][dataset]["softmax"]["test_accuracy"]["values"])
+        reproduced[dataset] = float(np.max(np.abs(old - new)))
+        for name in replaced:
+            table[name] = fresh["table"][dataset][name]
+    stored["losses"] = list(dict.fromkeys(stored["losses"] + replaced))
+    stored.setdefault("updates", []).append({
+        "date": fresh["environment"]["date"], "losses": replaced,
+        "parts": (["table"] if fresh["table"] else []) + (["2-D"] if two_d else []),
+        "environment": fresh["environment"],
+        "softmax_max_accuracy_change": reproduced})
+    panels_path = args.results_dir / f"{args.name}_embeddings.npz"
+    if two_d and panels_path.exists():
+        panels = load_embeddings(panels_path)
+        panels.update(two_d)
+        two_d = panels
+    elif two_d and set(two_d) != set(stored["losses"]):
+        print("--merge: no stored 2-D embeddings to merge into; the figure shows only this "
+              "run's losses", flush=True)
+    return stored, two_d
 
 if __name__ == "__main__":
     sys.exit(main())

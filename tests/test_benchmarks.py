@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks import lenet_baseline
@@ -38,3 +39,27 @@ def test_loss_comparison_smoke(tmp_path):
     assert 0 < table["focal"]["intra_inter_ratio"]["mean"] < 10
     assert (tmp_path / "loss_comparison_embeddings.png").stat().st_size > 0
     assert "| focal |" in (tmp_path / "loss_comparison.md").read_text()
+
+
+@pytest.mark.slow
+def test_loss_comparison_merge_replaces_rows_and_checks_the_recipe(tmp_path):
+    from benchmarks import loss_comparison
+
+    common = ["--datasets", "mnist", "--seeds", "0", "--epochs", "1", "--train-limit", "128",
+              "--timing-reps", "1", "--timing-steps", "1", "--results-dir", str(tmp_path)]
+    loss_comparison.main([*common, "--losses", "focal", "hinge"])
+    first = json.loads((tmp_path / "loss_comparison.json").read_text())
+    loss_comparison.main([*common, "--losses", "hinge", "--merge", "--skip-2d"])
+    merged = json.loads((tmp_path / "loss_comparison.json").read_text())
+    assert merged["losses"] == ["softmax", "focal", "hinge"]
+    assert merged["table"]["mnist"]["focal"] == first["table"]["mnist"]["focal"]  # untouched
+    (update,) = merged["updates"]
+    assert update["losses"] == ["hinge"] and update["parts"] == ["table"]
+    # Seeded, deterministic training: the re-run softmax reproduces the stored accuracy.
+    assert update["softmax_max_accuracy_change"]["mnist"] < 0.02
+    # The 2-D panels survive a table-only merge, and a 2-D-only merge redraws them.
+    assert set(np.load(tmp_path / "loss_comparison_embeddings.npz").files) >= {
+        "focal/embeddings", "hinge/labels"}
+    with pytest.raises(SystemExit, match="epochs"):
+        loss_comparison.main([*common[:4], "--epochs", "2", *common[6:], "--losses", "hinge",
+                              "--merge"])
