@@ -61,12 +61,18 @@ def _assert_in_range_graph(labels, num_classes, message):
         return tf.identity(labels)
 
 
-def sparse_labels(y_true, num_classes: int, what: str = "y_true"):
-    """Integer labels (B,), (B, 1) or one-hot (B, C) -> int32 (B,), validated."""
+def sparse_labels(y_true, num_classes: int | None, what: str = "y_true"):
+    """Integer labels (B,), (B, 1) or one-hot (B, C) -> int32 (B,), validated.
+
+    With `num_classes=None` (metric losses, which compare labels only for equality) any
+    integer labels and any one-hot width are accepted; otherwise they must fit the classes.
+    Non-integer values raise a `ValueError` whenever the labels are concrete.
+    """
     shape = static_shape(y_true)
     one_hot = len(shape) == 2 and shape[-1] is not None and shape[-1] > 1
+    classes = "num_classes" if num_classes is None else num_classes
     if one_hot:
-        if shape[-1] != num_classes:
+        if num_classes is not None and shape[-1] != num_classes:
             raise ValueError(f"{what} is one-hot with {shape[-1]} classes but the model "
                              f"outputs {num_classes} classes")
         return ops.cast(ops.argmax(y_true, axis=-1), "int32")
@@ -74,16 +80,18 @@ def sparse_labels(y_true, num_classes: int, what: str = "y_true"):
         y_true = ops.reshape(y_true, (-1,))
     elif len(shape) != 1:
         raise ValueError(f"{what} must be integer labels of shape (batch,) or (batch, 1), or "
-                         f"one-hot of shape (batch, {num_classes}); got shape {shape}")
+                         f"one-hot of shape (batch, {classes}); got shape {shape}")
     values = concrete_numpy(y_true)
     if values is not None and values.size:
         if np.any(values != np.round(values)):
             raise ValueError(f"{what} holds non-integer class labels, e.g. {values.ravel()[0]}")
         low, high = int(values.min()), int(values.max())
-        if low < 0 or high >= num_classes:
+        if num_classes is not None and (low < 0 or high >= num_classes):
             raise ValueError(f"{what} labels must be in [0, {num_classes - 1}] for "
                              f"{num_classes} classes; got labels in [{low}, {high}]")
     labels = ops.cast(y_true, "int32")
+    if num_classes is None:
+        return labels
     return _assert_in_range_graph(
         labels, num_classes, f"{what} labels must be in [0, {num_classes - 1}]")
 

@@ -72,19 +72,10 @@ def _float32_head(kwargs):
     return kwargs
 
 
-@keras.saving.register_keras_serializable(package="losslab")
-class CosineHead(layers.Layer):
-    """Cosine similarity to a learned direction per class: cos θ_j, shape (B, C).
+class _ClassWeightsHead(layers.Layer):
+    """A float32 head over (batch, dim) embeddings with a class-weight kernel W of shape (D, C).
 
-    Formula:
-        cos θ_j = (x / ‖x‖) · (W_j / ‖W_j‖)        with W of shape (D, C)
-
-    Norms are floored at 1e-6, so x = 0 gives cos θ = 0 with finite gradients. The output is
-    float32; its argmax is the predicted class. Used by `CosFaceLoss` and `ArcFaceLoss`.
-
-    Args:
-        num_classes: number of classes C.
-        kernel_initializer: initializer of W. Defaults to `"glorot_uniform"`.
+    Holds what the heads share: the `num_classes` check, the kernel and their config.
     """
 
     def __init__(self, num_classes, kernel_initializer="glorot_uniform", **kwargs):
@@ -101,6 +92,26 @@ class CosineHead(layers.Layer):
         self.kernel = self.add_weight(shape=(int(input_shape[-1]), self.num_classes),
                                       initializer=self.kernel_initializer, name="kernel")
 
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class CosineHead(_ClassWeightsHead):
+    """Cosine similarity to a learned direction per class: cos θ_j, shape (B, C).
+
+    Formula:
+        cos θ_j = (x / ‖x‖) · (W_j / ‖W_j‖)        with W of shape (D, C)
+
+    Norms are floored at 1e-6, so x = 0 gives cos θ = 0 with finite gradients. The output is
+    float32; its argmax is the predicted class. Used by `CosFaceLoss` and `ArcFaceLoss`.
+
+    Args:
+        num_classes: number of classes C.
+        kernel_initializer: initializer of W. Defaults to `"glorot_uniform"`.
+    """
+
     def class_weights(self):
         """The normalised class directions W_j / ‖W_j‖, float32 (D, C)."""
         kernel = ops.cast(self.kernel, "float32")
@@ -113,10 +124,6 @@ class CosineHead(layers.Layer):
 
     def call(self, inputs):
         return self._cosine(inputs)[0]
-
-    def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
 class _StepCounter:
@@ -226,7 +233,7 @@ CENTRE_UPDATES = ("gradient", "moving_average")
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class EmbeddingHead(layers.Layer):
+class EmbeddingHead(_ClassWeightsHead):
     """Dense logits plus the embedding itself, for metric losses trained next to cross-entropy.
 
     Formula:
@@ -241,19 +248,8 @@ class EmbeddingHead(layers.Layer):
         kernel_initializer: initializer of W. Defaults to `"glorot_uniform"`.
     """
 
-    def __init__(self, num_classes, kernel_initializer="glorot_uniform", **kwargs):
-        super().__init__(**_float32_head(kwargs))
-        if int(num_classes) != num_classes or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        self.num_classes = int(num_classes)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-
     def build(self, input_shape):
-        if len(input_shape) != 2 or input_shape[-1] is None:
-            raise ValueError(f"{type(self).__name__} expects embeddings of shape (batch, dim) "
-                             f"with a known dim, got shape {tuple(input_shape)}")
-        self.kernel = self.add_weight(shape=(int(input_shape[-1]), self.num_classes),
-                                      initializer=self.kernel_initializer, name="kernel")
+        super().build(input_shape)
         self.bias = self.add_weight(shape=(self.num_classes,), initializer="zeros", name="bias")
 
     def _logits(self, x):
@@ -262,10 +258,6 @@ class EmbeddingHead(layers.Layer):
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
         return {"scores": self._logits(x), "embedding": x}
-
-    def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
 @keras.saving.register_keras_serializable(package="losslab")

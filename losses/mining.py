@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from losses.base import concrete_numpy, static_shape
+from losses.base import sparse_labels, static_shape
 
 MINING_ALL = "all"
 MINING_HARD = "hard"
@@ -38,18 +38,7 @@ def class_ids(y_true, what="y_true"):
     Metric losses compare labels only for equality, so any integers are accepted (no class
     count is needed); non-integer values raise a `ValueError` when they are concrete.
     """
-    shape = static_shape(y_true)
-    if len(shape) == 2 and shape[-1] is not None and shape[-1] > 1:
-        return ops.cast(ops.argmax(y_true, axis=-1), "int32")
-    if len(shape) == 2 and shape[-1] == 1:
-        y_true = ops.reshape(y_true, (-1,))
-    elif len(shape) != 1:
-        raise ValueError(f"{what} must be integer labels of shape (batch,) or (batch, 1), or "
-                         f"one-hot of shape (batch, num_classes); got shape {shape}")
-    values = concrete_numpy(y_true)
-    if values is not None and values.size and np.any(values != np.round(values)):
-        raise ValueError(f"{what} holds non-integer class labels, e.g. {values.ravel()[0]}")
-    return ops.cast(y_true, "int32")
+    return sparse_labels(y_true, None, what)
 
 
 def _not_diagonal(labels):

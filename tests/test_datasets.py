@@ -200,11 +200,38 @@ def test_real_fashion_mnist_is_available_offline():
 def test_cifar10_from_an_image_folder_data_dir(isolated):
     root = isolated / "cifar"
     for split, count in (("train", 2), ("test", 1)):
-        for name in sources.CLASS_NAMES["cifar10"]:
+        for label, name in enumerate(sources.CLASS_NAMES["cifar10"]):
             (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / split / name / f"{i}.png")
+            for i in range(count):  # the pixels say the class, to check images follow labels
+                Image.fromarray(np.full((32, 32, 3), 20 * label, np.uint8)).save(
+                    root / split / name / f"{i}.png")
     train = datasets.load("cifar10", data_dir=root)
     test = datasets.load("cifar10", "test", data_dir=root)
     assert train.x.shape == (20, 32, 32, 3) and test.x.shape == (10, 32, 32, 3)
-    np.testing.assert_array_equal(test.y, np.arange(10))
+    np.testing.assert_array_equal(np.sort(test.y), np.arange(10))
+    for split in (train, test):
+        np.testing.assert_allclose(split.x[:, 0, 0, 0], 20 * split.y / 255.0, atol=1e-6)
+    # Folders are read class by class; the first N samples must not be the first classes.
+    first_half = datasets.load("cifar10", data_dir=root, limit=10)
+    assert len(set(first_half.y.tolist())) > 5, first_half.y
+
+
+def test_an_explicit_data_dir_is_decoded_once_and_again_when_it_changes(isolated, monkeypatch):
+    root = isolated / "cifar"
+    for split in ("train", "test"):
+        for label, name in enumerate(sources.CLASS_NAMES["cifar10"]):
+            (root / split / name).mkdir(parents=True)
+            Image.fromarray(np.full((32, 32, 3), label, np.uint8)).save(
+                root / split / name / "0.png")
+    first = datasets.load("cifar10", data_dir=root)
+    decoded = []
+    real_reader = sources.formats.read_image_folder
+    monkeypatch.setattr(sources.formats, "read_image_folder",
+                        lambda *a, **k: decoded.append(a) or real_reader(*a, **k))
+    again = datasets.load("cifar10", data_dir=root)
+    assert decoded == []  # served from the cache
+    np.testing.assert_array_equal(again.x, first.x)
+    np.testing.assert_array_equal(again.y, first.y)
+    Image.fromarray(np.full((32, 32, 3), 9, np.uint8)).save(root / "train" / "truck" / "1.png")
+    changed = datasets.load("cifar10", data_dir=root)
+    assert len(decoded) == 2 and len(changed) == 11  # both folders read again

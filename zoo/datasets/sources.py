@@ -1,6 +1,7 @@
 """Where each built-in dataset can come from, tried in order (GUIDE.md §3).
 
-1. an explicit `data_dir=` argument or the `LOSSLAB_DATA` environment variable;
+1. an explicit `data_dir=` argument or the `LOSSLAB_DATA` environment variable (decoded
+   once, then read from a cache keyed by the folder's files, see `from_data_dir_cached`);
 2. the Keras cache (`~/.keras/datasets/`) and LossLab's own cache (`LOSSLAB_CACHE`,
    default `~/.cache/losslab`);
 3. copies that package registries carry: Debian's `dataset-fashion-mnist`, MNIST inside the
@@ -14,6 +15,7 @@ final error names every source tried and the command that fixes it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -103,10 +105,21 @@ def _cifar_folder(folder: Path):
         names = list(CLASS_NAMES["cifar10"])
         x_train, y_train, _ = formats.read_image_folder(folder / "train", class_names=names)
         x_test, y_test, _ = formats.read_image_folder(folder / "test", class_names=names)
-        return (x_train, y_train), (x_test, y_test)
+        return _mixed(x_train, y_train), _mixed(x_test, y_test)
     raise SourceUnavailable(
         f"{folder} holds neither cifar-10-batches-py/, a cifar*.tar.gz, nor train/ and test/"
     )
+
+
+def _mixed(x, y, seed=0):
+    """An image folder's class-sorted samples in one fixed random order.
+
+    Folders are read class by class; without this, `load(..., limit=N)` (the first N) and
+    the tail of a split would hold only a few classes. The order is fixed (seed 0), so it
+    is the dataset's "official" order, as the shuffled CIFAR-10 batch files have one.
+    """
+    order = np.random.default_rng(seed).permutation(len(y))
+    return x[order], y[order]
 
 
 # --------------------------------------------------------------------------- sources
@@ -128,6 +141,33 @@ def from_data_dir(name: str, data_dir: Path):
         if (folder / IDX_FILES[0]).exists():
             return _idx_pair(folder, verify=name == "fashion_mnist")
     raise SourceUnavailable(f"no {name} files found under {data_dir}")
+
+
+def folder_fingerprint(root: Path) -> str:
+    """A digest of the folder's path and every file's relative path, size and mtime."""
+    digest = hashlib.sha1(str(Path(root).resolve()).encode())
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for file in sorted(files):
+            path = os.path.join(folder, file)
+            stat = os.stat(path)
+            digest.update(f"{os.path.relpath(path, root)}:{stat.st_size}:{stat.st_mtime_ns}\n"
+                          .encode())
+    return digest.hexdigest()[:16]
+
+
+def from_data_dir_cached(name: str, data_dir: Path):
+    """`from_data_dir`, decoded once: the arrays are cached under a key made of the folder's
+    path and its files' sizes and mtimes, so a changed folder is read again."""
+    if not data_dir.is_dir():
+        raise SourceUnavailable(f"{data_dir} is not a directory")
+    path = cache_dir() / "data_dir" / f"{name}-{folder_fingerprint(data_dir)}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
+    arrays = _validated(name, from_data_dir(name, data_dir))
+    _write_cache(name, arrays, path)
+    return arrays
 
 
 def from_project_cache(name: str):
@@ -239,7 +279,8 @@ def sources_for(name: str, data_dir: str | Path | None):
     chain = []
     explicit = data_dir or os.environ.get("LOSSLAB_DATA")
     if explicit:
-        chain.append((f"data_dir {explicit}", lambda: from_data_dir(name, Path(explicit))))
+        chain.append((f"data_dir {explicit}",
+                      lambda: from_data_dir_cached(name, Path(explicit))))
     chain += [
         ("LossLab cache", lambda: from_project_cache(name)),
         ("Keras cache", lambda: from_keras_cache(name)),
@@ -281,9 +322,9 @@ def fetch(name: str, data_dir: str | Path | None = None, verbose: bool = True):
     )
 
 
-def _write_cache(name, arrays):
+def _write_cache(name, arrays, path=None):
     (x_train, y_train), (x_test, y_test) = arrays
-    path = cache_dir() / f"{name}.npz"
+    path = path or cache_dir() / f"{name}.npz"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
