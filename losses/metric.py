@@ -502,9 +502,8 @@ class TripletConstrainedLoss(keras.losses.Loss):
     regulariser next to R (α·L1 <= 0.05·C, β·L2 <= 0.05·C on sigmoid features). With
     α = β = 1 and "batch_hard" on MNIST (`lenet_tcnn`), accuracy stayed near plain CE but
     the constraint collapsed: every sigmoid output saturated to the same corner and both
-    L1 and L2 went to 0 (the hardest negative is then as close as the hardest positive,
-    and pushing it away is cancelled by pulling the positive in). "batch_all" averages over
-    every triplet and kept the classes apart there: use it for large α, β. The hinge margin 0.05 with α = β = 0.1
+    L1 and L2 went to 0. "batch_all", which averages over every triplet, kept the classes
+    apart there: use it for large α, β. The hinge margin 0.05 with α = β = 0.1
     asks that ‖p - n‖² >= ‖p - p′‖² + 1 (one-hot-like outputs of two classes are 2 apart);
     a margin larger than β·max L2 = 0.05·C would keep the hinge always active, i.e. the
     faithful gradient plus a constant.
