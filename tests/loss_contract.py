@@ -108,3 +108,35 @@ def check_sample_weight(make_loss, y_true, y_pred, seed=0):
     np.testing.assert_allclose(weighted, np.sum(per_sample * weights) / n, rtol=1e-5)
     unweighted = float(make_loss()(y_true, y_pred))
     np.testing.assert_allclose(unweighted, per_sample.mean(), rtol=1e-5)
+
+
+def separable_blobs(num_classes, n=96, num_features=NUM_FEATURES, seed=0):
+    """Gaussian blobs around random class centres; y = arange(n) % C, so every unshuffled
+    batch of a multiple of C samples is a balanced P×K batch."""
+    rng = np.random.default_rng(seed)
+    centres = 3.0 * rng.normal(size=(num_classes, num_features))
+    y = np.arange(n) % num_classes
+    return (centres[y] + 0.5 * rng.normal(size=(n, num_features))).astype("float32"), \
+        y.astype("int64")
+
+
+def check_fits_integer_labels(make_loss, make_head, num_classes, learning_rate=0.05, epochs=6,
+                              batch_size=16):
+    """A model ending in the head trains on plain integer labels with `fit(x, y)`: the loss
+    falls, `accuracy` reaches 0.9, and `evaluate`'s accuracy is the argmax of `predict`."""
+    from losses.head_model import HeadModel
+
+    x, y = separable_blobs(num_classes)
+    model = tiny_model(make_head)
+    if isinstance(model.output, dict):
+        assert isinstance(model, HeadModel)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=make_loss(),
+                  metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=batch_size, shuffle=False, epochs=epochs,
+                        verbose=0).history
+    assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+    assert history["accuracy"][-1] >= 0.9
+    scores = model.predict(x, verbose=0)
+    assert scores.shape == (len(x), num_classes)
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0)[1],
+                               np.mean(np.argmax(scores, -1) == y), atol=1e-6)

@@ -15,7 +15,6 @@ from keras import ops
 from loss_contract import check_policies, check_sample_weight, check_serialization
 
 from losses import metric as mt
-from losses.head_model import HeadModel
 from losses.heads import CentreHead, EmbeddingHead, build_head, list_heads, make_model
 from losses.registry import get_recipe
 
@@ -462,29 +461,14 @@ def test_contract_sample_weight():
 # --------------------------------------------------------------------------- HeadModel fits
 
 
-def blobs(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = 3.0 * rng.normal(size=(C, 8))
-    y = np.arange(n) % C
-    return (centres[y] + 0.5 * rng.normal(size=(n, 8))).astype("float32"), y.astype("int64")
-
-
-@pytest.mark.parametrize("head,loss", [
-    ("centre", mt.JointLoss(mt.CenterLoss(), metric_weight=0.1)),
-    ("embedding", mt.JointLoss(mt.TripletLoss(), metric_weight=1.0))])
-def test_head_model_fits_with_integer_labels(head, loss):
-    # y = arange % C: every unshuffled batch of 16 is a 4×4 P×K batch (what PKBatches gives;
+@pytest.mark.parametrize("head,make_loss", [
+    ("centre", lambda: mt.JointLoss(mt.CenterLoss(), metric_weight=0.1)),
+    ("embedding", lambda: mt.JointLoss(mt.TripletLoss(), metric_weight=1.0))])
+def test_head_model_fits_with_integer_labels(head, make_loss):
+    # batches of 16 from y = arange % C are 4×4 P×K batches (what PKBatches gives;
     # zoo.datasets is not imported here, the JAX test venv lacks its tqdm dependency)
-    x, y = blobs()
-    model = loss_contract.tiny_model(lambda: build_head(head, C))
-    assert isinstance(model, HeadModel)
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss, metrics=["accuracy"])
-    history = model.fit(x, y, batch_size=16, shuffle=False, epochs=4, verbose=0)
-    seen = history.history["loss"]
-    assert np.all(np.isfinite(seen)) and seen[-1] < seen[0]
-    scores = model.predict(x, verbose=0)
-    assert scores.shape == (len(x), C) and np.mean(scores.argmax(1) == y) > 0.9
-    assert history.history["accuracy"][-1] > 0.9
+    loss_contract.check_fits_integer_labels(make_loss, lambda: build_head(head, C), C,
+                                            epochs=4)
 
 
 # --------------------------------------------------------------------------- recipes
@@ -502,7 +486,7 @@ def test_recipes(name, head, balanced, kind):
     assert isinstance(loss.metric if isinstance(loss, mt.JointLoss) else loss, kind)
     model = make_model(*_tiny(build_head(head, C, **recipe.head_kwargs)))
     model.compile(optimizer="adam", loss=loss)
-    x, y = blobs(16)
+    x, y = loss_contract.separable_blobs(C, n=16)
     assert np.isfinite(model.train_on_batch(x, y))
 
 
