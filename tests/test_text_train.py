@@ -1,0 +1,283 @@
+"""zoo.text_train: the CTC text-recognition run behind `python -m zoo.train --model crnn_small
+--dataset synth_text --loss ctc`, on tiny synthetic sets and a fixture folder of crops.
+
+References written here: a NumPy best-path decoder and a memoised edit distance (other
+formulations than the ones under test), hand-counted CTC frame needs and split sizes.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from zoo import text_train, train
+from zoo.charset import Charset
+from zoo.crnn import charset_of
+from zoo.datasets import text as T
+
+TINY = dict(model="crnn_small", dataset="synth_text", loss="ctc", epochs=2, batch_size=8,
+            train_limit=16, test_limit=12, validation_split=0.5, verbose=0)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Cached synthetic sets go to a temporary folder, not the user's cache."""
+    monkeypatch.setenv("LOSSLAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def reference_greedy_texts(logits, characters):
+    texts = []
+    for frames in np.asarray(logits):
+        path = frames.argmax(-1)
+        ids = [k for j, k in enumerate(path) if k != 0 and (j == 0 or k != path[j - 1])]
+        texts.append("".join(characters[k - 1] for k in ids))
+    return texts
+
+
+def reference_edit_distance(a, b):
+    @functools.lru_cache(maxsize=None)
+    def d(i, j):
+        if i == len(a) or j == len(b):
+            return (len(a) - i) + (len(b) - j)
+        if a[i] == b[j]:
+            return d(i + 1, j + 1)
+        return 1 + min(d(i + 1, j), d(i, j + 1), d(i + 1, j + 1))
+
+    return d(0, 0)
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ---------------------------------------------------------------- the synthetic run
+
+@pytest.mark.slow
+def test_tiny_synthetic_run_writes_every_file_and_sane_metrics(tmp_path):
+    import tensorflow as tf
+
+    metrics = train.run(train.TrainConfig(out=str(tmp_path), **TINY))
+    for name in ("model.keras", "history.csv", "metrics.json", "curves.png", "gallery.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "recognizer" / "saved_model.pb").exists()
+    assert not (tmp_path / "backup").exists()
+    stored = json.loads((tmp_path / "metrics.json").read_text())
+    assert stored["test_cer"] == metrics["test_cer"]
+
+    rows = read_rows(tmp_path / "history.csv")
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"loss", "cer", "sequence_accuracy", "ctc_infeasible", "val_loss", "val_cer",
+            "val_sequence_accuracy"} <= set(rows[0])
+    assert all(float(row["ctc_infeasible"]) == 0 for row in rows)  # 31 frames >= 21 needed
+
+    # the test metrics, recomputed from the saved model with references written here
+    model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert charset_of(model) == Charset()  # the default 36 characters
+    assert model.count_params() == stored["parameters"] == 526_245
+    test = T.synthetic_text_set(12, seed=(0, text_train.TEST_STREAM))
+    logits = model.predict(test.x, verbose=0)
+    read = reference_greedy_texts(logits, Charset().characters)
+    edits = sum(reference_edit_distance(t, r) for t, r in zip(test.texts, read))
+    assert stored["test_cer"] == pytest.approx(edits / sum(len(t) for t in test.texts))
+    assert stored["test_sequence_accuracy"] == pytest.approx(
+        np.mean([t == r for t, r in zip(test.texts, read)]))
+    # Keras's in-graph metrics (keras.ops decoder and edit distance) agree
+    assert stored["test_in_graph_metrics"]["cer"] == pytest.approx(stored["test_cer"], abs=1e-6)
+    assert 0 <= stored["test_cer_beam"] and 0 <= stored["test_sequence_accuracy_beam"] <= 1
+    assert stored["beam_width"] == text_train.BEAM_WIDTH
+    assert stored["decoding"]["beam"]["decode_ms_per_line"] > 0
+    assert np.isfinite(stored["test_loss"]) and stored["test_loss"] > 0
+
+    data = stored["data"]
+    assert (data["train_lines_per_epoch"], data["train_lines_total"]) == (16, 32)
+    assert (data["validation_lines"], data["test_lines"]) == (8, 12)
+    assert (data["width"], data["frames"], data["test_infeasible"]) == (128, 31, 0)
+    assert stored["train_samples_per_second"] > 0 and stored["wall_seconds"] > 0
+    assert stored["seed"] == 0 and stored["config"]["loss"] == "ctc"
+    assert {"keras", "numpy", "python", "backend"} <= set(stored["versions"])
+
+    reloaded = tf.saved_model.load(str(tmp_path / "recognizer"))  # keep it referenced
+    served = reloaded.serve(tf.constant(test.x))
+    assert [t.decode() for t in served["text"].numpy()] == read
+
+    again = train.run(train.TrainConfig(out=str(tmp_path), resume=True, **TINY))
+    assert again == stored  # complete: nothing to resume, the stored metrics come back
+
+
+def test_synthetic_splits_never_share_lines():
+    config = train.TrainConfig(seed=3, out="unused", **{**TINY, "test_limit": 8})
+    data = text_train.synthetic_data(config)
+    seeds = data.info["seeds"]
+    assert len({tuple(s) for s in seeds.values()}) == 3
+    assert data.train.seed == (3, text_train.TRAIN_STREAM)
+    train_images = np.concatenate([data.train[i][0] for i in range(len(data.train))])
+    assert len(train_images) == 32  # 2 epochs x 16 new lines
+    assert len({im.tobytes() for im in train_images}) == 32  # every epoch gets new lines
+    for split in (data.validation, data.test):
+        for image in split.x:
+            assert not np.any(np.all(train_images == image, axis=(1, 2, 3)))
+    for image in data.validation.x:
+        assert not np.any(np.all(data.test.x == image, axis=(1, 2, 3)))
+
+
+class RecordingStream(text_train.SyntheticTextStream):
+    """Records the stream batch behind every batch that fit asks for, once recording."""
+
+    recording = False
+
+    def __getitem__(self, index):
+        if self.recording:
+            self.requested.append((self.start_batch + index) % len(self))
+        return super().__getitem__(index)
+
+
+class StartRecording(keras.callbacks.Callback):
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+
+    def on_train_begin(self, logs=None):
+        self.stream.requested, self.stream.recording = [], True
+
+
+def _fit_stream(initial_epoch):
+    stream = RecordingStream(8, epochs=3, batch_size=4, seed=(0, 0))
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((32, 128, 1)), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(10)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(stream, epochs=3, initial_epoch=initial_epoch,
+              steps_per_epoch=stream.steps_per_epoch, shuffle=False, verbose=0,
+              callbacks=[text_train.StreamPosition(stream), StartRecording(stream)])
+    return stream.requested
+
+
+def test_stream_reads_new_batches_every_epoch_and_resumes_in_place():
+    # 3 epochs x 2 batches: epoch e reads stream batches 2e, 2e + 1
+    assert _fit_stream(initial_epoch=0)[:6] == [0, 1, 2, 3, 4, 5]
+    # a fit resumed at epoch 1 (what BackupAndRestore does) continues at batch 2, not 0
+    assert _fit_stream(initial_epoch=1)[:4] == [2, 3, 4, 5]
+
+
+# ---------------------------------------------------------------- a folder of crops
+
+def write_folder(root, texts, width=96):
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["filename,text"]
+    for i, text in enumerate(texts):
+        image = T.render_text_line(text, augment=False, width=width)
+        name = f"crop_{i:02d}.png"
+        Image.fromarray(image[:, : 24 + 10 * len(text)]).save(root / name)  # varied widths
+        rows.append(f"{name},{text}")
+    (root / "lines.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+FOLDER_TEXTS = ("AB12", "b7c", "C3", "1a2b", "XY", "9z", "ab", "Q1", "7", "Zz9", "k2", "AA")
+
+
+@pytest.mark.slow
+def test_folder_dataset_from_the_command_line(tmp_path, capsys):
+    root = write_folder(tmp_path / "crops", FOLDER_TEXTS)
+    out = tmp_path / "run"
+    code = train.main(["--model", "crnn_small", "--dataset", f"folder:{root},lines.csv",
+                       "--loss", "ctc", "--epochs", "1", "--batch-size", "4",
+                       "--validation-split", "0.2", "--out", str(out)])
+    assert code == 0
+    assert "test CER" in capsys.readouterr().out
+    for name in ("model.keras", "history.csv", "metrics.json", "curves.png", "gallery.png"):
+        assert (out / name).stat().st_size > 0, name
+    stored = json.loads((out / "metrics.json").read_text())
+    # uppercase labels: the charset comes from the labels (sorted), not the default
+    expected = "".join(sorted(set("".join(FOLDER_TEXTS))))
+    assert stored["charset"] == expected
+    assert charset_of(keras.saving.load_model(out / "model.keras")) == Charset(expected)
+    # 12 crops: round(0.1 * 12) = 1 test, round(0.2 * 12) = 2 validation, 9 training
+    data = stored["data"]
+    assert (data["crops"], data["test_lines"], data["validation_lines"],
+            data["train_lines"]) == (12, 1, 2, 9)
+    widest = max(24 + 10 * len(t) for t in FOLDER_TEXTS)
+    assert data["width"] == 16 * -(-widest // 16)  # padded to the widest, rounded up to 16
+    assert len(read_rows(out / "history.csv")) == 1
+
+
+def test_folder_splits_partition_the_crops(tmp_path):
+    root = write_folder(tmp_path / "crops", [t.lower() for t in FOLDER_TEXTS])
+    config = train.TrainConfig(out="unused", **{**TINY, "dataset": f"folder:{root}"})
+    data = text_train.folder_data(config, root, "lines.csv")
+    assert data.charset == Charset()  # lowercase labels: the default charset covers them
+    texts = [data.train.texts, data.validation.texts, data.test.texts]
+    assert [len(t) for t in texts] == [5, 6, 1]  # validation_split 0.5 of 12, 10 % test
+    assert sorted(sum(map(list, texts), [])) == sorted(t.lower() for t in FOLDER_TEXTS)
+    again = text_train.folder_data(config, root, "lines.csv")
+    assert again.test.texts == data.test.texts  # seeded
+    other = text_train.folder_data(train.TrainConfig(**{**vars(config), "seed": 1}), root,
+                                   "lines.csv")
+    assert (other.train.texts, other.test.texts) != (data.train.texts, data.test.texts)
+    with pytest.raises(ValueError, match="too few"):
+        text_train.folder_data(train.TrainConfig(**{**vars(config), "validation_split": 0.95}),
+                               root, "lines.csv")
+
+
+def test_dataset_names_and_default_run_folder(tmp_path):
+    assert text_train.parse_text_dataset("synth_text") == ("synth_text", None, None)
+    kind, root, labels = text_train.parse_text_dataset("folder:/data/a,b,labels.csv")
+    assert (kind, str(root), labels) == ("folder", "/data/a,b", "labels.csv")
+    assert text_train.parse_text_dataset("folder:/data/x")[2] == "auto"
+    for bad in ("folder:", "mnist", "folder:,labels.csv"):
+        with pytest.raises(ValueError, match="folder|unknown text dataset"):
+            text_train.parse_text_dataset(bad)
+    config = train.parse_args(["--model", "crnn", "--dataset", "folder:/data/crops",
+                               "--loss", "ctc"])
+    assert text_train.default_run_folder(config) == "runs/crnn-folder-crops-ctc"
+    config.out = "mine"
+    assert text_train.default_run_folder(config) == "mine"
+
+
+def test_infeasible_labels_are_counted_by_hand():
+    labels = np.array([[1, 1, 2, -1],    # 3 ids + 1 repeat: needs 4 frames
+                       [1, 2, 3, -1],    # needs 3
+                       [5, -1, -1, -1]])  # needs 1
+    assert text_train.infeasible_count(labels, 4) == 0
+    assert text_train.infeasible_count(labels, 3) == 1
+    assert text_train.infeasible_count(labels, 2) == 2
+    assert text_train.infeasible_count(labels[:0], 2) == 0
+
+
+# ---------------------------------------------------------------- refusals
+
+def test_non_ctc_losses_and_unknown_datasets_are_refused(capsys, tmp_path):
+    code = train.main(["--model", "crnn_small", "--dataset", "synth_text"])  # default loss
+    assert code == 2
+    assert "trains with --loss ctc" in capsys.readouterr().err
+    assert train.main(["--model", "crnn", "--dataset", "mnist", "--loss", "ctc"]) == 2
+    assert "unknown text dataset 'mnist'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="trains with --loss ctc"):
+        train.run(train.TrainConfig(model="crnn_small", dataset="synth_text", loss="arcface",
+                                    out=str(tmp_path)))
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+    with pytest.raises(ValueError, match="not a text recognizer"):
+        text_train.run(train.TrainConfig(model="lenet5", loss="ctc", dataset="synth_text"))
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    assert "synth_text, folder:PATH" in capsys.readouterr().out
+
+
+def test_gallery_shows_the_mistakes_first_then_the_first_lines(tmp_path):
+    truths = [f"t{i}" for i in range(30)]
+    predictions = list(truths)
+    for i in (3, 17, 25):
+        predictions[i] = "x"
+    chosen = text_train.gallery_indices(truths, predictions, size=6)
+    assert chosen == [0, 1, 2, 3, 17, 25]  # the 3 mistakes (half of 6), then lines 0, 1, 2
+    assert text_train.gallery_indices(truths[:4], predictions[:4], size=10) == [0, 1, 2, 3]
+    images = np.random.default_rng(0).uniform(size=(30, 32, 64, 1))
+    path = text_train.plot_text_gallery(images, truths, predictions, tmp_path / "g.png", size=6)
+    assert path.stat().st_size > 0
