@@ -7,6 +7,7 @@ whose correct detections are known, and `keras.losses.binary_focal_crossentropy`
 """
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -472,3 +473,155 @@ def test_value_errors():
         zd.assign_targets(np.zeros((1, 2, 4)), np.zeros((1, 3)), (4, 4), 8)
     with pytest.raises(ValueError, match="radius"):
         zd.assign_targets(np.zeros((1, 2, 4)), np.zeros((1, 2)), (4, 4), 8, radius=-1)
+
+
+# --------------------------------------------------------------------------- VOC / COCO runs
+
+
+VOC_BOXES = [  # per image: (name, xmin, ymin, xmax, ymax), VOC's 1-based inclusive pixels
+    [("cat", 11, 9, 40, 30)], [("dog", 50, 5, 90, 40), ("cat", 3, 30, 30, 60)],
+    [("cat", 20, 20, 60, 50)], [("dog", 5, 5, 45, 35)], [("dog", 60, 30, 95, 62)],
+    [("cat", 40, 10, 80, 55), ("dog", 2, 2, 30, 25)]]
+
+
+def write_voc_fixture(root, boxes=VOC_BOXES, image_sets=None):
+    """A tiny Pascal VOC folder: 96x64 JPEGs (a filled rectangle per object, red = cat,
+    blue = dog) with their XML annotations; optional ImageSets/Main lists {file: ids}."""
+    from PIL import Image, ImageDraw
+
+    root = Path(root)
+    (root / "images").mkdir(parents=True)
+    (root / "annots").mkdir()
+    colours = {"cat": (220, 30, 30), "dog": (30, 30, 220)}
+    for i, objects in enumerate(boxes):
+        image = Image.new("RGB", (96, 64), (120, 160, 120))
+        draw = ImageDraw.Draw(image)
+        xml = [f"<annotation><filename>{i:05d}.jpg</filename><size><width>96</width>"
+               "<height>64</height><depth>3</depth></size>"]
+        for name, x1, y1, x2, y2 in objects:
+            draw.rectangle([x1 - 1, y1 - 1, x2 - 1, y2 - 1], fill=colours[name])
+            xml.append(f"<object><name>{name}</name><difficult>0</difficult><bndbox>"
+                       f"<xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax>"
+                       "</bndbox></object>")
+        image.save(root / "images" / f"{i:05d}.jpg", quality=95)
+        (root / "annots" / f"{i:05d}.xml").write_text("".join(xml) + "</annotation>")
+    for file, ids in (image_sets or {}).items():
+        (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+        (root / "ImageSets" / "Main" / file).write_text("\n".join(ids) + "\n")
+    return root
+
+
+def test_split_indices_is_a_seeded_partition():
+    train_idx, test_idx = zd.train.split_indices(10, 0.2, seed=3)
+    expected_test = np.sort(np.random.default_rng(3).permutation(10)[:2])
+    np.testing.assert_array_equal(test_idx, expected_test)
+    np.testing.assert_array_equal(np.sort(np.r_[train_idx, test_idx]), np.arange(10))
+    assert len(zd.train.split_indices(2, 0.01)[1]) == 1  # at least one test image
+    assert len(zd.train.split_indices(3, 0.99)[0]) == 1  # at least one training image
+    with pytest.raises(ValueError, match="at least 2"):
+        zd.train.split_indices(1)
+    with pytest.raises(ValueError, match="test_fraction"):
+        zd.train.split_indices(5, 1.0)
+
+
+def test_load_detection_data_voc_split_and_image_sets(tmp_path):
+    root = write_voc_fixture(tmp_path / "voc")
+    train, test, info = zd.train.load_detection_data(f"voc:{root}")
+    test_idx = np.sort(np.random.default_rng(0).permutation(6)[:1])  # round(0.2 * 6) = 1
+    assert list(test.names) == [f"{i:05d}.jpg" for i in test_idx]
+    assert sorted(train.names + test.names) == [f"{i:05d}.jpg" for i in range(6)]
+    assert train.class_names == test.class_names == ("cat", "dog")
+    assert train.images.shape[1:] == (128, 128, 3) and "5 train / 1 test" in info["split"]
+    from zoo.datasets.detection import BoxAugmenter
+
+    assert isinstance(info["augment"], BoxAugmenter)
+    # boxes: 96x64 letterboxed into 128x128 -> 128x85 pixels (sx = 4/3, sy = 85/64) at
+    # dy = (128 - 85) // 2 = 21; VOC (11, 9, 40, 30) is the edge box (10, 8, 40, 30)
+    everything = train if "00000.jpg" in train.names else test
+    first = everything.names.index("00000.jpg")
+    sx, sy = 4 / 3, 85 / 64
+    np.testing.assert_allclose(everything.objects(first)[0][0],
+                               [10 * sx, 8 * sy + 21, 40 * sx, 30 * sy + 21], atol=1e-4)
+    # ImageSets/Main decide the split when they exist; limits keep the first N
+    sets = write_voc_fixture(tmp_path / "sets", image_sets={
+        "trainval.txt": ["00000", "00002", "00003", "00005"], "test.txt": ["00001", "00004"]})
+    train, test, info = zd.train.load_detection_data(f"voc:{sets}", train_limit=3)
+    assert list(train.names) == ["00000.jpg", "00002.jpg", "00003.jpg"]
+    assert list(test.names) == ["00001.jpg", "00004.jpg"] and "ImageSets" in info["split"]
+
+
+def test_load_detection_data_coco_and_bad_names(tmp_path):
+    import json
+
+    root = write_voc_fixture(tmp_path / "voc")
+    images = [{"id": i + 1, "file_name": f"images/{i:05d}.jpg", "width": 96, "height": 64}
+              for i in range(6)]
+    annotations = [{"id": 10 * i + k, "image_id": i + 1, "category_id": 1 if n == "cat" else 2,
+                    "bbox": [x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1], "iscrowd": 0}
+                   for i, objects in enumerate(VOC_BOXES)
+                   for k, (n, x1, y1, x2, y2) in enumerate(objects)]
+    (root / "coco.json").write_text(json.dumps({
+        "images": images, "annotations": annotations,
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}))
+    train, test, _ = zd.train.load_detection_data(f"coco:{root / 'coco.json'},{root}")
+    voc_train, voc_test, _ = zd.train.load_detection_data(f"voc:{root}")
+    np.testing.assert_allclose(train.boxes, voc_train.boxes, atol=1e-4)  # the same boxes
+    assert list(test.names) == list(voc_test.names)
+    assert zd.train.dataset_kind(f"coco:{root}") == "coco:ANNOTATIONS.json[,IMAGES_DIR]"
+    assert zd.train.dataset_kind("mnist") == "mnist"
+    with pytest.raises(ValueError, match="unknown detection dataset"):
+        zd.train.load_detection_data("mnist")
+    with pytest.raises(ValueError, match="names no path"):
+        zd.train.load_detection_data("voc:")
+
+
+def test_cli_knows_the_detection_dataset_forms(capsys):
+    from zoo import train
+
+    assert set(train.DETECTION_DATASETS) == set(zd.train.DATASET_FORMS.values())
+    assert train.main(["--model", "detector", "--dataset", "yolo:x"]) == 2
+    assert "unknown detection dataset 'yolo:x'" in capsys.readouterr().err
+    config = train.parse_args(["--model", "detector", "--dataset", "voc:../data/kangaroo/",
+                               "--box-loss", "ciou"])
+    assert zd.train.default_run_folder(config) == "runs/detector-voc-kangaroo-ciou"
+    config.out = "runs/mine"
+    assert zd.train.default_run_folder(config) == "runs/mine"
+
+
+def test_step1_detections_equal_the_pipeline_selection(tiny_pipeline):
+    pipeline, images = tiny_pipeline
+    ours = zd.train.step1_detections(pipeline.detector, images, score_threshold=0.0,
+                                     max_detections=7)
+    for (b1, s1, c1), (b2, s2, _) in zip(ours, pipeline.select(pipeline.step1(images))):
+        np.testing.assert_allclose(b1, b2, atol=1e-6)
+        np.testing.assert_allclose(s1, s2, atol=1e-6)
+        assert (c1 == 0).all() and len(c1) == 7
+    with pytest.raises(ValueError, match="augment"):
+        zd.fit_detector(SyntheticScenes(2, image_size=32, max_size=16).to_set(),
+                        augment="flip")
+
+
+@pytest.mark.slow
+def test_voc_run_writes_metrics(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    root = write_voc_fixture(tmp_path / "voc")
+    # batch 5 = the 5 training images: one traced step; tiny models: quick XLA compiles
+    config = SimpleNamespace(dataset=f"voc:{root}", out=str(tmp_path / "run"), epochs=1,
+                             batch_size=5, learning_rate=1e-3, seed=0, train_limit=None,
+                             test_limit=None, verbose=0, box_loss="giou", classifier_epochs=1,
+                             image_size=(64, 64), detector_kwargs=TINY,
+                             classifier_kwargs={"widths": (8, 8), "depths": (1, 1),
+                                                "embedding_dim": 8})
+    metrics = zd.run(config)
+    stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert stored["dataset"] == f"voc:{root}" and stored["class_names"] == ["cat", "dog"]
+    assert (stored["train_images"], stored["test_images"]) == (5, 1)
+    assert stored["test_names"] == [f"{i:05d}.jpg"
+                                    for i in np.random.default_rng(0).permutation(6)[:1]]
+    assert "BoxAugmenter" in stored["augmentation"] and stored["box_loss"] == "giou"
+    assert 0.0 <= metrics["map_50"] <= 1.0 and np.isfinite(metrics["train_seconds"])
+    for name in ("history.csv", "pr_curves.png", "detections.png", "pipeline/pipeline.json",
+                 "pipeline_fused/detector.keras"):
+        assert (tmp_path / "run" / name).exists(), name

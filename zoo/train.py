@@ -226,6 +226,10 @@ def run(config: TrainConfig) -> dict:
         from zoo.detector.train import run as run_detector
 
         return run_detector(config)
+    from zoo import text_train  # imported here: it imports this module
+
+    if text_train.is_text_model(config.model):  # text lines, CTC (zoo/text_train.py)
+        return text_train.run(config)
     with deterministic_ops(config.deterministic):
         return _run(config)
 
@@ -315,9 +319,10 @@ def parse_args(argv=None) -> TrainConfig:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=defaults.model, help=f"one of {list_models()}")
     parser.add_argument("--dataset", default=defaults.dataset,
-                        help=f"one of {datasets.list_datasets()}")
+                        help=f"one of {datasets.list_datasets()}; text models (crnn, "
+                        "crnn_small): synth_text, folder:PATH or folder:PATH,labels.csv")
     parser.add_argument("--loss", default=defaults.loss,
-                        help=f"one of {losses.list_recipes()}")
+                        help=f"one of {losses.list_recipes()}; text models: ctc")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
@@ -327,7 +332,8 @@ def parse_args(argv=None) -> TrainConfig:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out from its last epoch")
     parser.add_argument("--validation-split", type=float, default=defaults.validation_split)
-    parser.add_argument("--train-limit", type=int, default=None, help="use the first N samples")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="use the first N samples (synth_text: lines per epoch)")
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim,
                         help="embedding size, for models with a pluggable head")
@@ -347,17 +353,28 @@ def parse_args(argv=None) -> TrainConfig:
     return TrainConfig(**args)
 
 
-DETECTION_DATASETS = ("synth_scenes",)
+DETECTION_DATASETS = ("synth_scenes", "voc:PATH", "coco:ANNOTATIONS.json[,IMAGES_DIR]")
 
 
 def main(argv=None) -> int:
     config = parse_args(argv)
     detector = config.model == "detector"
-    checks = [(config.model, list_models(), "model")]
-    if detector:
-        from zoo.detector.targets import BOX_LOSSES
+    from zoo import text_train  # imported here: it imports this module
 
-        checks += [(config.dataset, list(DETECTION_DATASETS), "detection dataset"),
+    text = text_train.is_text_model(config.model)
+    checks = [(config.model, list_models(), "model")]
+    if text:
+        problem = text_train.config_error(config)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        config.out = text_train.default_run_folder(config)  # no folder: path in the name
+    elif detector:
+        from zoo.detector.targets import BOX_LOSSES
+        from zoo.detector.train import dataset_kind, default_run_folder
+
+        config.out = default_run_folder(config)  # keep a voc:/coco: path out of the folder name
+        checks += [(dataset_kind(config.dataset), list(DETECTION_DATASETS), "detection dataset"),
                    (config.box_loss, list(BOX_LOSSES), "box loss")]
     else:
         checks += [(config.loss, losses.list_recipes(), "loss"),
@@ -367,8 +384,12 @@ def main(argv=None) -> int:
             print(f"error: unknown {what} {value!r}; known: {', '.join(known)}", file=sys.stderr)
             return 2
     metrics = run(config)
-    score = (f"AP@.5 {metrics['map_50']:.4f}" if detector
-             else f"test accuracy {metrics['test_accuracy']:.4f}")
+    if text:
+        score = (f"test CER {metrics['test_cer']:.4f}, sequence accuracy "
+                 f"{metrics['test_sequence_accuracy']:.4f} (greedy)")
+    else:
+        score = (f"AP@.5 {metrics['map_50']:.4f}" if detector
+                 else f"test accuracy {metrics['test_accuracy']:.4f}")
     print(f"\n{score}; results in {Path(config.out).resolve()}")
     return 0
 

@@ -1,13 +1,26 @@
 """Training the two-step detector end to end, and the run behind
-`python -m zoo.train --model detector --dataset synth_scenes --box-loss eiou`.
+`python -m zoo.train --model detector --dataset synth_scenes|voc:PATH|coco:FILE --box-loss eiou`.
 
     from zoo.detector.train import train_two_step
     pipeline, histories = train_two_step(synthetic_scene_set(2000, seed=0), box_loss="eiou")
     evaluate_detections(pipeline.predict(test.images), test, test.class_names)
 
-Step 1 trains on `DetectionBatches` of the set (random horizontal flips); step 2 trains on
-`classifier_crops` of the same set (jittered ground-truth crops + background crops). The two
-are independent, so either can be retrained alone.
+Step 1 trains on `DetectionBatches` of the set (augmented: random horizontal flips, or any
+`BoxAugmenter`); step 2 trains on `classifier_crops` of the same set (jittered ground-truth
+crops + background crops). The two are independent, so either can be retrained alone.
+
+Datasets of the run (`load_detection_data`):
+- `synth_scenes`: 2000 training scenes (seed 0) and 500 test scenes (seed 1), trained with
+  random horizontal flips;
+- `voc:PATH`: a Pascal VOC folder (`load_voc`, images letterboxed to 128x128). If
+  `PATH/ImageSets/Main/` has `test.txt`, the test images are those and the training images
+  `trainval.txt` (else `train.txt`); else `val.txt` with `train.txt`; else every annotated
+  image, split 80/20 by a permutation seeded with `SPLIT_SEED` = 0 (fixed, so runs with
+  different `--seed`s are scored on the same test images). Trained with `BoxAugmenter()`
+  (flip, zoom 0.75-1.33, random crops; boxes move, clip and drop with the pixels);
+- `coco:ANNOTATIONS.json[,IMAGES_DIR]`: a COCO-JSON file (`load_coco`), split and augmented
+  as a VOC folder without ImageSets.
+`--train-limit` / `--test-limit` keep the first N images of each part.
 
 Both models compile with `jit_compile=True` by default. Besides speed, this is a workaround:
 under TensorFlow 2.21 on CPU with oneDNN on (the default), the gradient of a 1x1 stride-2
@@ -27,11 +40,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo.datasets.detection import DetectionBatches, DetectionSet, flip_horizontal
-from zoo.detector.inference import TwoStepDetector, classifier_crops
+from zoo.datasets.detection import (IMAGE_SIZE, BoxAugmenter, DetectionBatches, DetectionSet,
+                                    flip_horizontal)
+from zoo.detector.inference import TwoStepDetector, _sigmoid, classifier_crops, nms
 from zoo.detector.model import classifier_loss, crop_classifier, default_head, detector
 
 DEFAULT_TRAIN_IMAGES, DEFAULT_TEST_IMAGES = 2000, 500
+SPLIT_SEED, TEST_FRACTION = 0, 0.2
+# The forms `--dataset` takes for the detector (what `zoo.train.main` lists when it is wrong).
+DATASET_FORMS = {"synth_scenes": "synth_scenes", "voc": "voc:PATH",
+                 "coco": "coco:ANNOTATIONS.json[,IMAGES_DIR]"}
 
 
 def random_flip(image, boxes, classes, rng):
@@ -73,9 +91,11 @@ def fit_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size
         epochs: passes over the set. Defaults to 10.
         batch_size: images per step. Defaults to 32.
         learning_rate: Adam's initial rate, cosine-decayed to 0. Defaults to 2e-3.
-        seed: seed of the weights, the shuffling and the flips. Defaults to 0.
+        seed: seed of the weights, the shuffling and the augmentation. Defaults to 0.
         one_step: train the class-aware one-step variant. Defaults to False.
-        augment: random horizontal flips. Defaults to True.
+        augment: True for random horizontal flips (`random_flip`), False or None for none,
+            or a `DetectionBatches` augment callable such as a `BoxAugmenter`. Defaults to
+            True.
         jit_compile: compile the step with XLA (see the module docstring). Defaults to True.
         callbacks: extra Keras callbacks. Defaults to ().
         verbose: Keras verbosity. Defaults to 2.
@@ -83,13 +103,18 @@ def fit_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size
     """
     if not isinstance(train_set, DetectionSet):
         raise ValueError(f"train_set must be a DetectionSet, got {type(train_set).__name__}")
+    if augment is True:
+        augment = random_flip
+    elif augment is not None and augment is not False and not callable(augment):
+        raise ValueError(f"augment must be True, False, None or a callable (image, boxes, "
+                         f"classes, rng), got {augment!r}")
     warn_if_xla_is_off(jit_compile)
     keras.utils.set_random_seed(seed)
     model = detector(num_classes=len(train_set.class_names),
                      input_shape=train_set.images.shape[1:], one_step=one_step,
                      box_loss=box_loss, **detector_kwargs)
     batches = DetectionBatches(train_set, batch_size, shuffle=True, seed=seed,
-                               augment=random_flip if augment else None)
+                               augment=augment or None)
     model.compile(optimizer=_optimizer(learning_rate, epochs * len(batches)),
                   jit_compile=jit_compile)
     history = model.fit(batches, epochs=epochs, callbacks=list(callbacks), verbose=verbose)
@@ -135,14 +160,17 @@ def fit_classifier(train_set: DetectionSet, head=None, epochs=8, batch_size=128,
 def train_two_step(train_set: DetectionSet, box_loss="eiou", epochs=10, classifier_epochs=8,
                    batch_size=32, learning_rate=2e-3, seed=0, one_step=False, head=None,
                    jit_compile=True, verbose=2, detector_kwargs=None, classifier_kwargs=None,
-                   pipeline_kwargs=None):
+                   pipeline_kwargs=None, augment=True, callbacks=()):
     """Train step 1 (and step 2 unless `one_step`) and assemble the `TwoStepDetector`.
+
+    `augment` and `callbacks` go to `fit_detector` (step 1), e.g. `step1_evaluator(test)`.
 
     Returns:
         (pipeline, {"detector": History, "classifier": History or None}).
     """
     model, history = fit_detector(train_set, box_loss, epochs, batch_size, learning_rate, seed,
-                                  one_step, jit_compile=jit_compile, verbose=verbose,
+                                  one_step, augment=augment, jit_compile=jit_compile,
+                                  callbacks=callbacks, verbose=verbose,
                                   **(detector_kwargs or {}))
     classifier, class_scale, classifier_history = None, 1.0, None
     if not one_step:
@@ -158,6 +186,52 @@ def objectness_ground_truth(data: DetectionSet) -> dict:
     """The ground truth with every class set to 0, to score step 1 alone (class-agnostic)."""
     return {"boxes": data.boxes, "classes": np.where(data.classes >= 0, 0, -1),
             "difficult": data.difficult}
+
+
+def step1_detections(model, images, score_threshold=0.05, nms_iou=0.5, max_detections=100,
+                     pre_nms_top_k=1000) -> list:
+    """Class-agnostic detections of a step-1 model alone: per image (boxes (k, 4), scores
+    (k,), classes (k,) = 0).
+
+    The selection of `TwoStepDetector.select` with the same defaults: score =
+    sigmoid(best logit) >= `score_threshold`, the `pre_nms_top_k` best, boxes clipped to the
+    image, class-agnostic NMS at `nms_iou` down to `max_detections`. So the last value of
+    `step1_evaluator` equals `evaluate_pipeline(...)["step1_map_50"]` of the trained pipeline.
+    """
+    out = model.predict_on_batch(np.asarray(images, np.float32))
+    logits = np.asarray(keras.ops.convert_to_numpy(out["scores"]), np.float32)
+    boxes = np.asarray(keras.ops.convert_to_numpy(out["boxes"]), np.float32)
+    height, width = np.asarray(images).shape[1:3]
+    limits = np.asarray([width, height, width, height], np.float32)
+    detections = []
+    for image_logits, image_boxes in zip(logits, boxes):
+        scores = _sigmoid(image_logits).max(axis=-1)
+        keep = np.nonzero(scores >= score_threshold)[0]
+        keep = keep[np.argsort(-scores[keep], kind="stable")[:pre_nms_top_k]]
+        kept = np.clip(image_boxes[keep], 0.0, limits)
+        order = nms(kept, scores[keep], nms_iou, max_detections)
+        detections.append((kept[order].astype(np.float32), scores[keep][order].astype(np.float32),
+                           np.zeros(len(order), np.int32)))
+    return detections
+
+
+def step1_evaluator(test_set: DetectionSet, every_n_epochs=1, prefix="step1_",
+                    batch_size=32, **select_kwargs):
+    """A `DetectionEvaluator` callback for step 1 (`fit_detector(callbacks=[...])`): after
+    every `every_n_epochs`-th epoch (and the last) it scores the model being trained,
+    class-agnostic (`step1_detections` against `objectness_ground_truth`), and writes
+    `step1_map_50`, `step1_map`, ... into the logs (NaN on skipped epochs); `.history` keeps
+    (epoch, values). Its cost is one pass of the model over `test_set` plus COCOeval.
+    """
+    from zoo.detection_eval import DetectionEvaluator
+
+    def predict(images):
+        return step1_detections(evaluator.model, images, **select_kwargs)
+
+    evaluator = DetectionEvaluator((test_set.images, objectness_ground_truth(test_set)),
+                                   predict, every_n_epochs, class_names=("object",),
+                                   batch_size=batch_size, prefix=prefix)
+    return evaluator
 
 
 def evaluate_pipeline(pipeline: TwoStepDetector, test_set: DetectionSet,
@@ -178,34 +252,163 @@ def evaluate_pipeline(pipeline: TwoStepDetector, test_set: DetectionSet,
             "step1_map_50": float(agnostic["map_50"]), "step1_map": float(agnostic["map"])}
 
 
+def split_indices(count, test_fraction=TEST_FRACTION, seed=SPLIT_SEED):
+    """A seeded train/test split of `count` items: (train indices, test indices), both sorted.
+
+    The first round(`test_fraction`·count) items (at least 1) of
+    `numpy.random.default_rng(seed).permutation(count)` are the test part.
+    """
+    if int(count) < 2:
+        raise ValueError(f"need at least 2 images to split into train and test, got {count}")
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    order = np.random.default_rng(seed).permutation(int(count))
+    n_test = min(int(count) - 1, max(1, round(float(test_fraction) * int(count))))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _image_set_split(root, names):
+    """(train indices, test indices, description) from root/ImageSets/Main (image ids are
+    the file stems of `names`), or None when it holds no usable lists."""
+    lists = Path(root) / "ImageSets" / "Main"
+    chosen = None
+    if (lists / "test.txt").exists():
+        train_file = "trainval.txt" if (lists / "trainval.txt").exists() else "train.txt"
+        chosen = (train_file, "test.txt")
+    elif (lists / "train.txt").exists() and (lists / "val.txt").exists():
+        chosen = ("train.txt", "val.txt")
+    if chosen is None or not (lists / chosen[0]).exists():
+        return None
+    position = {Path(name).stem: i for i, name in enumerate(names)}
+    parts = []
+    for file in chosen:
+        ids = (lists / file).read_text().split()
+        missing = [i for i in ids if i not in position]
+        if missing:
+            raise ValueError(f"{lists / file} names images without annotations, e.g. "
+                             f"{missing[:3]}")
+        parts.append(np.asarray(sorted(position[i] for i in ids), np.int64))
+    return parts[0], parts[1], f"ImageSets/Main/{chosen[0]} and {chosen[1]}"
+
+
+def dataset_kind(dataset) -> str:
+    """The form of a detector `--dataset` value: "synth_scenes", "voc:PATH",
+    "coco:ANNOTATIONS.json[,IMAGES_DIR]", or the value itself when it is none of them."""
+    prefix, colon, _ = str(dataset).partition(":")
+    return DATASET_FORMS[prefix] if colon and prefix in ("voc", "coco") else str(dataset)
+
+
+def default_run_folder(config) -> str:
+    """`config.out`, unless it is `zoo.train`'s default for a voc:/coco: dataset (which
+    would hold the path and a ':'): then runs/detector-<voc|coco>-<name>-<box loss>."""
+    dataset = str(config.dataset)
+    default = f"runs/{config.model}-{dataset}-{getattr(config, 'loss', '')}"
+    if ":" not in dataset or config.out != default:
+        return config.out
+    kind, where = dataset.split(":", 1)
+    path = Path(where.split(",", 1)[0])
+    name = (path.stem if path.suffix else path.name) or "data"
+    return f"runs/detector-{kind}-{name}-{getattr(config, 'box_loss', 'eiou')}"
+
+
+def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=None,
+                        image_size=IMAGE_SIZE, split_seed=SPLIT_SEED,
+                        test_fraction=TEST_FRACTION):
+    """The train and test `DetectionSet`s of a detector run, and how they were made.
+
+    Args:
+        dataset: "synth_scenes", "voc:PATH" or "coco:ANNOTATIONS.json[,IMAGES_DIR]" (see
+            the module docstring).
+        train_limit: keep the first N training images. Defaults to None (2000 synthetic
+            scenes, or every training image).
+        test_limit: keep the first N test images. Defaults to None (500 synthetic scenes,
+            or every test image).
+        image_size: (height, width) of loaded images (letterboxed). Defaults to (128, 128).
+        split_seed: seed of the train/test permutation without ImageSets. Defaults to 0.
+        test_fraction: test share of that split. Defaults to 0.2.
+
+    Returns:
+        (train_set, test_set, info) with info = {"dataset", "split" (in words), "augment"
+        (the `fit_detector` augment value: True = flips for synthetic scenes, a
+        `BoxAugmenter()` for real images), "train_names", "test_names" (file names; empty
+        for synthetic scenes)}.
+    """
+    from zoo.datasets.detection import load_coco, load_voc, synthetic_scene_set
+
+    dataset = str(dataset)
+    kind = dataset_kind(dataset)
+    if kind == "synth_scenes":
+        train = synthetic_scene_set(train_limit or DEFAULT_TRAIN_IMAGES, seed=0,
+                                    image_size=image_size)
+        test = synthetic_scene_set(test_limit or DEFAULT_TEST_IMAGES, seed=1,
+                                   image_size=image_size)
+        return train, test, {"dataset": dataset, "augment": True,
+                             "train_names": [], "test_names": [],
+                             "split": f"synthetic scenes: {len(train)} for training (seed 0), "
+                                      f"{len(test)} for testing (seed 1)"}
+    if kind not in DATASET_FORMS.values():
+        raise ValueError(f"unknown detection dataset {dataset!r}; known: "
+                         f"{', '.join(DATASET_FORMS.values())}")
+    where = dataset.split(":", 1)[1]
+    if not where:
+        raise ValueError(f"{dataset!r} names no path; expected {kind}")
+    found = None
+    if kind == DATASET_FORMS["voc"]:
+        data = load_voc(where, image_size=image_size)
+        found = _image_set_split(where, data.names)
+    else:
+        annotations, _, images_dir = where.partition(",")
+        data = load_coco(annotations, images_dir or None, image_size=image_size)
+    if found is None:
+        train_idx, test_idx = split_indices(len(data), test_fraction, split_seed)
+        how = (f"{len(data)} images split {1 - test_fraction:.0%}/{test_fraction:.0%} by a "
+               f"permutation seeded with {split_seed}")
+    else:
+        train_idx, test_idx, how = found
+    train_idx = train_idx[:train_limit] if train_limit else train_idx
+    test_idx = test_idx[:test_limit] if test_limit else test_idx
+    train, test = data.subset(train_idx), data.subset(test_idx)
+    return train, test, {
+        "dataset": dataset, "augment": BoxAugmenter(),
+        "split": f"{how}: {len(train)} train / {len(test)} test images",
+        "train_names": list(train.names), "test_names": list(test.names)}
+
+
 def run(config) -> dict:
-    """The `python -m zoo.train --model detector` run: train on synthetic scenes, evaluate,
-    write the run folder; returns the metrics dict.
+    """The `python -m zoo.train --model detector` run: load the data (`load_detection_data`),
+    train both steps, evaluate, write the run folder; returns the metrics dict.
 
     Reads from `config` (a `zoo.train.TrainConfig`, or any object with these attributes):
-    out, epochs, batch_size, learning_rate, seed, train_limit (training scenes, default
-    2000), test_limit (test scenes, default 500), verbose, and optionally box_loss
-    (default "eiou"), one_step (default False), classifier_epochs (default 8).
+    out, epochs, batch_size, learning_rate, seed, train_limit, test_limit, verbose, and
+    optionally dataset (default "synth_scenes"; or "voc:PATH", "coco:FILE[,IMAGES_DIR]"),
+    box_loss (default "eiou"), one_step (default False), classifier_epochs (default 8),
+    image_size (default (128, 128)), callbacks (extra step-1 callbacks, default none),
+    detector_kwargs / classifier_kwargs (more builder arguments, e.g. smaller widths for a
+    quick test; default none).
 
     The folder receives pipeline/ and pipeline_fused/ (`TwoStepDetector.save`),
     history.csv (step 1), metrics.json (COCO mAP, AP50, precision / recall / F1, per-class
-    AP, step-1 class-agnostic AP, both pipelines' AP, timings, config), pr_curves.png and
-    detections.png.
+    AP, step-1 class-agnostic AP, both pipelines' AP, timings, the split, config),
+    pr_curves.png and detections.png.
     """
-    from zoo.datasets.detection import synthetic_scene_set
     from zoo.detection_eval import plot_detection_gallery, plot_pr_curves
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    dataset = getattr(config, "dataset", "synth_scenes")
     box_loss = getattr(config, "box_loss", "eiou")
     one_step = bool(getattr(config, "one_step", False))
-    train_set = synthetic_scene_set(config.train_limit or DEFAULT_TRAIN_IMAGES, seed=0)
-    test_set = synthetic_scene_set(config.test_limit or DEFAULT_TEST_IMAGES, seed=1)
+    train_set, test_set, data_info = load_detection_data(
+        dataset, config.train_limit, config.test_limit,
+        image_size=getattr(config, "image_size", IMAGE_SIZE))
     started = time.perf_counter()
     pipeline, histories = train_two_step(
         train_set, box_loss=box_loss, epochs=config.epochs, batch_size=config.batch_size,
         learning_rate=config.learning_rate, seed=config.seed, one_step=one_step,
-        classifier_epochs=getattr(config, "classifier_epochs", 8), verbose=config.verbose)
+        classifier_epochs=getattr(config, "classifier_epochs", 8), verbose=config.verbose,
+        augment=data_info["augment"], callbacks=list(getattr(config, "callbacks", ()) or ()),
+        detector_kwargs=getattr(config, "detector_kwargs", None),
+        classifier_kwargs=getattr(config, "classifier_kwargs", None))
     train_seconds = time.perf_counter() - started
     evaluation = evaluate_pipeline(pipeline, test_set)
     fused = pipeline.fused()
@@ -219,13 +422,17 @@ def run(config) -> dict:
         for e in range(len(history[keys[0]]))]
     (out / "history.csv").write_text("\n".join(lines) + "\n")
     result = evaluation["result"]
-    title = f"detector · synth_scenes · {box_loss}{' · one-step' if one_step else ''}"
+    kind, _, where = dataset.partition(":")
+    name = f"{kind}:{Path(where.split(',')[0]).name}" if where else dataset
+    title = f"detector · {name} · {box_loss}{' · one-step' if one_step else ''}"
     plot_pr_curves(result, out / "pr_curves.png", title)
-    plot_detection_gallery(test_set.images[:16], test_set.subset(range(16)),
+    shown = range(min(16, len(test_set)))
+    plot_detection_gallery(test_set.images[:16], test_set.subset(shown),
                            evaluation["detections"][:16], test_set.class_names,
                            out / "detections.png", title=title,
                            score_threshold=_gallery_threshold(result))
     scalar = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
+    augment = data_info["augment"]
     metrics = {
         **scalar,
         "per_class": result["per_class"],
@@ -238,6 +445,10 @@ def run(config) -> dict:
         "test_seconds_per_image": evaluation["seconds"] / len(test_set),
         "fused_test_seconds_per_image": fused_evaluation["seconds"] / len(test_set),
         "train_images": len(train_set), "test_images": len(test_set),
+        "dataset": dataset, "class_names": list(train_set.class_names),
+        "split": data_info["split"],
+        "augmentation": "random horizontal flips" if augment is True else repr(augment),
+        "test_names": data_info["test_names"],
         "parameters": {"detector": pipeline.detector.count_params(),
                        "classifier": (pipeline.classifier.count_params()
                                       if pipeline.classifier is not None else 0)},

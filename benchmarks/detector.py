@@ -1,0 +1,585 @@
+"""The two-step detector (zoo/detector/): box losses, one step against two, the fused backbone,
+and a real Pascal VOC set.
+
+    python benchmarks/detector.py [--parts losses steps fused voc] [--losses eiou ciou ...]
+        [--seeds 0 1 2] [--epochs 6] [--train-images 2000] [--test-images 500]
+        [--short-epochs 2] [--voc ../shared/datasets/kangaroo] [--voc-epochs 80]
+
+Parts (each writes its own section of `results/detector.json`, keeping the others; the
+Markdown tables and the figure are redrawn from the whole file):
+
+- `losses`: every box loss in the same detector, data (synthetic scenes: `--train-images`
+  with seed 0, `--test-images` with seed 1), optimizer, schedule and budget, for every seed:
+  the pipeline's AP@.5, mAP (COCO, 0.5:0.95) and best F1 on the test scenes (mean ± std
+  over seeds), the step-1 class-agnostic AP@.5, and the step-1 AP@.5 on the test scenes
+  after every epoch (`zoo.detector.train.step1_evaluator`), whose value after
+  `--short-epochs` epochs is the convergence-speed column (the curve is scored on the
+  first `--curve-images` test scenes, 200 by default, to keep it cheap). The box loss acts
+  on step 1 only; the step-2 crop classifier does not depend on it (it trains on
+  ground-truth crops), so one classifier is trained per seed and shared by every loss (a
+  paired comparison, and 1 classifier instead of one per loss). Re-running `losses` with
+  the same settings replaces only the losses given, so the losses can be split over
+  several invocations.
+- `steps`: the one-step detector (class-aware scores, no classifier) against the two-step
+  one, same box loss (`--steps-loss`), seeds and budget; two-step numbers are taken from
+  the `losses` section when it holds that loss at the same settings.
+- `fused`: the pipeline of the first loss and seed of `losses` (saved in `--work-dir`; if
+  absent, a pipeline trained here for `--epochs` epochs) against its re-parameterized copy
+  (`TwoStepDetector.fused()`): images/s of the step-1 network and of the whole pipeline on
+  one fixed batch of test images, both with and without XLA (the same setting for both
+  copies), `--fused-reps` interleaved repetitions in alternating order, medians, ratio
+  unfused/fused; the largest absolute difference of the step-1 logits and boxes and of the
+  classifier's probabilities, and AP@.5 / mAP of both copies on the test scenes.
+- `voc`: the same detector trained on a Pascal VOC folder (`--voc`, default
+  `../shared/datasets/kangaroo` next to the repository; skipped with a message when absent)
+  through `zoo.detector.train.load_detection_data`: images letterboxed to 128x128, split
+  80/20 by a permutation seeded with 0 (or the folder's ImageSets), trained with
+  `BoxAugmenter()` for `--voc-epochs` epochs, `--voc-losses` x `--seeds`.
+
+Writes `results/detector.json`, `detector.md` and `detector.png` (AP@.5 by loss with error
+bars; step-1 AP@.5 against the epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import keras  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
+from zoo.detector import BOX_LOSSES, TwoStepDetector  # noqa: E402
+from zoo.detector.train import (evaluate_pipeline, fit_classifier, fit_detector,  # noqa: E402
+                                load_detection_data, step1_evaluator)
+
+PARTS = ("losses", "steps", "fused", "voc")
+# --tiny (smoke tests only): small models, so that XLA compiles in seconds
+TINY_DETECTOR = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
+                 "head_depth": 1}
+TINY_CLASSIFIER = {"widths": (8, 8), "depths": (1, 1), "embedding_dim": 8}
+DEFAULT_VOC = REPO.parent / "shared" / "datasets" / "kangaroo"
+NAME = "detector"
+METRICS = ("map_50", "map", "f1", "precision", "recall")
+
+
+# --------------------------------------------------------------------------- training
+
+
+class Classifiers:
+    """Step-2 classifiers, one per (data, seed), trained once and shared by every box loss."""
+
+    def __init__(self, args):
+        self.args, self.trained = args, {}
+
+    def get(self, key, train_set, seed):
+        if (key, seed) not in self.trained:
+            print(f"    step 2: crop classifier, seed {seed}", flush=True)
+            started = time.perf_counter()
+            model, scale, history = fit_classifier(
+                train_set, epochs=self.args.classifier_epochs, seed=seed, verbose=0,
+                **(TINY_CLASSIFIER if self.args.tiny else {}))
+            self.trained[(key, seed)] = (model, scale, {
+                "seconds": time.perf_counter() - started,
+                "accuracy": float(history.history["accuracy"][-1])})
+        return self.trained[(key, seed)]
+
+
+def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data_key,
+            augment=True, one_step=False):
+    """Train step 1 (+ the shared classifier), evaluate; (row of numbers, pipeline)."""
+    evaluator = step1_evaluator(test_set.subset(range(min(len(test_set), args.curve_images)))
+                                if args.curve_images else test_set)
+    timer = EpochSeconds()
+    started = time.perf_counter()
+    model, _ = fit_detector(train_set, box_loss, epochs, args.batch_size, args.learning_rate,
+                            seed, one_step, augment=augment, callbacks=[timer, evaluator],
+                            verbose=0, **(TINY_DETECTOR if args.tiny else {}))
+    step1_seconds = time.perf_counter() - started
+    classifier, scale, classifier_info = (None, 1.0, None) if one_step else \
+        classifiers.get(data_key, train_set, seed)
+    pipeline = TwoStepDetector(model, classifier, class_names=train_set.class_names,
+                               class_scale=scale)
+    evaluation = evaluate_pipeline(pipeline, test_set)
+    result = evaluation["result"]
+    row = {"seed": seed, **{k: float(result[k]) for k in METRICS},
+           "step1_map_50": evaluation["step1_map_50"], "step1_map": evaluation["step1_map"],
+           "curve_map_50": [values["map_50"] for _, values in evaluator.history],
+           "curve_map": [values["map"] for _, values in evaluator.history],
+           "step1_seconds": step1_seconds, "epoch_seconds": timer.seconds,
+           "classifier_seconds": classifier_info["seconds"] if classifier_info else 0.0,
+           "classifier_accuracy": classifier_info["accuracy"] if classifier_info else None,
+           "test_seconds_per_image": evaluation["seconds"] / len(test_set)}
+    print(f"    {box_loss}{' one-step' if one_step else ''} seed {seed}: AP@.5 "
+          f"{row['map_50']:.4f}  mAP {row['map']:.4f}  F1 {row['f1']:.4f}  step-1 AP@.5 "
+          f"{row['step1_map_50']:.4f}  ({step1_seconds:.0f} s)", flush=True)
+    return row, pipeline
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Wall seconds of each epoch's training; listed first among the callbacks, so the
+    evaluation that later callbacks run at the epoch's end is not counted."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self._start = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def summarise(rows, short_epochs):
+    """mean ± std over seeds of every metric, the short-budget AP and the mean curves."""
+    summary = {key: mean_std([r[key] for r in rows])
+               for key in (*METRICS, "step1_map_50", "step1_map")}
+    curves = np.asarray([r["curve_map_50"] for r in rows], np.float64)
+    k = min(short_epochs, curves.shape[1])
+    summary["short_epochs"] = k
+    summary["short_step1_map_50"] = mean_std(curves[:, k - 1])
+    summary["curve_map_50_mean"] = curves.mean(axis=0).tolist()
+    summary["curve_map_50_std"] = (curves.std(axis=0, ddof=1) if len(rows) > 1
+                                   else np.zeros(curves.shape[1])).tolist()
+    steady = [s for r in rows for s in r["epoch_seconds"][1:]] or \
+        [s for r in rows for s in r["epoch_seconds"]]
+    summary["median_epoch_seconds"] = float(np.median(steady))
+    summary["step1_seconds"] = mean_std([r["step1_seconds"] for r in rows])
+    summary["runs"] = rows
+    return summary
+
+
+def synthetic_data(args):
+    train_set, test_set, info = load_detection_data("synth_scenes", args.train_images,
+                                                    args.test_images, args.image_size)
+    return train_set, test_set, info
+
+
+def settings(args, **extra):
+    return {"train_images": args.train_images, "test_images": args.test_images,
+            "epochs": args.epochs, "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "classifier_epochs": args.classifier_epochs,
+            "curve_images": args.curve_images, "seeds": list(args.seeds),
+            "image_size": args.image_size, "tiny": args.tiny, **extra}
+
+
+def merge_table(stored, fresh, key="table"):
+    """Keep the stored rows of a section made with the same settings, replace the rest."""
+    if stored and stored.get("settings") == fresh["settings"]:
+        table = {**stored[key], **fresh[key]}
+        return {**fresh, key: table}
+    if stored:
+        print("    (the stored section was made with other settings: it is replaced)",
+              flush=True)
+    return fresh
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def part_losses(args, data, classifiers, stored):
+    train_set, test_set, info = data
+    table = {}
+    for loss in args.losses:
+        rows = []
+        for seed in args.seeds:
+            print(f"--- losses: {loss} seed {seed}", flush=True)
+            row, pipeline = one_run(train_set, test_set, loss, seed, args.epochs, args,
+                                    classifiers, "synth")
+            rows.append(row)
+            if loss == args.losses[0] and seed == args.seeds[0]:
+                folder = pipeline.save(args.work_dir / "pipeline")
+                (folder / "benchmark.json").write_text(json.dumps(
+                    {"box_loss": loss, "seed": seed, "settings": settings(args)}))
+        table[loss] = summarise(rows, args.short_epochs)
+    fresh = {"environment": environment(), "split": info["split"], "settings": settings(args),
+             "table": table}
+    return merge_table(stored, fresh)
+
+
+def part_steps(args, data, classifiers, stored_losses):
+    train_set, test_set, info = data
+    loss = args.steps_loss
+    same = (stored_losses or {}).get("settings") == settings(args) and \
+        loss in (stored_losses or {}).get("table", {})
+    table = {}
+    if same:
+        print(f"--- steps: two-step {loss} from the losses section", flush=True)
+        table["two-step"] = stored_losses["table"][loss]
+    else:
+        rows = []
+        for seed in args.seeds:
+            print(f"--- steps: two-step {loss} seed {seed}", flush=True)
+            rows.append(one_run(train_set, test_set, loss, seed, args.epochs, args,
+                                classifiers, "synth")[0])
+        table["two-step"] = summarise(rows, args.short_epochs)
+    rows = []
+    for seed in args.seeds:
+        print(f"--- steps: one-step {loss} seed {seed}", flush=True)
+        rows.append(one_run(train_set, test_set, loss, seed, args.epochs, args, classifiers,
+                            "synth", one_step=True)[0])
+    table["one-step"] = summarise(rows, args.short_epochs)
+    return {"environment": environment(), "split": info["split"],
+            "settings": settings(args, box_loss=loss), "table": table}
+
+
+def _set_jit(model, jit):
+    model.jit_compile = jit
+    model.predict_function = None  # rebuilt with the new setting
+
+
+def _median_rate(seconds, batch):
+    return batch / float(np.median(seconds))
+
+
+def part_fused(args, data, classifiers):
+    train_set, test_set, _ = data
+    folder = args.work_dir / "pipeline"
+    saved = json.loads((folder / "benchmark.json").read_text()) \
+        if (folder / "benchmark.json").exists() else None
+    if saved is not None and saved["settings"] == settings(args):
+        source = (f"the pipeline of the losses part ({saved['box_loss']}, seed "
+                  f"{saved['seed']})")
+        pipeline = TwoStepDetector.load(folder)
+    else:
+        source = f"trained here (eiou, seed {args.seeds[0]}, {args.epochs} epochs)"
+        print(f"--- fused: no pipeline of the losses part at these settings in {folder}; "
+              "training one", flush=True)
+        _, pipeline = one_run(train_set, test_set, "eiou", args.seeds[0], args.epochs, args,
+                              classifiers, "synth")
+    fused = pipeline.fused()
+    batch = test_set.images[:args.fused_batch]
+    print(f"--- fused: differences and AP ({source})", flush=True)
+    a, b = pipeline.step1(batch), fused.step1(batch)
+    selected = pipeline.select(a)
+    counts = [len(s[0]) for s in selected]
+    differences = {"step1_logits": float(np.abs(a["scores"] - b["scores"]).max()),
+                   "step1_boxes_pixels": float(np.abs(a["boxes"] - b["boxes"]).max())}
+    if pipeline.classifier is not None and sum(counts):
+        from zoo.detector.inference import crop_and_resize, expand_boxes
+
+        crops = crop_and_resize(batch, expand_boxes(np.concatenate([s[0] for s in selected]),
+                                                    pipeline.context),
+                                np.repeat(np.arange(len(selected)), counts), pipeline.crop_size)
+        differences["classifier_probabilities"] = float(np.abs(
+            pipeline.class_probabilities(crops) - fused.class_probabilities(crops)).max())
+    unfused_eval, fused_eval = evaluate_pipeline(pipeline, test_set), \
+        evaluate_pipeline(fused, test_set)
+    accuracy = {name: {"map_50": float(e["result"]["map_50"]), "map": float(e["result"]["map"])}
+                for name, e in (("unfused", unfused_eval), ("fused", fused_eval))}
+
+    speed = {}
+    variants = {"unfused": pipeline, "fused": fused}
+    for jit in (False, True):
+        for p in variants.values():
+            _set_jit(p.detector, jit)
+            if p.classifier is not None:
+                _set_jit(p.classifier, jit)
+        tasks = {"step1": lambda p: p.detector.predict_on_batch(batch),
+                 "pipeline": lambda p: p.detect(batch)}
+        seconds = {(task, name): [] for task in tasks for name in variants}
+        for task, call in tasks.items():
+            for p in variants.values():
+                for _ in range(2):  # tracing and warm-up
+                    call(p)
+        print(f"--- fused: timing, XLA {'on' if jit else 'off'}", flush=True)
+        for rep in range(args.fused_reps):
+            names = list(variants) if rep % 2 == 0 else list(variants)[::-1]
+            for task, call in tasks.items():
+                for name in names:
+                    started = time.perf_counter()
+                    call(variants[name])
+                    seconds[(task, name)].append(time.perf_counter() - started)
+        key = "xla" if jit else "no_xla"
+        speed[key] = {}
+        for task in tasks:
+            unfused_rate = _median_rate(seconds[(task, "unfused")], len(batch))
+            fused_rate = _median_rate(seconds[(task, "fused")], len(batch))
+            speed[key][task] = {"unfused_images_per_second": unfused_rate,
+                                "fused_images_per_second": fused_rate,
+                                "ratio": fused_rate / unfused_rate,
+                                "unfused_seconds": seconds[(task, "unfused")],
+                                "fused_seconds": seconds[(task, "fused")]}
+            print(f"    {task:8s} XLA {'on ' if jit else 'off'}: {unfused_rate:7.1f} -> "
+                  f"{fused_rate:7.1f} images/s (x{fused_rate / unfused_rate:.2f})", flush=True)
+    params = {name: {"detector": p.detector.count_params(),
+                     "classifier": p.classifier.count_params() if p.classifier else 0}
+              for name, p in variants.items()}
+    return {"environment": environment(), "source": source, "batch": len(batch),
+            "reps": args.fused_reps, "max_abs_difference": differences, "accuracy": accuracy,
+            "speed": speed, "parameters": params}
+
+
+def part_voc(args, classifiers, stored):
+    root = Path(args.voc)
+    if not root.is_dir():
+        message = f"VOC folder {root} not found: part skipped"
+        print(f"--- voc: {message}", flush=True)
+        return {"skipped": message}
+    train_set, test_set, info = load_detection_data(f"voc:{root}",
+                                                    image_size=args.image_size)
+    print(f"--- voc: {info['split']}", flush=True)
+    table = {}
+    for loss in args.voc_losses:
+        rows = []
+        for seed in args.seeds:
+            print(f"--- voc: {loss} seed {seed}", flush=True)
+            rows.append(one_run(train_set, test_set, loss, seed, args.voc_epochs, args,
+                                classifiers, "voc", augment=info["augment"])[0])
+        table[loss] = summarise(rows, args.short_epochs)
+    fresh = {"environment": environment(), "folder": str(root), "split": info["split"],
+             "augmentation": repr(info["augment"]), "class_names": list(train_set.class_names),
+             "test_names": info["test_names"],
+             "settings": {**settings(args), "epochs": args.voc_epochs,
+                          "train_images": len(train_set), "test_images": len(test_set)},
+             "table": table}
+    return merge_table(stored, fresh)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _ms(stat, digits=3):
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def loss_table(table, epochs_label="epochs"):
+    first = next(iter(table.values()))
+    k = first["short_epochs"]
+    lines = [f"| box loss | AP@.5 | mAP | F1 | step-1 AP@.5 | step-1 AP@.5 after {k} "
+             f"{epochs_label} | s / epoch |", "|---|---|---|---|---|---|---|"]
+    order = sorted(table, key=lambda name: -table[name]["map_50"]["mean"])
+    for name in order:
+        row = table[name]
+        lines.append(f"| {name} | {_ms(row['map_50'])} | {_ms(row['map'])} | {_ms(row['f1'])} "
+                     f"| {_ms(row['step1_map_50'])} | {_ms(row['short_step1_map_50'])} | "
+                     f"{row['median_epoch_seconds']:.0f} |")
+    return lines
+
+
+def _difference(table, a, b):
+    """mean(a) - mean(b) and its standard error (independent seeds)."""
+    x, y = table[a]["map_50"], table[b]["map_50"]
+    se = np.sqrt(x["std"] ** 2 / max(x["n"], 1) + y["std"] ** 2 / max(y["n"], 1))
+    return x["mean"] - y["mean"], float(se)
+
+
+def targets(results):
+    lines = []
+    table = results.get("losses", {}).get("table", {})
+    if "eiou" in table:
+        ap = table["eiou"]["map_50"]["mean"]
+        lines.append(f"- synthetic AP@.5 ≥ 0.90 with EIoU: {'met' if ap >= 0.9 else 'NOT met'} "
+                     f"({ap:.3f}, mean of {table['eiou']['map_50']['n']} seeds)")
+    pairs = [(a, b) for a, b in (("eiou", "ciou"), ("ciou", "iou")) if a in table and b in table]
+    for a, b in pairs:
+        d, se = _difference(table, a, b)
+        verdict = ("holds" if d >= 0 else "holds within noise (difference > -2 standard "
+                   "errors)" if d > -2 * se else "does NOT hold")
+        lines.append(f"- {a.upper()} ≥ {b.upper()}: AP@.5 difference {d:+.4f} ± {se:.4f} "
+                     f"(standard error over seeds): {verdict}")
+    fused = results.get("fused", {}).get("speed")
+    if fused:
+        ratio = fused["no_xla"]["step1"]["ratio"]
+        lines.append(f"- fused step-1 network ≥ 1.3x images/s on CPU (no XLA): "
+                     f"{'met' if ratio >= 1.3 else 'NOT met'} (x{ratio:.2f})")
+    return lines
+
+
+def markdown(results):
+    lines = ["# Detector benchmark", "",
+             "Produced by `benchmarks/detector.py`; every part records its own settings and "
+             "machine in `detector.json`. Mean ± standard deviation over seeds.", ""]
+    if results.get("losses"):
+        section = results["losses"]
+        s = section["settings"]
+        lines += ["## Box losses on synthetic scenes", "",
+                  f"{section['split']}; {s['epochs']} epochs of step 1 (batch {s['batch_size']},"
+                  f" Adam {s['learning_rate']:g} cosine-decayed), crop classifier "
+                  f"{s['classifier_epochs']} epochs (one per seed, shared by the losses), seeds "
+                  f"{s['seeds']}. AP@.5, mAP and F1 are the two-step pipeline's; step-1 AP@.5 "
+                  "is class-agnostic (the part the box loss trains). The convergence column is "
+                  "step-1 AP@.5 after the first epochs of the same cosine schedule (not a "
+                  "separately decayed short run)"
+                  + (f", on the first {s['curve_images']} test scenes"
+                     if 0 < s["curve_images"] < s["test_images"] else "") + ".", "",
+                  *loss_table(section["table"]), ""]
+    if results.get("steps"):
+        section = results["steps"]
+        lines += ["## One step against two", "",
+                  f"Box loss {section['settings']['box_loss']}, same data, seeds and budget. "
+                  "One-step: class-aware score logits, no crop classifier.", "",
+                  "| detector | AP@.5 | mAP | F1 | step-1 s | test ms / image |",
+                  "|---|---|---|---|---|---|"]
+        for name, row in section["table"].items():
+            per_image = np.mean([r["test_seconds_per_image"] for r in row["runs"]]) * 1000
+            lines.append(f"| {name} | {_ms(row['map_50'])} | {_ms(row['map'])} | "
+                         f"{_ms(row['f1'])} | {row['step1_seconds']['mean']:.0f} | "
+                         f"{per_image:.1f} |")
+        lines.append("")
+    if results.get("fused"):
+        section = results["fused"]
+        diff = section["max_abs_difference"]
+        lines += ["## Fused (re-parameterized) against unfused", "",
+                  f"Pipeline: {section['source']}. One batch of {section['batch']} test "
+                  f"images, {section['reps']} interleaved repetitions, medians; ratio = fused "
+                  "images/s over unfused images/s, measured in the same run. Both copies use "
+                  "the same XLA setting.", "",
+                  "| what | XLA | unfused images/s | fused images/s | ratio |",
+                  "|---|---|---|---|---|"]
+        for key, label in (("no_xla", "off"), ("xla", "on")):
+            for task, row in section["speed"][key].items():
+                lines.append(f"| {task} | {label} | {row['unfused_images_per_second']:.1f} | "
+                             f"{row['fused_images_per_second']:.1f} | {row['ratio']:.2f} |")
+        acc = section["accuracy"]
+        lines += ["", "Largest absolute difference: " + ", ".join(
+            f"{k.replace('_', ' ')} {v:.2e}" for k, v in diff.items()) + ". Test AP@.5 "
+            f"unfused {acc['unfused']['map_50']:.4f}, fused {acc['fused']['map_50']:.4f}; mAP "
+            f"{acc['unfused']['map']:.4f} / {acc['fused']['map']:.4f}.", ""]
+    if results.get("voc"):
+        section = results["voc"]
+        lines += ["## Pascal VOC: " + Path(section.get("folder", "")).name, ""]
+        if "skipped" in section:
+            lines += [section["skipped"], ""]
+        else:
+            s = section["settings"]
+            lines += [f"{section['folder']}, classes {section['class_names']}: "
+                      f"{section['split']}. Letterboxed to {s['image_size']} px, "
+                      f"{s['epochs']} epochs with "
+                      f"{section['augmentation']}, seeds {s['seeds']}. The test images are "
+                      "listed in detector.json.", "",
+                      *loss_table(section["table"]), ""]
+    found = targets(results)
+    if found:
+        lines += ["## Targets", "", *found, ""]
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    losses = results.get("losses", {}).get("table")
+    voc = results.get("voc", {}).get("table")
+    if not losses:
+        return None
+    panels = 3 if voc else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2))
+    order = sorted(losses, key=lambda name: -losses[name]["map_50"]["mean"])
+    x = np.arange(len(order))
+    ax = axes[0]
+    for offset, key, label in ((-0.2, "map_50", "pipeline AP@.5"),
+                               (0.2, "step1_map_50", "step-1 AP@.5 (class-agnostic)")):
+        ax.bar(x + offset, [losses[n][key]["mean"] for n in order], 0.4,
+               yerr=[losses[n][key]["std"] for n in order], capsize=3, label=label)
+    ax.axhline(0.9, color="grey", ls="--", lw=1)
+    low = min(losses[n][k]["mean"] for n in order for k in ("map_50", "step1_map_50"))
+    s = results["losses"]["settings"]
+    ax.set(xticks=x, ylabel="AP@.5 on the test scenes", ylim=(max(0.0, low - 0.1), 1.0),
+           title=f"by box loss ({s['epochs']} epochs, mean ± std of {len(s['seeds'])} "
+                 f"seed{'s' if len(s['seeds']) > 1 else ''})")
+    ax.set_xticklabels(order, rotation=30)
+    ax.legend(fontsize=8, loc="lower left")
+    for ax, table, title in ((axes[1], losses, "synthetic scenes"),
+                             *(((axes[2], voc, "VOC: " + Path(results["voc"]["folder"]).name),)
+                               if voc else ())):
+        for name in sorted(table, key=lambda n: -table[n]["map_50"]["mean"]):
+            mean = np.asarray(table[name]["curve_map_50_mean"])
+            std = np.asarray(table[name]["curve_map_50_std"])
+            epochs = np.arange(1, len(mean) + 1)
+            ax.plot(epochs, mean, marker="o", ms=3, label=name)
+            ax.fill_between(epochs, mean - std, mean + std, alpha=0.15)
+        ax.set(xlabel="epoch", ylabel="step-1 AP@.5 (class-agnostic)",
+               title=f"convergence, {title}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--losses", nargs="+", default=list(BOX_LOSSES), choices=BOX_LOSSES)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=6, help="step-1 epochs (synthetic)")
+    parser.add_argument("--train-images", type=int, default=2000)
+    parser.add_argument("--test-images", type=int, default=500)
+    parser.add_argument("--short-epochs", type=int, default=2,
+                        help="the short budget: step-1 AP@.5 after this many epochs")
+    parser.add_argument("--curve-images", type=int, default=200,
+                        help="score the per-epoch curve on the first N test images (0: all)")
+    parser.add_argument("--classifier-epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--steps-loss", default="eiou", choices=BOX_LOSSES)
+    parser.add_argument("--fused-reps", type=int, default=20)
+    parser.add_argument("--fused-batch", type=int, default=32)
+    parser.add_argument("--voc", default=str(DEFAULT_VOC), help="a Pascal VOC folder")
+    parser.add_argument("--voc-epochs", type=int, default=80)
+    parser.add_argument("--voc-losses", nargs="+", default=["eiou"], choices=BOX_LOSSES)
+    parser.add_argument("--image-size", type=int, default=128,
+                        help="side of the (square) images, synthetic and VOC")
+    parser.add_argument("--tiny", action="store_true",
+                        help="small detector and classifier: for smoke tests only")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--work-dir", type=Path, default=REPO / "runs" / "benchmark_detector",
+                        help="where the losses part leaves a pipeline for the fused part")
+    args = parser.parse_args(argv)
+    args.losses = list(dict.fromkeys(args.losses))
+    for name in ("epochs", "train_images", "test_images", "short_epochs", "voc_epochs",
+                 "fused_reps", "fused_batch", "classifier_epochs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.image_size % 16:
+        parser.error(f"--image-size must be a multiple of 16, got {args.image_size}")
+
+    path = args.results_dir / f"{NAME}.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    classifiers = Classifiers(args)
+    data = synthetic_data(args) if set(args.parts) & {"losses", "steps", "fused"} else None
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for part in PARTS:  # in this order: fused uses the pipeline that losses saves
+        if part not in args.parts:
+            continue
+        part_started = time.perf_counter()
+        if part == "losses":
+            results["losses"] = part_losses(args, data, classifiers, results.get("losses"))
+        elif part == "steps":
+            results["steps"] = part_steps(args, data, classifiers, results.get("losses"))
+        elif part == "fused":
+            results["fused"] = part_fused(args, data, classifiers)
+        else:
+            results["voc"] = part_voc(args, classifiers, results.get("voc"))
+        results[part]["seconds"] = time.perf_counter() - part_started
+        write_json(NAME, results, args.results_dir)  # after every part: a crash keeps the rest
+        print(f"=== part {part}: {results[part]['seconds']:.0f} s", flush=True)
+    results["environment"] = environment()
+    write_json(NAME, results, args.results_dir)
+    text = markdown(results)
+    write_text(f"{NAME}.md", text, args.results_dir)
+    plot(results, args.results_dir / f"{NAME}.png")
+    print(text)
+    print(f"total {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

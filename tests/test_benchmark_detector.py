@@ -1,0 +1,92 @@
+"""benchmarks/detector.py still runs (tiny models and sizes) and writes consistent results.
+
+The checks re-derive what the benchmark summarises from its own per-run rows (mean and
+standard deviation with NumPy, the short-budget value from the curve), compare the curve's
+last point with the independently computed final step-1 AP, and check the fused pipeline
+against the unfused one.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import detector as bench
+from test_detector import write_voc_fixture
+
+
+def tiny_args(tmp_path):
+    """The smallest settings: one seed, 16 training / 8 test scenes of 64 px, tiny models."""
+    return ["--seeds", "0", "--epochs", "2", "--train-images", "16", "--test-images", "8",
+            "--short-epochs", "1", "--classifier-epochs", "1", "--batch-size", "16",
+            "--image-size", "64", "--tiny", "--results-dir", str(tmp_path / "results"),
+            "--work-dir", str(tmp_path / "work")]
+
+
+@pytest.mark.slow
+def test_detector_benchmark_synthetic_parts(tmp_path):
+    bench.main(["--parts", "losses", "steps", "fused", "--losses", "eiou", "iou",
+                "--fused-reps", "2", "--fused-batch", "4", *tiny_args(tmp_path)])
+    results = json.loads((tmp_path / "results" / "detector.json").read_text())
+    assert set(results) >= {"losses", "steps", "fused", "environment"}
+
+    table = results["losses"]["table"]
+    assert set(table) == {"eiou", "iou"}
+    for row in table.values():
+        run = row["runs"][0]
+        assert len(run["curve_map_50"]) == 2 and len(run["epoch_seconds"]) == 2
+        # the curve's last point is the final step-1 model scored on the same test set
+        assert run["curve_map_50"][-1] == pytest.approx(run["step1_map_50"], abs=1e-9)
+        assert row["short_step1_map_50"]["values"] == [run["curve_map_50"][0]]
+        assert row["map_50"]["mean"] == pytest.approx(np.mean(row["map_50"]["values"]))
+        assert 0.0 <= run["map_50"] <= 1.0 and run["classifier_seconds"] > 0
+    # the classifier is trained once per seed and shared by the losses
+    assert table["eiou"]["runs"][0]["classifier_accuracy"] == \
+        table["iou"]["runs"][0]["classifier_accuracy"]
+
+    steps = results["steps"]["table"]
+    assert steps["two-step"]["map_50"] == table["eiou"]["map_50"]  # reused, not retrained
+    assert steps["one-step"]["runs"][0]["classifier_seconds"] == 0.0
+
+    fused = results["fused"]
+    assert fused["source"].startswith("the pipeline of the losses part (eiou")
+    assert fused["max_abs_difference"]["step1_logits"] < 1e-3
+    assert fused["max_abs_difference"]["step1_boxes_pixels"] < 1e-2
+    for key in ("xla", "no_xla"):
+        for task in ("step1", "pipeline"):
+            row = fused["speed"][key][task]
+            assert len(row["fused_seconds"]) == 2 and row["ratio"] > 0
+            assert row["ratio"] == pytest.approx(
+                np.median(row["unfused_seconds"]) / np.median(row["fused_seconds"]))
+
+    text = (tmp_path / "results" / "detector.md").read_text()
+    for heading in ("## Box losses", "## One step against two", "## Fused", "## Targets"):
+        assert heading in text
+    assert "| eiou |" in text and "| iou |" in text
+    assert (tmp_path / "results" / "detector.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
+    voc = write_voc_fixture(tmp_path / "voc")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "detector.json").write_text(json.dumps({"kept": 1}))
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "giou", *tiny_args(tmp_path)])
+    results = json.loads((tmp_path / "results" / "detector.json").read_text())
+    assert results["kept"] == 1
+    section = results["voc"]
+    assert section["settings"]["train_images"] == 5 and set(section["table"]) == {"giou"}
+    assert section["test_names"] == [
+        f"{i:05d}.jpg" for i in np.sort(np.random.default_rng(0).permutation(6)[:1])]
+    assert len(section["table"]["giou"]["runs"][0]["curve_map_50"]) == 1
+    text = (tmp_path / "results" / "detector.md").read_text()
+    assert "## Pascal VOC: voc" in text and "| giou |" in text
+
+
+def test_detector_benchmark_skips_a_missing_voc_folder(tmp_path):
+    bench.main(["--parts", "voc", "--voc", str(tmp_path / "absent"), "--results-dir",
+                str(tmp_path), "--work-dir", str(tmp_path / "work")])
+    results = json.loads((tmp_path / "detector.json").read_text())
+    assert "not found" in results["voc"]["skipped"]
+    assert "not found" in (tmp_path / "detector.md").read_text()
