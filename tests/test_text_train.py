@@ -254,7 +254,8 @@ def test_infeasible_labels_are_counted_by_hand():
 # ---------------------------------------------------------------- refusals
 
 def test_non_ctc_losses_and_unknown_datasets_are_refused(capsys, tmp_path):
-    code = train.main(["--model", "crnn_small", "--dataset", "synth_text"])  # default loss
+    assert train.parse_args(["--model", "crnn_small", "--dataset", "synth_text"]).loss == "ctc"
+    code = train.main(["--model", "crnn_small", "--dataset", "synth_text", "--loss", "softmax"])
     assert code == 2
     assert "trains with --loss ctc" in capsys.readouterr().err
     assert train.main(["--model", "crnn", "--dataset", "mnist", "--loss", "ctc"]) == 2

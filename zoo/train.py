@@ -321,8 +321,9 @@ def parse_args(argv=None) -> TrainConfig:
     parser.add_argument("--dataset", default=defaults.dataset,
                         help=f"one of {datasets.list_datasets()}; text models (crnn, "
                         "crnn_small): synth_text, folder:PATH or folder:PATH,labels.csv")
-    parser.add_argument("--loss", default=defaults.loss,
-                        help=f"one of {losses.list_recipes()}; text models: ctc")
+    parser.add_argument("--loss", default=None,
+                        help=f"one of {losses.list_recipes()} (default {defaults.loss}); "
+                        "text models: ctc (their default)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
@@ -349,6 +350,10 @@ def parse_args(argv=None) -> TrainConfig:
                         help="record class separation and angular margins of the embedding "
                         "on the validation split, with plots and embedding snapshots")
     args = vars(parser.parse_args(argv))
+    if args["loss"] is None:
+        from zoo import text_train  # imported here: it imports this module
+
+        args["loss"] = "ctc" if text_train.is_text_model(args["model"]) else defaults.loss
     args["out"] = args["out"] or f"runs/{args['model']}-{args['dataset']}-{args['loss']}"
     return TrainConfig(**args)
 
