@@ -7,8 +7,6 @@ best-path CTC decoder.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -22,6 +20,7 @@ from zoo.crnn import (CTCDecoder, CTCLogits, build_inference_model, charset_of, 
                       export_recognizer, recognize)
 from zoo.datasets import text as T
 from zoo.registry import create_model, list_models
+from text_references import reference_edit_distance
 
 DIGITS = Charset("0123456789")
 TEXTS = ("4073", "5896")
@@ -33,20 +32,6 @@ def numpy(x):
 
 
 # ---------------------------------------------------------------- independent references
-
-def reference_edit_distance(a, b):
-    a, b = tuple(a), tuple(b)
-
-    @functools.lru_cache(maxsize=None)
-    def d(i, j):  # distance between the suffixes a[i:] and b[j:]
-        if i == len(a) or j == len(b):
-            return (len(a) - i) + (len(b) - j)
-        if a[i] == b[j]:
-            return d(i + 1, j + 1)
-        return 1 + min(d(i + 1, j), d(i, j + 1), d(i + 1, j + 1))
-
-    return d(0, 0)
-
 
 def reference_greedy(logits, blank=0):
     rows = []

@@ -8,7 +8,6 @@ formulations than the ones under test), hand-counted CTC frame needs and split s
 from __future__ import annotations
 
 import csv
-import functools
 import json
 
 import keras
@@ -20,6 +19,7 @@ from zoo import text_train, train
 from zoo.charset import Charset
 from zoo.crnn import charset_of
 from zoo.datasets import text as T
+from text_references import reference_edit_distance
 
 TINY = dict(model="crnn_small", dataset="synth_text", loss="ctc", epochs=2, batch_size=8,
             train_limit=16, test_limit=12, validation_split=0.5, verbose=0)
@@ -38,18 +38,6 @@ def reference_greedy_texts(logits, characters):
         ids = [k for j, k in enumerate(path) if k != 0 and (j == 0 or k != path[j - 1])]
         texts.append("".join(characters[k - 1] for k in ids))
     return texts
-
-
-def reference_edit_distance(a, b):
-    @functools.lru_cache(maxsize=None)
-    def d(i, j):
-        if i == len(a) or j == len(b):
-            return (len(a) - i) + (len(b) - j)
-        if a[i] == b[j]:
-            return d(i + 1, j + 1)
-        return 1 + min(d(i + 1, j), d(i, j + 1), d(i + 1, j + 1))
-
-    return d(0, 0)
 
 
 def read_rows(path):
