@@ -43,6 +43,7 @@ from benchmarks.common import RESULTS, environment, mean_std, write_json, write_
 from benchmarks.lenet_baseline import RECIPE  # noqa: E402
 from callbacks import MarginMonitor, WeightTrace  # noqa: E402
 from zoo import datasets, train  # noqa: E402
+from zoo.training.tasks import classification  # noqa: E402
 
 DATASET = "mnist"
 TARGET = 1.10
@@ -81,8 +82,8 @@ class EpochClock(keras.callbacks.Callback):
 def new_model(seed, epochs, steps):
     config = train.TrainConfig(dataset=DATASET, seed=seed, epochs=epochs, **RECIPE)
     keras.utils.set_random_seed(seed)
-    model = train.build_model(config, 10, (28, 28, 1))
-    return train.compile_model(model, config, 10, steps)
+    model = classification.build_model(config, 10, (28, 28, 1))
+    return classification.compile_model(model, config, 10, steps)
 
 
 def steady_epoch_seconds(variant, data, probe, epochs, seed):

@@ -15,7 +15,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def environment() -> dict:
     """Machine, versions and date, stored with every result file."""
-    from zoo.train import versions
+    from zoo.training.reproducibility import versions
 
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -17,7 +17,7 @@ Measures:
    (alternating which goes first), after untimed warm-up calls; per repetition the ratio
    of the median call times (ours / raw); quoted the median ratio over repetitions
    (target ≤ 1.05).
-2. training: crnn_small on `synth_text` through `zoo.text_train.run` (new lines every
+2. training: crnn_small on `synth_text` through `zoo.training.tasks.text.run` (new lines every
    epoch, Adam with cosine decay, CTCLoss(zero_infinity=True)); the budget is epochs ×
    lines per epoch on this machine's CPUs, stated in the results with the wall time.
    Quoted: test CER and sequence accuracy, greedy and beam (target CER ≤ 2 % on 4-10
@@ -49,9 +49,11 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
 from losses.sequence import BLANK_INDEX, PAD_VALUE, CTCLoss  # noqa: E402
-from zoo import text_train, train  # noqa: E402
+from zoo import train  # noqa: E402
+from zoo.training.run_folder import read_history  # noqa: E402
+from zoo.training.tasks import text as text_train  # noqa: E402
 from zoo.datasets.text import synthetic_text_set  # noqa: E402
-from zoo.text_metrics import character_error_rate, sequence_accuracy  # noqa: E402
+from zoo.evaluation.text import character_error_rate, sequence_accuracy  # noqa: E402
 
 LOSS_TARGET = 1.05
 CER_TARGET = 0.02
@@ -191,9 +193,9 @@ def train_crnn(args):
         out=str(args.run_dir), validation_split=args.validation_split,
         train_limit=args.train_limit, test_limit=args.test_limit, verbose=2)
     started = time.perf_counter()
-    metrics = text_train.run(config)
+    metrics = train.run(config)
     seconds = time.perf_counter() - started
-    history = train.read_history(Path(args.run_dir) / "history.csv")
+    history = read_history(Path(args.run_dir) / "history.csv")
     greedy, beam = metrics["decoding"]["greedy"], metrics["decoding"]["beam"]
     return {
         "config": config.to_json(),

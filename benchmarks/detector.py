@@ -1,4 +1,4 @@
-"""The two-step detector (zoo/detector/): box losses, one step against two, the fused backbone,
+"""The two-step detector (zoo/models/detector/): box losses, one step against two, the fused backbone,
 and a real Pascal VOC set.
 
     python benchmarks/detector.py [--parts losses steps fused voc] [--losses eiou ciou ...]
@@ -12,7 +12,7 @@ Markdown tables and the figure are redrawn from the whole file):
   with seed 0, `--test-images` with seed 1), optimizer, schedule and budget, for every seed:
   the pipeline's AP@.5, mAP (COCO, 0.5:0.95) and best F1 on the test scenes (mean ± std
   over seeds), the step-1 class-agnostic AP@.5, and the step-1 AP@.5 on the test scenes
-  after every epoch (`zoo.detector.train.step1_evaluator`), whose value after
+  after every epoch (`zoo.training.tasks.detection.step1_evaluator`), whose value after
   `--short-epochs` epochs is the convergence-speed column (the curve is scored on the
   first `--curve-images` test scenes, 200 by default, to keep it cheap). The box loss acts
   on step 1 only; the step-2 crop classifier does not depend on it (it trains on
@@ -32,7 +32,7 @@ Markdown tables and the figure are redrawn from the whole file):
   classifier's probabilities, and AP@.5 / mAP of both copies on the test scenes.
 - `voc`: the same detector trained on a Pascal VOC folder (`--voc`, default
   `../shared/datasets/kangaroo` next to the repository; skipped with a message when absent)
-  through `zoo.detector.train.load_detection_data`: images letterboxed to 128x128, split
+  through `zoo.training.tasks.detection.load_detection_data`: images letterboxed to 128x128, split
   80/20 by a permutation seeded with 0 (or the folder's ImageSets), trained with
   `BoxAugmenter()` for `--voc-epochs` epochs, `--voc-losses` x `--seeds`.
 
@@ -60,8 +60,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
-from zoo.detector import BOX_LOSSES, TwoStepDetector  # noqa: E402
-from zoo.detector.train import (evaluate_pipeline, fit_classifier, fit_detector,  # noqa: E402
+from zoo.models.detector import BOX_LOSSES, TwoStepDetector  # noqa: E402
+from zoo.training.tasks.detection import (evaluate_pipeline, fit_classifier, fit_detector,  # noqa: E402
                                 load_detection_data, step1_evaluator)
 
 PARTS = ("losses", "steps", "fused", "voc")
@@ -268,11 +268,12 @@ def part_fused(args, data, classifiers):
     differences = {"step1_logits": float(np.abs(a["scores"] - b["scores"]).max()),
                    "step1_boxes_pixels": float(np.abs(a["boxes"] - b["boxes"]).max())}
     if pipeline.classifier is not None and sum(counts):
-        from zoo.detector.inference import crop_and_resize, expand_boxes
+        from zoo.boxes import expand_boxes
+        from zoo.models.detector.pipeline import crop_boxes
 
-        crops = crop_and_resize(batch, expand_boxes(np.concatenate([s[0] for s in selected]),
-                                                    pipeline.context),
-                                np.repeat(np.arange(len(selected)), counts), pipeline.crop_size)
+        crops = crop_boxes(batch, expand_boxes(np.concatenate([s[0] for s in selected]),
+                                               pipeline.context),
+                           np.repeat(np.arange(len(selected)), counts), pipeline.crop_size)
         differences["classifier_probabilities"] = float(np.abs(
             pipeline.class_probabilities(crops) - fused.class_probabilities(crops)).max())
     unfused_eval, fused_eval = evaluate_pipeline(pipeline, test_set), \

@@ -30,6 +30,9 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
 from zoo import datasets, train  # noqa: E402
+from zoo.training import reproducibility  # noqa: E402
+from zoo.training.run_folder import read_history  # noqa: E402
+from zoo.training.tasks import classification  # noqa: E402
 
 RECIPE = dict(model="lenet5", loss="softmax", batch_size=64, learning_rate=2e-3,
               validation_split=0.1)
@@ -44,7 +47,7 @@ def accuracy_runs(dataset, seeds, epochs, workdir, train_limit=None):
                                    train_limit=train_limit, **RECIPE)
         print(f"--- {dataset} seed {seed}", flush=True)
         metrics = train.run(config)
-        history = train.read_history(Path(config.out) / "history.csv")
+        history = read_history(Path(config.out) / "history.csv")
         runs.append({"seed": seed, "test_accuracy": metrics["test_accuracy"],
                      "train_samples_per_second": metrics["train_samples_per_second"],
                      "wall_seconds": metrics["wall_seconds"],
@@ -55,13 +58,13 @@ def accuracy_runs(dataset, seeds, epochs, workdir, train_limit=None):
 def fit_seconds_bare(dataset, epochs, seed, train_limit=None):
     """Bare `model.fit` on exactly what `zoo.train.run` would feed it; returns fit seconds."""
     config = train.TrainConfig(dataset=dataset, seed=seed, epochs=epochs, **RECIPE)
-    train.seed_everything(seed)
+    reproducibility.seed_everything(seed)
     common = dict(validation_split=config.validation_split, seed=seed)
     x, y = datasets.load(dataset, "train", limit=train_limit, **common)
     x_val, y_val = datasets.load(dataset, "validation", **common)
-    model = train.build_model(config, 10, x.shape[1:])
-    train.compile_model(model, config, 10, int(np.ceil(len(y) / config.batch_size)))
-    with train.deterministic_ops(config.deterministic):  # as zoo.train runs it
+    model = classification.build_model(config, 10, x.shape[1:])
+    classification.compile_model(model, config, 10, int(np.ceil(len(y) / config.batch_size)))
+    with reproducibility.deterministic_ops(config.deterministic):  # as zoo.train runs it
         started = time.perf_counter()
         model.fit(x, y, batch_size=config.batch_size, epochs=epochs,
                   validation_data=(x_val, y_val), verbose=0, shuffle=True)

@@ -50,6 +50,7 @@ import losses  # noqa: E402
 from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
 from callbacks.margin_monitor import separation_metrics  # noqa: E402
 from zoo import datasets, embedding_model, train  # noqa: E402
+from zoo.training.tasks import classification  # noqa: E402
 
 LOSSES = ("softmax", "focal", "hinge", "prob_mse", "lsoftmax", "sphereface", "cosface",
           "arcface", "centre", "contrastive", "triplet", "triplet_constrained", "intra_inter")
@@ -87,8 +88,8 @@ def step_times(dataset, names, args):
     for name in names:
         config = train.TrainConfig(dataset=dataset, loss=name, epochs=1,
                                    embedding_dim=args.embedding_dim, **RECIPE)
-        model = train.build_model(config, 10, data.x.shape[1:])
-        train.compile_model(model, config, 10, steps=100)
+        model = classification.build_model(config, 10, data.x.shape[1:])
+        classification.compile_model(model, config, 10, steps=100)
         if losses.get_recipe(name).balanced_batches:
             batch = PKBatches(data.x, data.y, 8, config.batch_size // 8, seed=0)[0]
         else:

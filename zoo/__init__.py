@@ -1,18 +1,21 @@
-"""LossLab's model zoo: a registry of models, datasets, training and export.
+"""LossLab's model zoo: registered models (`create_model`, `list_models`, `model_info`).
 
     import zoo
     model = zoo.create_model("lenet_embed", num_classes=10, embedding_dim=2)
     zoo.list_models()
+
+`import zoo` loads the models and the registry only. Data lives in `zoo.datasets`, training
+in `zoo.training` (`python -m zoo.train`), evaluation in `zoo.evaluation`, reference maths in
+`zoo.reference`; docs/architecture.md draws the layers.
 """
 
-import os
+from zoo import quiet
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
+quiet.silence_tensorflow()  # before anything imports TensorFlow
 
-from zoo import crnn, detector, lenet, repvgg  # noqa: E402,F401  (register their models)
-from zoo.lenet import embedding_model  # noqa: E402
-from zoo.registry import create_model, list_models, model_builder, register_model  # noqa: E402
-from zoo.repvgg import RepVGGBlock, reparameterize  # noqa: E402
+from zoo.models import RepVGGBlock, embedding_model, reparameterize  # noqa: E402
+from zoo.registry import (create_model, list_models, model_builder, model_info,  # noqa: E402
+                          register_model)
 
-__all__ = ["create_model", "list_models", "model_builder", "register_model", "embedding_model",
-           "RepVGGBlock", "reparameterize"]
+__all__ = ["create_model", "list_models", "model_builder", "model_info", "register_model",
+           "embedding_model", "RepVGGBlock", "reparameterize"]

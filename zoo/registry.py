@@ -1,38 +1,71 @@
-"""Model registry in the manner of timm.
+"""Model registry in the manner of timm: builders by name, with the task each model trains on.
 
-    @register_model
+    @register_model                                   # a classification model
     def lenet5(num_classes=10, input_shape=(28, 28, 1), **kwargs) -> keras.Model: ...
 
+    @register_model(task="text")                      # trained by the text task
+    def crnn_small(charset=None, ...) -> keras.Model: ...
+
     zoo.create_model("lenet5", num_classes=10)
-    zoo.list_models()            # ['lenet5', 'lenet_embed', 'lenet_tcnn', ...]
+    zoo.list_models()            # ['crnn', 'crnn_small', 'detector', 'lenet5', ...]
+    zoo.model_info("crnn").task  # 'text': the training runner picks its task from this
+
+The task names the runner's task object (`zoo.training.tasks`), as timm records the module
+a model comes from; the registry itself imports nothing from training.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+TASKS = ("classification", "text", "detection")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of a model: its name, builder and task."""
+
+    name: str
+    builder: Callable
+    task: str
+
 
 _MODELS: dict = {}
 
 
-def register_model(builder):
-    """Register a builder function under its own name; returns it unchanged."""
-    name = builder.__name__
-    if name in _MODELS:
-        raise ValueError(f"model {name!r} is already registered")
-    _MODELS[name] = builder
-    return builder
+def register_model(builder=None, *, task: str = "classification"):
+    """Register a builder under its own name; use bare or as `@register_model(task=...)`."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+
+    def register(function):
+        name = function.__name__
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = ModelInfo(name, function, task)
+        return function
+
+    return register(builder) if builder is not None else register
 
 
-def list_models(pattern: str = "*"):
-    """Sorted names of the registered models matching a shell-style `pattern`."""
-    return sorted(name for name in _MODELS if fnmatch.fnmatch(name, pattern))
+def list_models(pattern: str = "*", task: str | None = None):
+    """Sorted names of the registered models matching a shell-style `pattern` (and `task`)."""
+    return sorted(name for name, info in _MODELS.items()
+                  if fnmatch.fnmatch(name, pattern) and task in (None, info.task))
 
 
-def model_builder(name: str):
+def model_info(name: str) -> ModelInfo:
+    """The `ModelInfo` of `name`; an unknown name raises ValueError listing the known ones."""
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     return _MODELS[name]
+
+
+def model_builder(name: str):
+    return model_info(name).builder
 
 
 def model_accepts(name: str, argument: str) -> bool:

@@ -1,7 +1,7 @@
 """Object-detection evaluation: COCO mAP through pycocotools, precision / recall / F1 at the
 best confidence threshold, PR curves, a Keras callback and two plots.
 
-    from zoo.detection_eval import evaluate_detections, DetectionEvaluator
+    from zoo.evaluation.detection import evaluate_detections, DetectionEvaluator
     result = evaluate_detections(predictions, test_set, test_set.class_names)
     result["map"], result["map_50"], result["f1"], result["score_threshold"]
 
@@ -51,11 +51,12 @@ import numpy as np
 
 import keras
 
+from zoo.boxes import pairwise_iou, to_xyxy
+
 COCO_STAT_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large",
                   "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large")
 F1_KEYS = ("precision", "recall", "f1", "score_threshold")
 LOG_KEYS = ("map", "map_50", "map_75") + F1_KEYS
-BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
 # ------------------------------------------------------------------ inputs
@@ -81,19 +82,6 @@ def _ground_truth(ground_truth):
     if not np.all(np.isfinite(boxes)):
         raise ValueError("ground-truth boxes must be finite")
     return boxes, classes.astype(np.int64), difficult
-
-
-def convert_boxes(boxes, box_format="xyxy") -> np.ndarray:
-    """NumPy (..., 4) boxes from `box_format` to "xyxy"."""
-    if box_format not in BOX_FORMATS:
-        raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {box_format!r}")
-    boxes = np.asarray(boxes, np.float64)
-    a, b, c, d = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
-    if box_format == "xywh":
-        return np.stack([a, b, a + c, b + d], axis=-1)
-    if box_format == "cxcywh":
-        return np.stack([a - c / 2, b - d / 2, a + c / 2, b + d / 2], axis=-1)
-    return boxes
 
 
 def _predictions(predictions, num_images, num_classes, box_format):
@@ -129,7 +117,7 @@ def _predictions(predictions, num_images, num_classes, box_format):
             raise ValueError(f"prediction {i}: classes must be integers in [0, {num_classes}) "
                              f"(-1 = padding), got {np.unique(classes)[:10]}")
         keep = classes >= 0
-        out.append((convert_boxes(boxes[keep], box_format), scores[keep],
+        out.append((to_xyxy(boxes[keep], box_format), scores[keep],
                     classes[keep].astype(np.int64)))
     return out
 
@@ -145,24 +133,6 @@ def _check_classes(classes, class_names):
         raise ValueError(f"ground-truth classes must be >= 0 (-1 = padding), got "
                          f"{np.unique(classes)[:10]}")
     return class_names
-
-
-def pairwise_iou(boxes_a, boxes_b) -> np.ndarray:
-    """IoU (k, m) of xyxy boxes (k, 4) and (m, 4) in NumPy (sizes clamped at 0; 0 / 0 = 0).
-
-    The NumPy twin of `losses.boxes.box_iou(kind="iou")`, cheap for the few boxes of one image.
-    """
-    a = np.asarray(boxes_a, np.float64).reshape(-1, 1, 4)
-    b = np.asarray(boxes_b, np.float64).reshape(1, -1, 4)
-    inter_w = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
-    inter_h = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
-    inter = inter_w * inter_h
-
-    def area(x):
-        return np.maximum(x[..., 2] - x[..., 0], 0) * np.maximum(x[..., 3] - x[..., 1], 0)
-
-    union = area(a) + area(b) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 # ------------------------------------------------------------------ COCO

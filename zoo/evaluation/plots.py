@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -43,5 +44,81 @@ def plot_confusion_matrix(matrix, class_names, path: str | Path, title: str = ""
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix (test)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+# ------------------------------------------------------------------ text recognition
+
+GALLERY_SIZE = 24
+
+
+def plot_text_history(history: dict, path, title: str = "") -> Path:
+    """CTC loss, CER and sequence accuracy per epoch, train against validation."""
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [("loss", "CTC loss"), ("cer", "character error rate"),
+              ("sequence_accuracy", "sequence accuracy")]
+    panels = [(key, label) for key, label in panels if key in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], marker="o", label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], marker="o", label="validation")
+        values = np.concatenate([history[key], history.get(f"val_{key}", [])])
+        if key == "sequence_accuracy":
+            ax.set_ylim(-0.02, 1.02)
+        elif np.all(values > 0) and values.max() > 10 * values.min():
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel="epoch", ylabel=label, title=label)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def gallery_indices(truths, predictions, size=GALLERY_SIZE) -> list:
+    """Up to `size` indices: the mistakes (up to half of the grid) and the first lines."""
+    mistakes = [i for i, (t, p) in enumerate(zip(truths, predictions)) if t != p]
+    chosen = mistakes[:size // 2]
+    for i in range(len(truths)):
+        if len(chosen) >= size:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return sorted(chosen)
+
+
+def plot_text_gallery(images, truths, predictions, path, title="", size=GALLERY_SIZE,
+                      columns=4) -> Path:
+    """A grid of text-line images titled with what was read; mistakes in red with the truth.
+
+    Shows the mistakes (up to half the grid) and fills the rest with the first lines.
+    """
+    chosen = gallery_indices(truths, predictions, size)
+    rows = max(1, math.ceil(len(chosen) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.9 * columns, 1.25 * rows + 0.6),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, index in zip(axes.ravel(), chosen):
+        image = np.asarray(images[index])
+        ax.imshow(image[..., 0] if image.ndim == 3 else image, cmap="gray", vmin=0, vmax=1,
+                  aspect="auto")
+        wrong = predictions[index] != truths[index]
+        label = f"read '{predictions[index]}'"
+        if wrong:
+            label += f"\ntrue '{truths[index]}'"
+        ax.set_title(label, fontsize=8, color="tab:red" if wrong else "black",
+                     family="monospace")
+    errors = sum(t != p for t, p in zip(truths, predictions))
+    fig.suptitle(f"{title}\n{errors} of {len(truths)} test lines misread (red)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)

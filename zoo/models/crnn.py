@@ -31,7 +31,7 @@ with 37 classes: a width for CPU training.
 The vocabulary travels with the model: the logits layer (`CTCLogits`, named "logits") keeps
 the charset in its config, so `model.save("m.keras")` / `keras.saving.load_model(...,
 safe_mode=True)` round-trip it and `charset_of(model)` reads it back (import `zoo` or
-`zoo.crnn` before loading, to register the layers).
+`zoo.models.crnn` before loading, to register the layers).
 
     model = zoo.create_model("crnn_small", charset="0123456789")
     model.compile(loss=CTCLoss(zero_infinity=True), metrics=[CharacterErrorRate()])
@@ -214,7 +214,7 @@ def _build_crnn(name, num_classes, charset, input_shape, filters, rnn_units):
     return keras.Model(inputs, logits, name=name)
 
 
-@register_model
+@register_model(task="text")
 def crnn(num_classes=None, charset=None, input_shape=(32, None, 1)):
     """CRNN of Shi, Bai, Yao (2015/2017): 7 convolutions, 2 BiLSTM-256, CTC logits.
 
@@ -236,7 +236,7 @@ def crnn(num_classes=None, charset=None, input_shape=(32, None, 1)):
     return _build_crnn("crnn", num_classes, charset, input_shape, PAPER_FILTERS, 256)
 
 
-@register_model
+@register_model(task="text")
 def crnn_small(num_classes=None, charset=None, input_shape=(32, None, 1)):
     """A narrow CRNN for CPU training: convolutions 16-32-64-64-128-128-128, 2 BiLSTM-64.
 

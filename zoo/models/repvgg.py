@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from zoo.lenet import EMBEDDING_LAYER
+from zoo.models.lenet import EMBEDDING_LAYER
 from zoo.registry import register_model
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from zoo.datasets import TruncatedImageWarning
 from zoo.datasets import detection as det
 
 # ------------------------------------------------------------------ helpers
@@ -128,7 +129,8 @@ def test_voc_kangaroo_layout_and_truncated_jpeg(tmp_path):
     (tmp_path / "annots" / "00090.xml").write_text(voc_xml(
         "00090.jpg", 64, 48, [("kangaroo", (1, 1, 64, 48), 0), ("kangaroo", (3, 4, 9, 10), 0)]))
     before = ImageFile.LOAD_TRUNCATED_IMAGES
-    data = det.load_voc(tmp_path, image_size=(48, 64))
+    with pytest.warns(TruncatedImageWarning, match="00090.jpg"):
+        data = det.load_voc(tmp_path, image_size=(48, 64))
     assert ImageFile.LOAD_TRUNCATED_IMAGES == before  # the loader restores PIL's setting
     assert data.class_names == ("kangaroo",) and len(data) == 1
     np.testing.assert_allclose(data.boxes[0], [[0, 0, 64, 48], [2, 3, 9, 10]], atol=1e-4)

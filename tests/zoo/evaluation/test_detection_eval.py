@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from zoo import detection_eval as ev
+from zoo.evaluation import detection as ev
 
 CLASSES = ("a", "b")
 

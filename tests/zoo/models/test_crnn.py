@@ -1,4 +1,4 @@
-"""zoo.crnn (CRNN models, decoding, save/load, export), zoo.charset and zoo.text_metrics.
+"""zoo.models.crnn (CRNN models, decoding, save/load, export), zoo.charset and zoo.evaluation.text.
 
 References written here: parameter counts from the layer formulas, a memoised recursive
 edit distance (a different formulation from the iterative DP under test), and a NumPy
@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 
 import keras
-import zoo.crnn  # noqa: F401  (registers crnn, crnn_small)
+import zoo.models.crnn  # noqa: F401  (registers crnn, crnn_small)
 from losses.sequence import CTCLoss, ctc_greedy_decode, min_frames
-from zoo import text_metrics as M
+from zoo.evaluation import text as M
 from zoo.charset import LOWERCASE_ALPHANUMERIC, Charset
-from zoo.crnn import (CTCDecoder, CTCLogits, build_inference_model, charset_of, crnn_frames,
+from zoo.models.crnn import (CTCDecoder, CTCLogits, build_inference_model, charset_of, crnn_frames,
                       export_recognizer, recognize)
 from zoo.datasets import text as T
 from zoo.registry import create_model, list_models

@@ -13,9 +13,11 @@ import keras
 import numpy as np
 import pytest
 
-import zoo.detector as zd
+import zoo.models.detector as zd
+from zoo import boxes
+from zoo.training.tasks import detection as det_task
 from zoo.datasets.detection import SyntheticScenes
-from zoo.detection_eval import evaluate_detections
+from zoo.evaluation.detection import evaluate_detections
 from zoo.registry import create_model, list_models
 
 TINY = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
@@ -268,41 +270,41 @@ def test_tiny_training_run_loss_decreases():
 def test_nms_hand_cases():
     same = np.asarray([[0, 0, 10, 10], [0, 0, 10, 10], [1, 0, 11, 10]], np.float32)
     # equal scores: the lower index wins and suppresses its copies
-    np.testing.assert_array_equal(zd.nms(same, [0.9, 0.9, 0.8], 0.5), [0])
+    np.testing.assert_array_equal(boxes.nms(same, [0.9, 0.9, 0.8], 0.5), [0])
     disjoint = np.asarray([[0, 0, 4, 4], [10, 10, 14, 14], [20, 0, 24, 4]], np.float32)
-    np.testing.assert_array_equal(zd.nms(disjoint, [0.1, 0.7, 0.4], 0.5), [1, 2, 0])
-    np.testing.assert_array_equal(zd.nms(disjoint, [0.1, 0.7, 0.4], 0.5, max_output=2), [1, 2])
+    np.testing.assert_array_equal(boxes.nms(disjoint, [0.1, 0.7, 0.4], 0.5), [1, 2, 0])
+    np.testing.assert_array_equal(boxes.nms(disjoint, [0.1, 0.7, 0.4], 0.5, max_output=2), [1, 2])
     # threshold edge: [0,0,10,10] vs [0,0,10,20]... IoU = 100 / 200 = 0.5 exactly
     edge = np.asarray([[0, 0, 10, 10], [0, 0, 10, 20]], np.float32)
-    np.testing.assert_array_equal(zd.nms(edge, [0.9, 0.8], 0.5), [0, 1])  # kept: not > 0.5
-    np.testing.assert_array_equal(zd.nms(edge, [0.9, 0.8], 0.49), [0])
+    np.testing.assert_array_equal(boxes.nms(edge, [0.9, 0.8], 0.5), [0, 1])  # kept: not > 0.5
+    np.testing.assert_array_equal(boxes.nms(edge, [0.9, 0.8], 0.49), [0])
     # per-class: overlapping boxes of different classes both survive
-    np.testing.assert_array_equal(zd.nms(same[:2], [0.9, 0.8], 0.5, classes=[0, 1]), [0, 1])
-    assert zd.nms(np.zeros((0, 4)), np.zeros(0)).shape == (0,)
+    np.testing.assert_array_equal(boxes.nms(same[:2], [0.9, 0.8], 0.5, classes=[0, 1]), [0, 1])
+    assert boxes.nms(np.zeros((0, 4)), np.zeros(0)).shape == (0,)
     with pytest.raises(ValueError, match="one score per box"):
-        zd.nms(same, [0.9])
+        boxes.nms(same, [0.9])
 
 
 def test_crop_and_resize_exact_cases():
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(2, 12, 10, 3)).astype(np.float32)
-    crop = zd.crop_and_resize(images, [[2, 3, 7, 9]], [1], (6, 5))
+    crop = zd.crop_boxes(images, [[2, 3, 7, 9]], [1], (6, 5))
     np.testing.assert_allclose(crop[0], images[1, 3:9, 2:7], atol=1e-6)
     # a linear image is reproduced exactly at the sample points
     yy, xx = np.mgrid[0:12, 0:10].astype(np.float32)
     ramp = np.stack([xx + 0.5, yy + 0.5, 2 * xx - yy], -1)[None]  # value at pixel centres
     box = [1.3, 2.1, 8.7, 9.4]
-    crop = zd.crop_and_resize(ramp, [box], [0], (4, 3))[0]
+    crop = zd.crop_boxes(ramp, [box], [0], (4, 3))[0]
     x = box[0] + (np.arange(3) + 0.5) * (box[2] - box[0]) / 3
     y = box[1] + (np.arange(4) + 0.5) * (box[3] - box[1]) / 4
     np.testing.assert_allclose(crop[..., 0], np.tile(x, (4, 1)), atol=1e-4)
     np.testing.assert_allclose(crop[..., 1], np.tile(y[:, None], (1, 3)), atol=1e-4)
     # outside the image the border repeats
-    corner = zd.crop_and_resize(images, [[-5, -5, 0.5, 0.5]], [0], 3)
+    corner = zd.crop_boxes(images, [[-5, -5, 0.5, 0.5]], [0], 3)
     np.testing.assert_allclose(corner[0], np.broadcast_to(images[0, 0, 0], (3, 3, 3)),
                                atol=1e-6)
     with pytest.raises(ValueError, match="box_indices"):
-        zd.crop_and_resize(images, [[0, 0, 2, 2]], [2], 3)
+        zd.crop_boxes(images, [[0, 0, 2, 2]], [2], 3)
 
 
 def test_classifier_crops_labels_and_background():
@@ -312,7 +314,7 @@ def test_classifier_crops_labels_and_background():
                                         jitter=0.0, copies=1, background=2.0, seed=0)
     valid = classes >= 0
     np.testing.assert_array_equal(labels[:valid.sum()], classes[valid])
-    np.testing.assert_allclose(crops[:valid.sum()], zd.crop_and_resize(
+    np.testing.assert_allclose(crops[:valid.sum()], zd.crop_boxes(
         images, boxes[valid], np.nonzero(valid)[0], 8), atol=1e-6)
     assert (labels[valid.sum():] == 5).all() and crops.shape[1:] == (8, 8, 3)
     assert 1 <= (labels == 5).sum() <= 4
@@ -512,21 +514,21 @@ def write_voc_fixture(root, boxes=VOC_BOXES, image_sets=None):
 
 
 def test_split_indices_is_a_seeded_partition():
-    train_idx, test_idx = zd.train.split_indices(10, 0.2, seed=3)
+    train_idx, test_idx = det_task.split_indices(10, 0.2, seed=3)
     expected_test = np.sort(np.random.default_rng(3).permutation(10)[:2])
     np.testing.assert_array_equal(test_idx, expected_test)
     np.testing.assert_array_equal(np.sort(np.r_[train_idx, test_idx]), np.arange(10))
-    assert len(zd.train.split_indices(2, 0.01)[1]) == 1  # at least one test image
-    assert len(zd.train.split_indices(3, 0.99)[0]) == 1  # at least one training image
+    assert len(det_task.split_indices(2, 0.01)[1]) == 1  # at least one test image
+    assert len(det_task.split_indices(3, 0.99)[0]) == 1  # at least one training image
     with pytest.raises(ValueError, match="at least 2"):
-        zd.train.split_indices(1)
+        det_task.split_indices(1)
     with pytest.raises(ValueError, match="test_fraction"):
-        zd.train.split_indices(5, 1.0)
+        det_task.split_indices(5, 1.0)
 
 
 def test_load_detection_data_voc_split_and_image_sets(tmp_path):
     root = write_voc_fixture(tmp_path / "voc")
-    train, test, info = zd.train.load_detection_data(f"voc:{root}")
+    train, test, info = det_task.load_detection_data(f"voc:{root}")
     test_idx = np.sort(np.random.default_rng(0).permutation(6)[:1])  # round(0.2 * 6) = 1
     assert list(test.names) == [f"{i:05d}.jpg" for i in test_idx]
     assert sorted(train.names + test.names) == [f"{i:05d}.jpg" for i in range(6)]
@@ -545,7 +547,7 @@ def test_load_detection_data_voc_split_and_image_sets(tmp_path):
     # ImageSets/Main decide the split when they exist; limits keep the first N
     sets = write_voc_fixture(tmp_path / "sets", image_sets={
         "trainval.txt": ["00000", "00002", "00003", "00005"], "test.txt": ["00001", "00004"]})
-    train, test, info = zd.train.load_detection_data(f"voc:{sets}", train_limit=3)
+    train, test, info = det_task.load_detection_data(f"voc:{sets}", train_limit=3)
     assert list(train.names) == ["00000.jpg", "00002.jpg", "00003.jpg"]
     assert list(test.names) == ["00001.jpg", "00004.jpg"] and "ImageSets" in info["split"]
 
@@ -563,65 +565,71 @@ def test_load_detection_data_coco_and_bad_names(tmp_path):
     (root / "coco.json").write_text(json.dumps({
         "images": images, "annotations": annotations,
         "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}))
-    train, test, _ = zd.train.load_detection_data(f"coco:{root / 'coco.json'},{root}")
-    voc_train, voc_test, _ = zd.train.load_detection_data(f"voc:{root}")
+    train, test, _ = det_task.load_detection_data(f"coco:{root / 'coco.json'},{root}")
+    voc_train, voc_test, _ = det_task.load_detection_data(f"voc:{root}")
     np.testing.assert_allclose(train.boxes, voc_train.boxes, atol=1e-4)  # the same boxes
     assert list(test.names) == list(voc_test.names)
-    assert zd.train.dataset_kind(f"coco:{root}") == "coco:ANNOTATIONS.json[,IMAGES_DIR]"
-    assert zd.train.dataset_kind("mnist") == "mnist"
+    task = det_task.DetectionTask()
+    assert task.dataset_kind(f"coco:{root}") == "coco:ANNOTATIONS.json[,IMAGES_DIR]"
+    with pytest.raises(ValueError, match="unknown detection dataset 'mnist'"):
+        task.dataset_kind("mnist")
     with pytest.raises(ValueError, match="unknown detection dataset"):
-        zd.train.load_detection_data("mnist")
+        det_task.load_detection_data("mnist")
     with pytest.raises(ValueError, match="names no path"):
-        zd.train.load_detection_data("voc:")
+        det_task.load_detection_data("voc:")
 
 
 def test_cli_knows_the_detection_dataset_forms(capsys):
     from zoo import train
+    from zoo.training import resolve
 
-    assert set(train.DETECTION_DATASETS) == set(zd.train.DATASET_FORMS.values())
     assert train.main(["--model", "detector", "--dataset", "yolo:x"]) == 2
     assert "unknown detection dataset 'yolo:x'" in capsys.readouterr().err
     config = train.parse_args(["--model", "detector", "--dataset", "voc:../data/kangaroo/",
-                               "--box-loss", "ciou"])
-    assert zd.train.default_run_folder(config) == "runs/detector-voc-kangaroo-ciou"
+                               "--loss", "ciou"])
+    assert resolve(config)[0].out == "runs/detector-voc-kangaroo-ciou"
     config.out = "runs/mine"
-    assert zd.train.default_run_folder(config) == "runs/mine"
+    assert resolve(config)[0].out == "runs/mine"
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    assert "synth_scenes, voc:PATH, coco:ANNOTATIONS.json[,IMAGES_DIR]" in capsys.readouterr().out
 
 
 def test_step1_detections_equal_the_pipeline_selection(tiny_pipeline):
     pipeline, images = tiny_pipeline
-    ours = zd.train.step1_detections(pipeline.detector, images, score_threshold=0.0,
+    ours = det_task.step1_detections(pipeline.detector, images, score_threshold=0.0,
                                      max_detections=7)
     for (b1, s1, c1), (b2, s2, _) in zip(ours, pipeline.select(pipeline.step1(images))):
         np.testing.assert_allclose(b1, b2, atol=1e-6)
         np.testing.assert_allclose(s1, s2, atol=1e-6)
         assert (c1 == 0).all() and len(c1) == 7
     with pytest.raises(ValueError, match="augment"):
-        zd.fit_detector(SyntheticScenes(2, image_size=32, max_size=16).to_set(),
+        det_task.fit_detector(SyntheticScenes(2, image_size=32, max_size=16).to_set(),
                         augment="flip")
 
 
 @pytest.mark.slow
 def test_voc_run_writes_metrics(tmp_path):
     import json
-    from types import SimpleNamespace
+    from zoo.training import TrainConfig, run
 
     root = write_voc_fixture(tmp_path / "voc")
     # batch 5 = the 5 training images: one traced step; tiny models: quick XLA compiles
-    config = SimpleNamespace(dataset=f"voc:{root}", out=str(tmp_path / "run"), epochs=1,
-                             batch_size=5, learning_rate=1e-3, seed=0, train_limit=None,
-                             test_limit=None, verbose=0, box_loss="giou", classifier_epochs=1,
-                             image_size=(64, 64), detector_kwargs=TINY,
-                             classifier_kwargs={"widths": (8, 8), "depths": (1, 1),
-                                                "embedding_dim": 8})
-    metrics = zd.run(config)
+    config = TrainConfig(model="detector", dataset=f"voc:{root}", out=str(tmp_path / "run"),
+                         epochs=1, batch_size=5, learning_rate=1e-3, seed=0, verbose=0,
+                         loss="giou", options={
+                             "classifier_epochs": 1, "image_size": (64, 64),
+                             "detector_kwargs": TINY,
+                             "classifier_kwargs": {"widths": (8, 8), "depths": (1, 1),
+                                                   "embedding_dim": 8}})
+    metrics = run(config)
     stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert stored["dataset"] == f"voc:{root}" and stored["class_names"] == ["cat", "dog"]
     assert (stored["train_images"], stored["test_images"]) == (5, 1)
     assert stored["test_names"] == [f"{i:05d}.jpg"
                                     for i in np.random.default_rng(0).permutation(6)[:1]]
     assert "BoxAugmenter" in stored["augmentation"] and stored["box_loss"] == "giou"
-    assert 0.0 <= metrics["map_50"] <= 1.0 and np.isfinite(metrics["train_seconds"])
+    assert 0.0 <= metrics["map_50"] <= 1.0 and np.isfinite(metrics["wall_seconds"])
     for name in ("history.csv", "pr_curves.png", "detections.png", "pipeline/pipeline.json",
                  "pipeline_fused/detector.keras"):
         assert (tmp_path / "run" / name).exists(), name

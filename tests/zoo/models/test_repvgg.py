@@ -11,7 +11,7 @@ import pytest
 import keras
 from keras import layers
 
-import zoo.repvgg as repvgg
+import zoo.models.repvgg as repvgg
 from zoo.registry import create_model, list_models
 
 RepVGGBlock = repvgg.RepVGGBlock

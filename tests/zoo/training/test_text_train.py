@@ -1,4 +1,4 @@
-"""zoo.text_train: the CTC text-recognition run behind `python -m zoo.train --model crnn_small
+"""zoo.training.tasks.text: the CTC text-recognition run behind `python -m zoo.train --model crnn_small
 --dataset synth_text --loss ctc`, on tiny synthetic sets and a fixture folder of crops.
 
 References written here: a NumPy best-path decoder and a memoised edit distance (other
@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo import text_train, train
+from zoo import train
+from zoo.evaluation import plots
+from zoo.training import resolve
+from zoo.training.tasks import text as text_train
 from zoo.charset import Charset
-from zoo.crnn import charset_of
+from zoo.models.crnn import charset_of
 from zoo.datasets import text as T
 from text_references import reference_edit_distance
 
@@ -222,11 +225,10 @@ def test_dataset_names_and_default_run_folder(tmp_path):
     for bad in ("folder:", "mnist", "folder:,labels.csv"):
         with pytest.raises(ValueError, match="folder|unknown text dataset"):
             text_train.parse_text_dataset(bad)
-    config = train.parse_args(["--model", "crnn", "--dataset", "folder:/data/crops",
-                               "--loss", "ctc"])
-    assert text_train.default_run_folder(config) == "runs/crnn-folder-crops-ctc"
+    config = train.parse_args(["--model", "crnn", "--dataset", "folder:/data/crops"])
+    assert resolve(config)[0].out == "runs/crnn-folder-crops-ctc"  # no path, no ':' in it
     config.out = "mine"
-    assert text_train.default_run_folder(config) == "mine"
+    assert resolve(config)[0].out == "mine"
 
 
 def test_infeasible_labels_are_counted_by_hand():
@@ -242,18 +244,19 @@ def test_infeasible_labels_are_counted_by_hand():
 # ---------------------------------------------------------------- refusals
 
 def test_non_ctc_losses_and_unknown_datasets_are_refused(capsys, tmp_path):
-    assert train.parse_args(["--model", "crnn_small", "--dataset", "synth_text"]).loss == "ctc"
+    assert resolve(train.parse_args(["--model", "crnn_small"]))[0].loss == "ctc"
     code = train.main(["--model", "crnn_small", "--dataset", "synth_text", "--loss", "softmax"])
     assert code == 2
-    assert "trains with --loss ctc" in capsys.readouterr().err
+    assert "unknown loss 'softmax' for text model 'crnn_small'; known: ctc" in \
+        capsys.readouterr().err
     assert train.main(["--model", "crnn", "--dataset", "mnist", "--loss", "ctc"]) == 2
     assert "unknown text dataset 'mnist'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="trains with --loss ctc"):
+    with pytest.raises(ValueError, match="unknown loss 'arcface' for text model"):
         train.run(train.TrainConfig(model="crnn_small", dataset="synth_text", loss="arcface",
                                     out=str(tmp_path)))
     assert not any(tmp_path.iterdir())  # refused before anything was written
-    with pytest.raises(ValueError, match="not a text recognizer"):
-        text_train.run(train.TrainConfig(model="lenet5", loss="ctc", dataset="synth_text"))
+    with pytest.raises(ValueError, match="unknown loss 'ctc' for classification model"):
+        train.run(train.TrainConfig(model="lenet5", loss="ctc", dataset="synth_text"))
     with pytest.raises(SystemExit):
         train.main(["--help"])
     assert "synth_text, folder:PATH" in capsys.readouterr().out
@@ -264,9 +267,9 @@ def test_gallery_shows_the_mistakes_first_then_the_first_lines(tmp_path):
     predictions = list(truths)
     for i in (3, 17, 25):
         predictions[i] = "x"
-    chosen = text_train.gallery_indices(truths, predictions, size=6)
+    chosen = plots.gallery_indices(truths, predictions, size=6)
     assert chosen == [0, 1, 2, 3, 17, 25]  # the 3 mistakes (half of 6), then lines 0, 1, 2
-    assert text_train.gallery_indices(truths[:4], predictions[:4], size=10) == [0, 1, 2, 3]
+    assert plots.gallery_indices(truths[:4], predictions[:4], size=10) == [0, 1, 2, 3]
     images = np.random.default_rng(0).uniform(size=(30, 32, 64, 1))
-    path = text_train.plot_text_gallery(images, truths, predictions, tmp_path / "g.png", size=6)
+    path = plots.plot_text_gallery(images, truths, predictions, tmp_path / "g.png", size=6)
     assert path.stat().st_size > 0

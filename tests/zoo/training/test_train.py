@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from zoo import train
+from zoo.training import resolve
+from zoo.training.callbacks import EpochTimer
+from zoo.training.tasks import classification
 
 SMALL = dict(dataset="fashion_mnist", train_limit=640, test_limit=200, batch_size=64,
              validation_split=0.05, verbose=0)
@@ -93,7 +96,8 @@ def test_lenet_embed_with_the_softmax_recipe(tmp_path):
 
 def test_cli_rejects_unknown_names_and_has_help(capsys):
     assert train.main(["--loss", "nope"]) == 2
-    assert "unknown loss 'nope'; known: " in capsys.readouterr().err
+    assert "unknown loss 'nope' for classification model 'lenet5'; known: " in \
+        capsys.readouterr().err
     assert train.main(["--model", "nope"]) == 2
     with pytest.raises(SystemExit) as info:
         train.main(["--help"])
@@ -104,7 +108,10 @@ def test_cli_rejects_unknown_names_and_has_help(capsys):
 def test_cli_parses_into_a_config():
     config = train.parse_args(["--model", "lenet_tcnn", "--epochs", "4", "--batch-size", "32"])
     assert (config.model, config.epochs, config.batch_size) == ("lenet_tcnn", 4, 32)
-    assert config.out == "runs/lenet_tcnn-fashion_mnist-softmax"
+    assert config.out is None and config.dataset is None  # the task's defaults, resolved by run
+    resolved, task = resolve(config)
+    assert task.name == "classification"
+    assert resolved.out == "runs/lenet_tcnn-fashion_mnist-softmax"
 
 
 def test_probes_write_their_data_and_keys_into_history(tmp_path):
@@ -128,7 +135,7 @@ def test_cli_probe_flags():
 
 def test_epoch_timer_keeps_asynchronous_dispatch():
     """A batch hook would force a host sync per step and slow the training it times."""
-    hooks = [name for name in vars(train.EpochTimer) if "batch" in name]
+    hooks = [name for name in vars(EpochTimer) if "batch" in name]
     assert hooks == []
 
 
@@ -136,7 +143,7 @@ def test_recipes_with_balanced_batches_train_on_pk_batches(tmp_path, monkeypatch
     import losses
 
     seen = []
-    original = train.PKBatches
+    original = classification.PKBatches
 
     def spy(*args, **kwargs):
         seen.append(kwargs)
@@ -146,7 +153,7 @@ def test_recipes_with_balanced_batches_train_on_pk_batches(tmp_path, monkeypatch
                                build_loss=losses.get_recipe("softmax").build_loss,
                                summary="test only", balanced_batches=True)
     monkeypatch.setitem(losses.registry._RECIPES, recipe.name, recipe)
-    monkeypatch.setattr(train, "PKBatches", spy)
+    monkeypatch.setattr(classification, "PKBatches", spy)
     metrics = train.run(train.TrainConfig(model="lenet_embed", loss=recipe.name, epochs=1,
                                           out=str(tmp_path), **SMALL))
     assert seen == [dict(classes_per_batch=8, samples_per_class=8, seed=0)]
@@ -172,10 +179,11 @@ def test_determinism_is_scoped_to_the_run(tmp_path):
 
 
 def test_cli_detector_arguments(capsys):
-    config = train.parse_args(["--model", "detector", "--dataset", "synth_scenes",
-                               "--box-loss", "ciou", "--one-step"])
-    assert (config.box_loss, config.one_step) == ("ciou", True)
-    assert train.main(["--model", "detector", "--dataset", "synth_scenes",
-                       "--box-loss", "l2"]) == 2
-    assert "unknown box loss 'l2'" in capsys.readouterr().err
+    config = train.parse_args(["--model", "detector", "--loss", "ciou", "--one-step"])
+    assert (config.loss, config.options) == ("ciou", {"one_step": True})
+    resolved, task = resolve(config)
+    assert (task.name, resolved.dataset) == ("detection", "synth_scenes")  # its default data
+    assert train.main(["--model", "detector", "--loss", "l2"]) == 2
+    assert "unknown loss 'l2' for detection model 'detector'" in capsys.readouterr().err
     assert train.main(["--model", "detector", "--dataset", "mnist"]) == 2
+    assert "unknown detection dataset 'mnist'" in capsys.readouterr().err

@@ -1,11 +1,11 @@
 """A two-step lightweight detector on a re-parameterizable (RepVGG) backbone.
 
-    import zoo.detector as zd
     model = zoo.create_model("detector", box_loss="eiou")      # step 1, a DenseDetector
     model.compile(optimizer="adam", jit_compile=True)
     model.fit(DetectionBatches(train_set, 32, shuffle=True), epochs=10)
 
-    pipeline, _ = zd.train_two_step(train_set, box_loss="eiou")  # both steps
+    from zoo.training.tasks.detection import train_two_step     # both steps
+    pipeline, _ = train_two_step(train_set, box_loss="eiou")
     detections = pipeline(images)      # per image (boxes (k, 4) xyxy, scores (k,), classes (k,))
     pipeline.fused().save("runs/det/deploy")                     # re-parameterized models
 
@@ -14,26 +14,23 @@ anchor-free head: per cell one objectness logit and four distances (FCOS), train
 sigmoid focal loss and a selectable box loss (`targets.BOX_LOSSES`: eiou, ciou, giou, diou,
 iou, siou, smoothl1, focal-eiou); targets by centre sampling, built in `keras.ops` inside
 `DenseDetector.compute_loss` from the padded ground truth.
-Step 2 (`model.py`, `inference.py`): crops of the step-1 boxes, classified by a small RepVGG
+Step 2 (`model.py`, `pipeline.py`): crops of the step-1 boxes, classified by a small RepVGG
 (`crop_classifier`, "intra_inter" head + IntraInterLoss when available, else softmax + CE)
 over K classes + background.
-Inference (`inference.py`): threshold -> NMS -> step 2 -> (boxes, scores, classes), in the
+Inference (`pipeline.py`): threshold -> NMS -> step 2 -> (boxes, scores, classes), in the
 one object `TwoStepDetector` (save / load a folder of .keras files, `fused()`).
 `one_step=True` gives a class-aware step 1 without the classifier, for comparison.
 """
 
-from zoo.detector.inference import (TwoStepDetector, classifier_crops, crop_and_resize,
-                                    expand_boxes, iou_one_to_many, nms)
-from zoo.detector.model import (DenseDetector, DenseOutputs, classifier_loss, crop_classifier,
-                                default_head, detector, intra_inter_available)
-from zoo.detector.targets import (BOX_LOSSES, assign_targets, decode_boxes, detection_loss,
-                                  encode_boxes, grid_centres, sigmoid_focal_loss)
-from zoo.detector.train import (evaluate_pipeline, fit_classifier, fit_detector, run,
-                                train_two_step)
+from zoo.models.detector.model import (DenseDetector, DenseOutputs, classifier_loss,
+                                       crop_classifier, default_head, detector,
+                                       intra_inter_available)
+from zoo.models.detector.pipeline import TwoStepDetector, classifier_crops, crop_boxes
+from zoo.models.detector.targets import (BOX_LOSSES, assign_targets, decode_boxes,
+                                         detection_loss, encode_boxes, grid_centres,
+                                         sigmoid_focal_loss)
 
 __all__ = ["BOX_LOSSES", "DenseDetector", "DenseOutputs", "TwoStepDetector", "assign_targets",
-           "classifier_crops", "classifier_loss", "crop_and_resize", "crop_classifier",
+           "classifier_crops", "classifier_loss", "crop_boxes", "crop_classifier",
            "decode_boxes", "default_head", "detection_loss", "detector", "encode_boxes",
-           "evaluate_pipeline", "expand_boxes", "fit_classifier", "fit_detector", "grid_centres",
-           "intra_inter_available", "iou_one_to_many", "nms", "run", "sigmoid_focal_loss",
-           "train_two_step"]
+           "grid_centres", "intra_inter_available", "sigmoid_focal_loss"]

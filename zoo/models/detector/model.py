@@ -36,9 +36,9 @@ import numpy as np
 from keras import layers, ops
 
 from losses import heads as head_registry
-from zoo.detector import targets as T
+from zoo.models.detector import targets as T
 from zoo.registry import register_model
-from zoo.repvgg import RepVGGBlock, _check_stages, repvgg_backbone
+from zoo.models.repvgg import RepVGGBlock, _check_stages, repvgg_backbone
 
 EMBEDDING_LAYER = "embedding"
 OUTPUTS_LAYER = "dense_outputs"
@@ -99,7 +99,7 @@ class DenseOutputs(layers.Layer):
 class DenseDetector(keras.Model):
     """Functional dense detector whose `compute_loss` builds its targets from padded boxes.
 
-    Formula (see `zoo.detector.targets`):
+    Formula (see `zoo.models.detector.targets`):
         L = objectness_weight·Σ FL(t, z)/N + box_weight·Σ_positive box_loss(b̂/s, b/s)/N
 
     `y` must be the dict {"boxes": (B, M, 4) xyxy pixels, "classes": (B, M), -1 = padding}.
@@ -193,7 +193,7 @@ def _stage_index(stride, num_stages):
     return strides.index(stride)
 
 
-@register_model
+@register_model(task="detection")
 def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
              depths=(1, 2, 2, 2), stride=8, neck_width=64, head_width=64, head_depth=2,
              one_step=False, box_loss="eiou", radius=T.RADIUS, objectness_weight=1.0,

@@ -11,14 +11,14 @@ The pipeline, per batch of images (B, H, W, 3):
 2. keep cells with score >= `score_threshold`, the `pre_nms_top_k` best, then greedy NMS
    (`nms`, class-agnostic by default) down to `max_detections`; boxes are clipped to the image;
 3. step 2 (two-step only): every kept box, widened by `context`, is cut out and resized to
-   the classifier's input (`crop_and_resize`, bilinear); the classifier gives class
+   the classifier's input (`crop_boxes`, bilinear); the classifier gives class
    probabilities p = softmax(class_scale · scores); the label is the best object class and
    the final score is objectness · p(label). When the classifier has K + 1 outputs, the last
    is "background": its probability mass lowers the score of boxes that are not objects.
 
 NumPy does the orchestration (NMS, crops): keras.ops has neither NMS nor crop-and-resize, and
 both are cheap next to the two networks. Training crops for step 2 come from the same
-`crop_and_resize` (`classifier_crops`: ground-truth boxes with jitter plus background boxes),
+`crop_boxes` (`classifier_crops`: ground-truth boxes with jitter plus background boxes),
 so the classifier sees at training what it sees at inference.
 """
 
@@ -31,87 +31,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo.detector.model import DenseOutputs, intra_inter_available
-from zoo.repvgg import reparameterize
+from zoo.boxes import expand_boxes, iou_one_to_many, nms
+from zoo.models.detector.model import DenseOutputs, intra_inter_available
+from zoo.models.repvgg import reparameterize
 
 PIPELINE_FILE, DETECTOR_FILE, CLASSIFIER_FILE = "pipeline.json", "detector.keras", \
     "classifier.keras"
 
 
-# --------------------------------------------------------------------------- NMS
-
-
-def box_area(boxes) -> np.ndarray:
-    boxes = np.asarray(boxes, np.float64)
-    return np.maximum(boxes[..., 2] - boxes[..., 0], 0) * np.maximum(
-        boxes[..., 3] - boxes[..., 1], 0)
-
-
-def iou_one_to_many(box, boxes) -> np.ndarray:
-    """IoU of one xyxy box (4,) with boxes (n, 4); 0 where the union is empty."""
-    box, boxes = np.asarray(box, np.float64), np.asarray(boxes, np.float64)
-    inter_w = np.maximum(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0)
-    inter_h = np.maximum(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0)
-    inter = inter_w * inter_h
-    union = box_area(box) + box_area(boxes) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
-def nms(boxes, scores, iou_threshold=0.5, max_output=None, classes=None) -> np.ndarray:
-    """Greedy non-maximum suppression; returns the kept indices, best score first.
-
-    Boxes are visited in descending score (equal scores: lower index first); a box is kept
-    unless its IoU with an already kept box is strictly greater than `iou_threshold` (so
-    IoU == threshold survives). With `classes`, only boxes of the same class suppress each
-    other (per-class NMS); without, every box can suppress every other (class-agnostic).
-
-    Args:
-        boxes: (n, 4) xyxy.
-        scores: (n,).
-        iou_threshold: suppression threshold in [0, 1]. Defaults to 0.5.
-        max_output: keep at most this many. Defaults to None (no limit).
-        classes: (n,) labels for per-class NMS. Defaults to None (class-agnostic).
-
-    Returns:
-        int64 (k,) indices into `boxes`.
-    """
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    scores = np.asarray(scores, np.float64).reshape(-1)
-    if len(boxes) != len(scores):
-        raise ValueError(f"nms needs one score per box, got {len(boxes)} boxes and "
-                         f"{len(scores)} scores")
-    if not 0.0 <= float(iou_threshold) <= 1.0:
-        raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold!r}")
-    if classes is not None:
-        classes = np.asarray(classes).reshape(-1)
-        if len(classes) != len(boxes):
-            raise ValueError(f"nms needs one class per box, got {len(classes)} for "
-                             f"{len(boxes)} boxes")
-    limit = len(boxes) if max_output is None else int(max_output)
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size and len(keep) < limit:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        overlap = iou_one_to_many(boxes[best], boxes[rest])
-        if classes is not None:
-            overlap = np.where(classes[rest] == classes[best], overlap, 0.0)
-        order = rest[overlap <= iou_threshold]
-    return np.asarray(keep, np.int64)
-
-
 # --------------------------------------------------------------------------- crops
 
 
-def expand_boxes(boxes, factor=1.0) -> np.ndarray:
-    """Scale xyxy boxes (..., 4) about their centres by `factor` (1 = unchanged)."""
-    boxes = np.asarray(boxes, np.float32)
-    centre = 0.5 * (boxes[..., :2] + boxes[..., 2:])
-    half = 0.5 * factor * (boxes[..., 2:] - boxes[..., :2])
-    return np.concatenate([centre - half, centre + half], axis=-1).astype(np.float32)
-
-
-def crop_and_resize(images, boxes, box_indices, size) -> np.ndarray:
+def crop_boxes(images, boxes, box_indices, size) -> np.ndarray:
     """Bilinear crops of xyxy boxes (pixel edges), resized to `size` (h, w).
 
     Output pixel (u, v) of a crop of box (x1, y1, x2, y2) samples the image at the point
@@ -230,7 +161,7 @@ def classifier_crops(images, boxes, classes, num_classes, crop_size=32, context=
         size = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(crop_size)
         return np.zeros((0,) + size + (images.shape[-1],), np.float32), np.zeros(0, np.int32)
     all_boxes = expand_boxes(np.concatenate(object_boxes).astype(np.float32), context)
-    crops = crop_and_resize(images, all_boxes, np.concatenate(image_of), crop_size)
+    crops = crop_boxes(images, all_boxes, np.concatenate(image_of), crop_size)
     return crops, np.concatenate(labels).astype(np.int32)
 
 
@@ -385,7 +316,7 @@ class TwoStepDetector:
             return selected
         all_boxes = np.concatenate([s[0] for s in selected])
         image_of = np.repeat(np.arange(len(selected)), counts)
-        crops = crop_and_resize(images, expand_boxes(all_boxes, self.context), image_of,
+        crops = crop_boxes(images, expand_boxes(all_boxes, self.context), image_of,
                                 self.crop_size)
         probabilities = self.class_probabilities(crops)[:, :self.num_classes]
         labels = probabilities.argmax(axis=-1)
@@ -434,7 +365,7 @@ class TwoStepDetector:
     # ---- deployment
 
     def fused(self) -> TwoStepDetector:
-        """The same pipeline with every RepVGG block folded (`zoo.repvgg.reparameterize`);
+        """The same pipeline with every RepVGG block folded (`zoo.models.repvgg.reparameterize`);
         a classifier with a dict head contributes its input -> scores model."""
         classifier = None
         if self.classifier is not None:

@@ -1,7 +1,9 @@
-"""Training the two-step detector end to end, and the run behind
-`python -m zoo.train --model detector --dataset synth_scenes|voc:PATH|coco:FILE --box-loss eiou`.
+"""The detection task: the two-step detector trained end to end (step 1, then step 2).
 
-    from zoo.detector.train import train_two_step
+    python -m zoo.train --model detector                       # synthetic scenes, EIoU
+    python -m zoo.train --model detector --dataset voc:PATH --loss ciou
+
+    from zoo.training.tasks.detection import train_two_step
     pipeline, histories = train_two_step(synthetic_scene_set(2000, seed=0), box_loss="eiou")
     evaluate_detections(pipeline.predict(test.images), test, test.class_names)
 
@@ -32,7 +34,6 @@ imported) is the other way out.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -42,14 +43,20 @@ import numpy as np
 
 from zoo.datasets.detection import (IMAGE_SIZE, BoxAugmenter, DetectionBatches, DetectionSet,
                                     flip_horizontal)
-from zoo.detector.inference import TwoStepDetector, _sigmoid, classifier_crops, nms
-from zoo.detector.model import classifier_loss, crop_classifier, default_head, detector
+from zoo.boxes import nms
+from zoo.models.detector.model import classifier_loss, crop_classifier, default_head, detector
+from zoo.models.detector.pipeline import TwoStepDetector, _sigmoid, classifier_crops
+from zoo.models.detector.targets import BOX_LOSSES
+from zoo.training.config import ConfigError
+from zoo.training.optimizers import make_optimizer
+from zoo.training.tasks.base import Option, Prepared, Task
 
 DEFAULT_TRAIN_IMAGES, DEFAULT_TEST_IMAGES = 2000, 500
 SPLIT_SEED, TEST_FRACTION = 0, 0.2
-# The forms `--dataset` takes for the detector (what `zoo.train.main` lists when it is wrong).
+# The forms `--dataset` takes for the detector.
 DATASET_FORMS = {"synth_scenes": "synth_scenes", "voc": "voc:PATH",
                  "coco": "coco:ANNOTATIONS.json[,IMAGES_DIR]"}
+CLASSIFIER_EPOCHS = 8
 
 
 def random_flip(image, boxes, classes, rng):
@@ -74,10 +81,33 @@ def warn_if_xla_is_off(jit_compile=True):
                       RuntimeWarning, stacklevel=3)
 
 
-def _optimizer(learning_rate, steps):
-    schedule = keras.optimizers.schedules.CosineDecay(float(learning_rate),
-                                                      decay_steps=max(1, int(steps)))
-    return keras.optimizers.Adam(schedule, global_clipnorm=10.0)
+def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size=32,
+                   learning_rate=2e-3, seed=0, one_step=False, augment=True, jit_compile=True,
+                   **detector_kwargs):
+    """The compiled step-1 model for a `DetectionSet` and its training batches.
+
+    Returns:
+        (model, batches): a compiled `DenseDetector` and the `DetectionBatches` to fit it on.
+        See `fit_detector` for the arguments.
+    """
+    if not isinstance(train_set, DetectionSet):
+        raise ValueError(f"train_set must be a DetectionSet, got {type(train_set).__name__}")
+    if augment is True:
+        augment = random_flip
+    elif augment is not None and augment is not False and not callable(augment):
+        raise ValueError(f"augment must be True, False, None or a callable (image, boxes, "
+                         f"classes, rng), got {augment!r}")
+    warn_if_xla_is_off(jit_compile)
+    keras.utils.set_random_seed(seed)
+    model = detector(num_classes=len(train_set.class_names),
+                     input_shape=train_set.images.shape[1:], one_step=one_step,
+                     box_loss=box_loss, **detector_kwargs)
+    batches = DetectionBatches(train_set, batch_size, shuffle=True, seed=seed,
+                               augment=augment or None)
+    model.compile(optimizer=make_optimizer(learning_rate, epochs * len(batches),
+                                           global_clipnorm=10.0),
+                  jit_compile=jit_compile)
+    return model, batches
 
 
 def fit_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size=32,
@@ -101,29 +131,42 @@ def fit_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size
         verbose: Keras verbosity. Defaults to 2.
         **detector_kwargs: more arguments of the `detector` builder.
     """
-    if not isinstance(train_set, DetectionSet):
-        raise ValueError(f"train_set must be a DetectionSet, got {type(train_set).__name__}")
-    if augment is True:
-        augment = random_flip
-    elif augment is not None and augment is not False and not callable(augment):
-        raise ValueError(f"augment must be True, False, None or a callable (image, boxes, "
-                         f"classes, rng), got {augment!r}")
-    warn_if_xla_is_off(jit_compile)
-    keras.utils.set_random_seed(seed)
-    model = detector(num_classes=len(train_set.class_names),
-                     input_shape=train_set.images.shape[1:], one_step=one_step,
-                     box_loss=box_loss, **detector_kwargs)
-    batches = DetectionBatches(train_set, batch_size, shuffle=True, seed=seed,
-                               augment=augment or None)
-    model.compile(optimizer=_optimizer(learning_rate, epochs * len(batches)),
-                  jit_compile=jit_compile)
+    model, batches = build_detector(train_set, box_loss, epochs, batch_size, learning_rate,
+                                    seed, one_step, augment, jit_compile, **detector_kwargs)
     history = model.fit(batches, epochs=epochs, callbacks=list(callbacks), verbose=verbose)
     return model, history
 
 
-def fit_classifier(train_set: DetectionSet, head=None, epochs=8, batch_size=128,
+def build_classifier(train_set: DetectionSet, head=None, epochs=CLASSIFIER_EPOCHS,
+                     batch_size=128, learning_rate=2e-3, seed=0, crop_size=32, context=1.25,
+                     jitter=0.1, copies=2, background=1.0, jit_compile=True,
+                     **classifier_kwargs):
+    """The compiled step-2 crop classifier (K classes + background) and its training crops.
+
+    Returns:
+        (model, class_scale, crops, labels). See `fit_classifier` for the arguments.
+    """
+    warn_if_xla_is_off(jit_compile)
+    head = head or default_head()
+    num_classes = len(train_set.class_names)
+    crops, labels = classifier_crops(train_set.images, train_set.boxes, train_set.classes,
+                                     num_classes, crop_size, context, jitter, copies,
+                                     background, seed=seed)
+    keras.utils.set_random_seed(seed)
+    model = crop_classifier(num_classes + 1, crops.shape[1:], head=head, **classifier_kwargs)
+    loss, class_scale = classifier_loss(head)
+    steps = epochs * int(np.ceil(len(crops) / batch_size))
+    model.compile(optimizer=make_optimizer(learning_rate, steps, global_clipnorm=10.0),
+                  loss=loss,
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=jit_compile)
+    return model, class_scale, crops, labels
+
+
+def fit_classifier(train_set: DetectionSet, head=None, epochs=CLASSIFIER_EPOCHS, batch_size=128,
                    learning_rate=2e-3, seed=0, crop_size=32, context=1.25, jitter=0.1,
-                   copies=2, background=1.0, jit_compile=True, verbose=2, **classifier_kwargs):
+                   copies=2, background=1.0, jit_compile=True, verbose=2, callbacks=(),
+                   **classifier_kwargs):
     """Build and train the step-2 crop classifier (K classes + background); returns
     (model, class_scale, History).
 
@@ -137,23 +180,14 @@ def fit_classifier(train_set: DetectionSet, head=None, epochs=8, batch_size=128,
         crop_size, context, jitter, copies, background: see `classifier_crops`.
         jit_compile: compile the step with XLA. Defaults to True.
         verbose: Keras verbosity. Defaults to 2.
+        callbacks: Keras callbacks. Defaults to ().
         **classifier_kwargs: more arguments of the `crop_classifier` builder.
     """
-    warn_if_xla_is_off(jit_compile)
-    head = head or default_head()
-    num_classes = len(train_set.class_names)
-    crops, labels = classifier_crops(train_set.images, train_set.boxes, train_set.classes,
-                                     num_classes, crop_size, context, jitter, copies,
-                                     background, seed=seed)
-    keras.utils.set_random_seed(seed)
-    model = crop_classifier(num_classes + 1, crops.shape[1:], head=head, **classifier_kwargs)
-    loss, class_scale = classifier_loss(head)
-    steps = epochs * int(np.ceil(len(crops) / batch_size))
-    model.compile(optimizer=_optimizer(learning_rate, steps), loss=loss,
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=jit_compile)
+    model, class_scale, crops, labels = build_classifier(
+        train_set, head, epochs, batch_size, learning_rate, seed, crop_size, context, jitter,
+        copies, background, jit_compile, **classifier_kwargs)
     history = model.fit(crops, labels, batch_size=batch_size, epochs=epochs, shuffle=True,
-                        verbose=verbose)
+                        callbacks=list(callbacks), verbose=verbose)
     return model, class_scale, history
 
 
@@ -223,7 +257,7 @@ def step1_evaluator(test_set: DetectionSet, every_n_epochs=1, prefix="step1_",
     `step1_map_50`, `step1_map`, ... into the logs (NaN on skipped epochs); `.history` keeps
     (epoch, values). Its cost is one pass of the model over `test_set` plus COCOeval.
     """
-    from zoo.detection_eval import DetectionEvaluator
+    from zoo.evaluation.detection import DetectionEvaluator
 
     def predict(images):
         return step1_detections(evaluator.model, images, **select_kwargs)
@@ -237,7 +271,7 @@ def step1_evaluator(test_set: DetectionSet, every_n_epochs=1, prefix="step1_",
 def evaluate_pipeline(pipeline: TwoStepDetector, test_set: DetectionSet,
                       batch_size=32) -> dict:
     """AP of the pipeline and of its step 1 alone (class-agnostic), plus timing."""
-    from zoo.detection_eval import evaluate_detections
+    from zoo.evaluation.detection import evaluate_detections
 
     started = time.perf_counter()
     detections = pipeline.predict(test_set.images, batch_size)
@@ -291,26 +325,6 @@ def _image_set_split(root, names):
     return parts[0], parts[1], f"ImageSets/Main/{chosen[0]} and {chosen[1]}"
 
 
-def dataset_kind(dataset) -> str:
-    """The form of a detector `--dataset` value: "synth_scenes", "voc:PATH",
-    "coco:ANNOTATIONS.json[,IMAGES_DIR]", or the value itself when it is none of them."""
-    prefix, colon, _ = str(dataset).partition(":")
-    return DATASET_FORMS[prefix] if colon and prefix in ("voc", "coco") else str(dataset)
-
-
-def default_run_folder(config) -> str:
-    """`config.out`, unless it is `zoo.train`'s default for a voc:/coco: dataset (which
-    would hold the path and a ':'): then runs/detector-<voc|coco>-<name>-<box loss>."""
-    dataset = str(config.dataset)
-    default = f"runs/{config.model}-{dataset}-{getattr(config, 'loss', '')}"
-    if ":" not in dataset or config.out != default:
-        return config.out
-    kind, where = dataset.split(":", 1)
-    path = Path(where.split(",", 1)[0])
-    name = (path.stem if path.suffix else path.name) or "data"
-    return f"runs/detector-{kind}-{name}-{getattr(config, 'box_loss', 'eiou')}"
-
-
 def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=None,
                         image_size=IMAGE_SIZE, split_seed=SPLIT_SEED,
                         test_fraction=TEST_FRACTION):
@@ -336,7 +350,8 @@ def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=Non
     from zoo.datasets.detection import load_coco, load_voc, synthetic_scene_set
 
     dataset = str(dataset)
-    kind = dataset_kind(dataset)
+    prefix, colon, _ = dataset.partition(":")
+    kind = DATASET_FORMS[prefix] if colon and prefix in ("voc", "coco") else dataset
     if kind == "synth_scenes":
         train = synthetic_scene_set(train_limit or DEFAULT_TRAIN_IMAGES, seed=0,
                                     image_size=image_size)
@@ -374,101 +389,150 @@ def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=Non
         "train_names": list(train.names), "test_names": list(test.names)}
 
 
-def run(config) -> dict:
-    """The `python -m zoo.train --model detector` run: load the data (`load_detection_data`),
-    train both steps, evaluate, write the run folder; returns the metrics dict.
-
-    Reads from `config` (a `zoo.train.TrainConfig`, or any object with these attributes):
-    out, epochs, batch_size, learning_rate, seed, train_limit, test_limit, verbose, and
-    optionally dataset (default "synth_scenes"; or "voc:PATH", "coco:FILE[,IMAGES_DIR]"),
-    box_loss (default "eiou"), one_step (default False), classifier_epochs (default 8),
-    image_size (default (128, 128)), callbacks (extra step-1 callbacks, default none),
-    detector_kwargs / classifier_kwargs (more builder arguments, e.g. smaller widths for a
-    quick test; default none).
-
-    The folder receives pipeline/ and pipeline_fused/ (`TwoStepDetector.save`),
-    history.csv (step 1), metrics.json (COCO mAP, AP50, precision / recall / F1, per-class
-    AP, step-1 class-agnostic AP, both pipelines' AP, timings, the split, config),
-    pr_curves.png and detections.png.
-    """
-    from zoo.detection_eval import plot_detection_gallery, plot_pr_curves
-
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    dataset = getattr(config, "dataset", "synth_scenes")
-    box_loss = getattr(config, "box_loss", "eiou")
-    one_step = bool(getattr(config, "one_step", False))
-    train_set, test_set, data_info = load_detection_data(
-        dataset, config.train_limit, config.test_limit,
-        image_size=getattr(config, "image_size", IMAGE_SIZE))
-    started = time.perf_counter()
-    pipeline, histories = train_two_step(
-        train_set, box_loss=box_loss, epochs=config.epochs, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, seed=config.seed, one_step=one_step,
-        classifier_epochs=getattr(config, "classifier_epochs", 8), verbose=config.verbose,
-        augment=data_info["augment"], callbacks=list(getattr(config, "callbacks", ()) or ()),
-        detector_kwargs=getattr(config, "detector_kwargs", None),
-        classifier_kwargs=getattr(config, "classifier_kwargs", None))
-    train_seconds = time.perf_counter() - started
-    evaluation = evaluate_pipeline(pipeline, test_set)
-    fused = pipeline.fused()
-    fused_evaluation = evaluate_pipeline(fused, test_set)
-    pipeline.save(out / "pipeline")
-    fused.save(out / "pipeline_fused")
-    history = histories["detector"].history
-    keys = sorted(history)
-    lines = ["epoch," + ",".join(keys)] + [
-        f"{e}," + ",".join(repr(float(history[k][e])) for k in keys)
-        for e in range(len(history[keys[0]]))]
-    (out / "history.csv").write_text("\n".join(lines) + "\n")
-    result = evaluation["result"]
-    kind, _, where = dataset.partition(":")
-    name = f"{kind}:{Path(where.split(',')[0]).name}" if where else dataset
-    title = f"detector · {name} · {box_loss}{' · one-step' if one_step else ''}"
-    plot_pr_curves(result, out / "pr_curves.png", title)
-    shown = range(min(16, len(test_set)))
-    plot_detection_gallery(test_set.images[:16], test_set.subset(shown),
-                           evaluation["detections"][:16], test_set.class_names,
-                           out / "detections.png", title=title,
-                           score_threshold=_gallery_threshold(result))
-    scalar = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
-    augment = data_info["augment"]
-    metrics = {
-        **scalar,
-        "per_class": result["per_class"],
-        "step1_map_50": evaluation["step1_map_50"], "step1_map": evaluation["step1_map"],
-        "fused_map_50": float(fused_evaluation["result"]["map_50"]),
-        "fused_map": float(fused_evaluation["result"]["map"]),
-        "classifier_accuracy": (float(histories["classifier"].history["accuracy"][-1])
-                                if histories["classifier"] else None),
-        "train_seconds": train_seconds,
-        "test_seconds_per_image": evaluation["seconds"] / len(test_set),
-        "fused_test_seconds_per_image": fused_evaluation["seconds"] / len(test_set),
-        "train_images": len(train_set), "test_images": len(test_set),
-        "dataset": dataset, "class_names": list(train_set.class_names),
-        "split": data_info["split"],
-        "augmentation": "random horizontal flips" if augment is True else repr(augment),
-        "test_names": data_info["test_names"],
-        "parameters": {"detector": pipeline.detector.count_params(),
-                       "classifier": (pipeline.classifier.count_params()
-                                      if pipeline.classifier is not None else 0)},
-        "box_loss": box_loss, "one_step": one_step, "seed": config.seed,
-        "pipeline": pipeline.config(),
-        "config": config.to_json() if hasattr(config, "to_json") else vars(config),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
-    return metrics
-
-
 def _gallery_threshold(result):
     """The best-F1 score threshold (0.5 when undefined)."""
     value = float(result.get("score_threshold", float("nan")))
     return value if np.isfinite(value) else 0.5
 
 
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+# ------------------------------------------------------------------ the task
+
+class DetectionTask(Task):
+    """The two-step detector: stage "detector" (step 1), then stage "classifier" (step 2).
+
+    Metrics: COCO mAP, AP50, AP75, precision / recall / F1 at the best-F1 threshold,
+    per-class AP, step 1's class-agnostic AP, the fused pipeline's AP, timings, the split.
+    Files: detector.keras, classifier.keras, pipeline/ and pipeline_fused/
+    (`TwoStepDetector.save`), history.csv (step 1), history_classifier.csv (step 2),
+    pr_curves.png, detections.png.
+    """
+
+    name = "detection"
+    default_dataset = "synth_scenes"
+    dataset_forms = tuple(DATASET_FORMS.values())
+    default_loss = "eiou"
+    stages = ("detector", "classifier")
+    op_determinism = False  # XLA is needed (see the module docstring); determinism drops it
+    options = {
+        "one_step": Option(False, "detection: a class-aware one-step head, no crop "
+                           "classifier (for comparison)"),
+        "classifier_epochs": Option(CLASSIFIER_EPOCHS, "detection: epochs of the step-2 "
+                                    "crop classifier", type=int),
+        # Python only (no command-line flag): more builder arguments, e.g. small widths
+        "detector_kwargs": Option(None, "", type="python"),
+        "classifier_kwargs": Option(None, "", type="python"),
+        "image_size": Option(IMAGE_SIZE, "", type="python"),
+    }
+    refuses = {
+        "monitor_margins": "it measures class margins of an embedding; the detector's "
+                           "step 1 outputs boxes and objectness, not class embeddings",
+        "embedding_dim": "the detector's widths are set by its builder",
+        "data_dir": "the data is named by --dataset (synth_scenes, voc:PATH, coco:FILE)",
+        "validation_split": "the detector has no validation split; it is scored on its "
+                            "test split after training",
+    }
+
+    def losses(self):
+        return list(BOX_LOSSES)
+
+    def check(self, config):
+        super().check(config)
+        epochs = self.option(config, "classifier_epochs")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError(f"classifier_epochs must be a whole number >= 1, got {epochs!r}")
+
+    def prepare(self, config):
+        train_set, test_set, info = load_detection_data(
+            config.dataset, config.train_limit, config.test_limit,
+            image_size=self.option(config, "image_size"))
+        model, batches = build_detector(
+            train_set, config.loss, config.epochs, config.batch_size, config.learning_rate,
+            config.seed, bool(self.option(config, "one_step")), augment=info["augment"],
+            **(self.option(config, "detector_kwargs") or {}))
+        data = {"train": train_set, "test": test_set, "info": info, "batches": batches}
+        return Prepared(data, model, len(train_set), info=info)
+
+    def fit(self, config, prepared, fitter):
+        data, model = prepared.data, prepared.model
+
+        def fit_step1(callbacks):
+            model.fit(data["batches"], epochs=config.epochs, callbacks=callbacks,
+                      verbose=config.verbose)
+
+        models = {"detector": fitter.fit_stage("detector", model, fit_step1)}
+        if self.option(config, "one_step"):
+            models["classifier"] = None
+            return models
+        epochs = int(self.option(config, "classifier_epochs"))
+        classifier, _, crops, labels = build_classifier(
+            data["train"], epochs=epochs, seed=config.seed,
+            **(self.option(config, "classifier_kwargs") or {}))
+
+        def fit_step2(callbacks):
+            classifier.fit(crops, labels, batch_size=128, epochs=epochs, shuffle=True,
+                           callbacks=callbacks, verbose=config.verbose)
+
+        models["classifier"] = fitter.fit_stage("classifier", classifier, fit_step2)
+        return models
+
+    def evaluate(self, config, prepared, models, folder):
+        from zoo.evaluation.detection import plot_detection_gallery, plot_pr_curves
+
+        train_set, test_set, info = (prepared.data["train"], prepared.data["test"],
+                                     prepared.data["info"])
+        head = (self.option(config, "classifier_kwargs") or {}).get("head") or default_head()
+        class_scale = 1.0 if models["classifier"] is None else classifier_loss(head)[1]
+        pipeline = TwoStepDetector(models["detector"], models["classifier"],
+                                   class_names=train_set.class_names, class_scale=class_scale)
+        evaluation = evaluate_pipeline(pipeline, test_set)
+        fused = pipeline.fused()
+        fused_evaluation = evaluate_pipeline(fused, test_set)
+        pipeline.save(folder.file("pipeline"))
+        fused.save(folder.file("pipeline_fused"))
+        result = evaluation["result"]
+        kind, _, where = str(config.dataset).partition(":")
+        name = f"{kind}:{Path(where.split(',')[0]).name}" if where else config.dataset
+        one_step = bool(self.option(config, "one_step"))
+        title = f"detector · {name} · {config.loss}{' · one-step' if one_step else ''}"
+        plot_pr_curves(result, folder.file("pr_curves.png"), title)
+        shown = range(min(16, len(test_set)))
+        plot_detection_gallery(test_set.images[:16], test_set.subset(shown),
+                               evaluation["detections"][:16], test_set.class_names,
+                               folder.file("detections.png"), title=title,
+                               score_threshold=_gallery_threshold(result))
+        scalar = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
+        augment = info["augment"]
+        classifier_history = None
+        if models["classifier"] is not None and folder.file("history_classifier.csv").exists():
+            from zoo.training.run_folder import read_history
+
+            classifier_history = read_history(folder.file("history_classifier.csv"))
+        files = ["detector.keras", "history.csv", "pipeline/", "pipeline_fused/",
+                 "pr_curves.png", "detections.png"]
+        if models["classifier"] is not None:
+            files += ["classifier.keras", "history_classifier.csv"]
+        return {
+            **scalar,
+            "per_class": result["per_class"],
+            "step1_map_50": evaluation["step1_map_50"], "step1_map": evaluation["step1_map"],
+            "fused_map_50": float(fused_evaluation["result"]["map_50"]),
+            "fused_map": float(fused_evaluation["result"]["map"]),
+            "classifier_accuracy": (float(classifier_history["accuracy"][-1])
+                                    if classifier_history else None),
+            "test_seconds_per_image": evaluation["seconds"] / len(test_set),
+            "fused_test_seconds_per_image": fused_evaluation["seconds"] / len(test_set),
+            "train_images": len(train_set), "test_images": len(test_set),
+            "dataset": config.dataset, "class_names": list(train_set.class_names),
+            "split": info["split"],
+            "augmentation": "random horizontal flips" if augment is True else repr(augment),
+            "test_names": info["test_names"],
+            "parameters": {"detector": pipeline.detector.count_params(),
+                           "classifier": (pipeline.classifier.count_params()
+                                          if pipeline.classifier is not None else 0)},
+            "box_loss": config.loss, "one_step": one_step,
+            "pipeline": pipeline.config(),
+            "files": files,
+        }
+
+    def summary(self, metrics):
+        return f"AP@.5 {metrics['map_50']:.4f} (step 1 alone {metrics['step1_map_50']:.4f})"

@@ -1,12 +1,9 @@
-"""Training a CTC text recognizer (CRNN), the run behind
+"""The text task: CTC recognizers (CRNN) on synthetic lines or a folder of labelled crops.
 
-    python -m zoo.train --model crnn_small --dataset synth_text --loss ctc \
+    python -m zoo.train --model crnn_small --dataset synth_text \
         --epochs 18 --train-limit 12800 --batch-size 32 --learning-rate 2e-3
-    python -m zoo.train --model crnn_small --dataset folder:PATH --loss ctc ...
-    python -m zoo.train --model crnn --dataset folder:PATH,labels.csv --loss ctc ...
-
-From Python: `zoo.train.run(TrainConfig(model="crnn_small", dataset="synth_text",
-loss="ctc"))` (or `zoo.text_train.run(config)`) returns the metrics dict.
+    python -m zoo.train --model crnn_small --dataset folder:PATH ...
+    python -m zoo.train --model crnn --dataset folder:PATH,labels.csv ...
 
 Data (`TextData`):
 
@@ -29,7 +26,7 @@ Data (`TextData`):
   `test_limit`), `validation_split` validation, the rest training (at most `train_limit`).
 
 Model: `zoo.create_model(config.model, charset=charset)`, so the saved model carries its
-vocabulary. Optimiser: Adam with cosine decay over the run, as `zoo.train`. Expect the usual
+vocabulary. Optimiser: Adam with cosine decay over the run, as every task. Expect the usual
 CTC plateau first: for some 500-1000 steps the model emits only blanks (loss near 27, CER
 1.0) before the loss falls; a run much shorter than that (or whose cosine schedule has
 already decayed by then) ends inside it. crnn_small reads ~175 lines/s with batch 32 on 2
@@ -48,7 +45,7 @@ infeasible count; train and validation), `metrics.json` (test CER and sequence a
 with greedy AND beam decoding, decoding times, wall time, samples/s, parameters, data
 sizes, charset, versions, seed, config), `curves.png`, `gallery.png` (test lines with what
 was read, mistakes in red) and, on the TensorFlow backend, `recognizer/` (a SavedModel
-whose `serve(images)` returns strings, `zoo.crnn.export_recognizer`). While training,
+whose `serve(images)` returns strings, `zoo.models.crnn.export_recognizer`). While training,
 `backup/` holds the last completed epoch; `--resume` continues from it (the synthetic
 stream continues at the resumed epoch's lines).
 """
@@ -67,14 +64,18 @@ import numpy as np
 
 from losses.sequence import CTCInfeasibleCount, CTCLoss, min_frames
 from zoo.charset import Charset
-from zoo.crnn import crnn_frames, decode_logits, export_recognizer
+from zoo.models.crnn import crnn_frames, decode_logits, export_recognizer
 from zoo.datasets.text import (SyntheticText, TextLines, load_text_folder, read_labels,
                                synthetic_text_set)
+from zoo.evaluation.plots import plot_text_gallery, plot_text_history
 from zoo.registry import create_model
-from zoo.text_metrics import (CharacterErrorRate, SequenceAccuracy, character_error_rate,
+from zoo.training.config import ConfigError
+from zoo.training.optimizers import make_optimizer
+from zoo.training.run_folder import read_history
+from zoo.training.tasks.base import Option, Prepared, Task
+from zoo.evaluation.text import (CharacterErrorRate, SequenceAccuracy, character_error_rate,
                               sequence_accuracy)
 
-TEXT_MODELS = ("crnn", "crnn_small")
 TEXT_LOSSES = ("ctc",)
 SYNTH_TEXT = "synth_text"
 FOLDER_PREFIX = "folder:"
@@ -83,15 +84,9 @@ DEFAULT_TRAIN_SAMPLES = 20_000  # synthetic lines per epoch
 DEFAULT_TEST_SAMPLES = 2_000
 FOLDER_TEST_FRACTION = 0.1
 BEAM_WIDTH = 10  # TF's CPU beam search costs ~4 ms per line at width 10, ~50 ms at 100
-GALLERY_SIZE = 24
 EVAL_BATCH_SIZE = 256
 # second entry of the synthetic seeds (config.seed, stream): one random stream per split
 TRAIN_STREAM, VALIDATION_STREAM, TEST_STREAM = 0, 1, 2
-
-
-def is_text_model(name) -> bool:
-    """True for the CTC recognizers that `run` trains."""
-    return name in TEXT_MODELS
 
 
 def parse_text_dataset(spec: str):
@@ -110,32 +105,6 @@ def parse_text_dataset(spec: str):
                              f"{FOLDER_PREFIX}PATH,labels.csv")
         return "folder", Path(root), labels
     raise ValueError(f"unknown text dataset {spec!r}; known: {DATASET_HELP}")
-
-
-def config_error(config):
-    """Why `config` cannot train a text model (a message), or None if it can."""
-    if not is_text_model(config.model):
-        return f"model {config.model!r} is not a text recognizer; known: {', '.join(TEXT_MODELS)}"
-    if config.loss not in TEXT_LOSSES:
-        return (f"text model {config.model!r} trains with --loss ctc (CTC over its per-frame "
-                f"logits); got --loss {config.loss!r}")
-    try:
-        parse_text_dataset(config.dataset)
-    except ValueError as error:
-        return str(error)
-    return None
-
-
-def default_run_folder(config) -> str:
-    """`config.out`, unless it is `zoo.train`'s default for a folder: dataset (which would
-    hold the path and a ':'): then runs/<model>-folder-<folder name>-ctc."""
-    dataset = str(config.dataset)
-    if not dataset.startswith(FOLDER_PREFIX):
-        return config.out
-    if config.out != f"runs/{config.model}-{dataset}-{config.loss}":
-        return config.out
-    _, root, _ = parse_text_dataset(dataset)
-    return f"runs/{config.model}-folder-{root.resolve().name or 'data'}-{config.loss}"
 
 
 # ------------------------------------------------------------------ data
@@ -309,9 +278,8 @@ def load_text_data(config) -> TextData:
 def compile_text_model(model: keras.Model, config, steps_per_epoch: int) -> keras.Model:
     """CTC loss (zero_infinity), Adam with cosine decay, CER / sequence accuracy /
     infeasible-count metrics (greedy decoding inside the compiled step)."""
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch))
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    model.compile(optimizer=make_optimizer(config.learning_rate,
+                                           config.epochs * steps_per_epoch),
                   loss=CTCLoss(zero_infinity=True),
                   metrics=[CharacterErrorRate(), SequenceAccuracy(), CTCInfeasibleCount()])
     return model
@@ -353,186 +321,101 @@ def evaluate_text(model, test: TextLines, beam_width=BEAM_WIDTH) -> dict:
     return result
 
 
-# ------------------------------------------------------------------ plots
+# ------------------------------------------------------------------ the task
 
-def plot_text_history(history: dict, path, title: str = "") -> Path:
-    """CTC loss, CER and sequence accuracy per epoch, train against validation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    panels = [("loss", "CTC loss"), ("cer", "character error rate"),
-              ("sequence_accuracy", "sequence accuracy")]
-    panels = [(key, label) for key, label in panels if key in history]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-    for ax, (key, label) in zip(axes[0], panels):
-        epochs = np.arange(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], marker="o", label="train")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], marker="o", label="validation")
-        values = np.concatenate([history[key], history.get(f"val_{key}", [])])
-        if key == "sequence_accuracy":
-            ax.set_ylim(-0.02, 1.02)
-        elif np.all(values > 0) and values.max() > 10 * values.min():
-            ax.set_yscale("log")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel="epoch", ylabel=label, title=label)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
-
-
-def gallery_indices(truths, predictions, size=GALLERY_SIZE) -> list:
-    """Up to `size` indices: the mistakes (up to half of the grid) and the first lines."""
-    mistakes = [i for i, (t, p) in enumerate(zip(truths, predictions)) if t != p]
-    chosen = mistakes[:size // 2]
-    for i in range(len(truths)):
-        if len(chosen) >= size:
-            break
-        if i not in chosen:
-            chosen.append(i)
-    return sorted(chosen)
-
-
-def plot_text_gallery(images, truths, predictions, path, title="", size=GALLERY_SIZE,
-                      columns=4) -> Path:
-    """A grid of text-line images titled with what was read; mistakes in red with the truth.
-
-    Shows the mistakes (up to half the grid) and fills the rest with the first lines.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    chosen = gallery_indices(truths, predictions, size)
-    rows = max(1, math.ceil(len(chosen) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.9 * columns, 1.25 * rows + 0.6),
-                             squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, index in zip(axes.ravel(), chosen):
-        image = np.asarray(images[index])
-        ax.imshow(image[..., 0] if image.ndim == 3 else image, cmap="gray", vmin=0, vmax=1,
-                  aspect="auto")
-        wrong = predictions[index] != truths[index]
-        label = f"read '{predictions[index]}'"
-        if wrong:
-            label += f"\ntrue '{truths[index]}'"
-        ax.set_title(label, fontsize=8, color="tab:red" if wrong else "black",
-                     family="monospace")
-    errors = sum(t != p for t, p in zip(truths, predictions))
-    fig.suptitle(f"{title}\n{errors} of {len(truths)} test lines misread (red)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
-
-
-# ------------------------------------------------------------------ the run
-
-def run(config) -> dict:
-    """Train a CTC recognizer, evaluate it, write the run folder; returns the metrics dict.
-
-    Reads from `config` (a `zoo.train.TrainConfig`): model, dataset, loss ("ctc"), epochs,
-    batch_size, learning_rate, seed, out, resume, validation_split, train_limit,
-    test_limit, verbose, deterministic, callbacks; and, if present, beam_width (default
-    `BEAM_WIDTH`). Raises ValueError for a model, loss or dataset that is not a text one.
-    """
-    from zoo.train import deterministic_ops
-
-    problem = config_error(config)
-    if problem:
-        raise ValueError(problem)
-    with deterministic_ops(getattr(config, "deterministic", True)):
-        return _run(config)
-
-
-def _run(config) -> dict:
-    from zoo.train import (EpochTimer, _prepare_run_folder, read_history, seed_everything,
-                           versions)
-
-    out = Path(config.out)
-    if _prepare_run_folder(out, config.resume):
-        print(f"[losslab] {out} holds a completed run; nothing to resume.")
-        return json.loads((out / "metrics.json").read_text())
-    seed_everything(config.seed)
-    data = load_text_data(config)
-    beam_width = int(getattr(config, "beam_width", BEAM_WIDTH))
-
-    model = create_model(config.model, charset=data.charset)
-    compile_text_model(model, config, data.steps_per_epoch)
-    timer = EpochTimer()
-    callbacks = [keras.callbacks.BackupAndRestore(str(out / "backup"))]
-    if isinstance(data.train, SyntheticTextStream):
-        callbacks.append(StreamPosition(data.train))
-        # in order: Keras would otherwise shuffle the batches of the whole stream at once
-        fit_data = data.train
-        fit_kwargs = dict(steps_per_epoch=data.steps_per_epoch, shuffle=False)
-    else:
-        fit_data = data.train.x
-        fit_kwargs = dict(y=data.train.y, batch_size=config.batch_size, shuffle=True)
-    callbacks += [keras.callbacks.CSVLogger(str(out / "history.csv"), append=config.resume),
-                  timer, *getattr(config, "callbacks", [])]
-    validation = data.validation
-    started = time.perf_counter()
-    model.fit(fit_data, epochs=config.epochs,
-              validation_data=(validation.x, validation.y) if validation else None,
-              validation_batch_size=EVAL_BATCH_SIZE, callbacks=callbacks,
-              verbose=config.verbose, **fit_kwargs)
-    wall_seconds = time.perf_counter() - started
-
-    evaluation = evaluate_text(model, data.test, beam_width)
-    greedy, beam = evaluation["decoding"]["greedy"], evaluation["decoding"]["beam"]
-    print(f"[losslab] test ({len(data.test)} lines): CER {greedy['cer']:.4f} greedy, "
-          f"{beam['cer']:.4f} beam (width {beam_width}); sequence accuracy "
-          f"{greedy['sequence_accuracy']:.4f} / {beam['sequence_accuracy']:.4f}", flush=True)
-    model.save(out / "model.keras")
-    files = ["model.keras", "history.csv", "metrics.json", "curves.png", "gallery.png"]
-    export_seconds = None
-    if keras.backend.backend() == "tensorflow":
-        export_started = time.perf_counter()
-        export_recognizer(model, out / "recognizer")
-        export_seconds = time.perf_counter() - export_started
-        files.append("recognizer/")
-    # the first timed epoch includes tracing; the median of the rest is the rate
-    steady = timer.epoch_seconds[1:] or timer.epoch_seconds
-    metrics = {
-        "test_cer": greedy["cer"],
-        "test_sequence_accuracy": greedy["sequence_accuracy"],
-        "test_cer_beam": beam["cer"],
-        "test_sequence_accuracy_beam": beam["sequence_accuracy"],
-        "beam_width": beam_width,
-        "test_loss": evaluation["in_graph"]["loss"],
-        "test_in_graph_metrics": evaluation["in_graph"],
-        "decoding": evaluation["decoding"],
-        "predict_ms_per_line": evaluation["predict_ms_per_line"],
-        "epochs_this_session": len(timer.epoch_seconds),
-        "epoch_seconds": timer.epoch_seconds,
-        "wall_seconds": wall_seconds,
-        "train_samples_per_second": (data.samples_per_epoch / float(np.median(steady))
-                                     if steady else None),
-        "train_samples": data.samples_per_epoch,
-        "parameters": model.count_params(),
-        "charset": data.charset.characters,
-        "data": data.info,
-        "loss": {"name": "CTCLoss", "zero_infinity": True, "blank": 0, "pad_value": -1},
-        "export_seconds": export_seconds,
-        "files": files,
-        "seed": config.seed,
-        "versions": versions(),
-        "config": config.to_json() if hasattr(config, "to_json") else dict(vars(config)),
+class TextTask(Task):
+    name = "text"
+    default_dataset = SYNTH_TEXT
+    dataset_forms = (SYNTH_TEXT, f"{FOLDER_PREFIX}PATH[,labels.csv]")
+    default_loss = "ctc"
+    options = {"beam_width": Option(BEAM_WIDTH, "text: beam width of the beam-search "
+                                    "decoding scored on the test lines", type=int)}
+    refuses = {
+        "monitor_margins": "it measures class margins of an embedding; a text recognizer "
+                           "has per-frame character logits, not classes of images",
+        "embedding_dim": "a CRNN has no embedding layer of adjustable size",
+        "data_dir": "the data is named by --dataset (synth_text, or folder:PATH)",
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    title = f"{config.model} · {config.dataset} · ctc"
-    plot_text_history(read_history(out / "history.csv"), out / "curves.png", title)
-    plot_text_gallery(data.test.x, data.test.texts, evaluation["predictions"],
-                      out / "gallery.png",
-                      title=f"{title} · test CER {greedy['cer']:.4f} (greedy)")
-    return metrics
+
+    def losses(self):
+        return list(TEXT_LOSSES)
+
+    def check(self, config):
+        super().check(config)
+        if int(self.option(config, "beam_width")) < 1:
+            raise ConfigError(f"beam_width must be >= 1, got {self.option(config, 'beam_width')}")
+        try:
+            parse_text_dataset(config.dataset)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+    def prepare(self, config):
+        data = load_text_data(config)
+        model = create_model(config.model, charset=data.charset)
+        compile_text_model(model, config, data.steps_per_epoch)
+        return Prepared(data, model, data.samples_per_epoch, info=data.info)
+
+    def fit(self, config, prepared, fitter):
+        data, model = prepared.data, prepared.model
+        if isinstance(data.train, SyntheticTextStream):
+            fit_data = data.train
+            # in order: Keras would otherwise shuffle the batches of the whole stream at once
+            fit_kwargs = dict(steps_per_epoch=data.steps_per_epoch, shuffle=False)
+            extra = [StreamPosition(data.train)]
+        else:
+            fit_data = data.train.x
+            fit_kwargs = dict(y=data.train.y, batch_size=config.batch_size, shuffle=True)
+            extra = []
+        validation = data.validation
+
+        def fit(callbacks):
+            # StreamPosition after the backup: it reads the epoch the restored fit starts at
+            model.fit(fit_data, epochs=config.epochs,
+                      validation_data=(validation.x, validation.y) if validation else None,
+                      validation_batch_size=EVAL_BATCH_SIZE, callbacks=callbacks + extra,
+                      verbose=config.verbose, **fit_kwargs)
+
+        return {"model": fitter.fit_stage("model", model, fit)}
+
+    def evaluate(self, config, prepared, models, folder):
+        data, model = prepared.data, models["model"]
+        beam_width = int(self.option(config, "beam_width"))
+        evaluation = evaluate_text(model, data.test, beam_width)
+        greedy, beam = evaluation["decoding"]["greedy"], evaluation["decoding"]["beam"]
+        print(f"[losslab] test ({len(data.test)} lines): CER {greedy['cer']:.4f} greedy, "
+              f"{beam['cer']:.4f} beam (width {beam_width}); sequence accuracy "
+              f"{greedy['sequence_accuracy']:.4f} / {beam['sequence_accuracy']:.4f}",
+              flush=True)
+        files = ["model.keras", "history.csv", "curves.png", "gallery.png"]
+        export_seconds = None
+        if keras.backend.backend() == "tensorflow":
+            started = time.perf_counter()
+            export_recognizer(model, folder.file("recognizer"))
+            export_seconds = time.perf_counter() - started
+            files.append("recognizer/")
+        title = f"{config.model} · {config.dataset} · ctc"
+        plot_text_history(read_history(folder.file("history.csv")), folder.file("curves.png"),
+                          title)
+        plot_text_gallery(data.test.x, data.test.texts, evaluation["predictions"],
+                          folder.file("gallery.png"),
+                          title=f"{title} · test CER {greedy['cer']:.4f} (greedy)")
+        return {
+            "test_cer": greedy["cer"],
+            "test_sequence_accuracy": greedy["sequence_accuracy"],
+            "test_cer_beam": beam["cer"],
+            "test_sequence_accuracy_beam": beam["sequence_accuracy"],
+            "beam_width": beam_width,
+            "test_loss": evaluation["in_graph"]["loss"],
+            "test_in_graph_metrics": evaluation["in_graph"],
+            "decoding": evaluation["decoding"],
+            "predict_ms_per_line": evaluation["predict_ms_per_line"],
+            "charset": data.charset.characters,
+            "data": data.info,
+            "loss": {"name": "CTCLoss", "zero_infinity": True, "blank": 0, "pad_value": -1},
+            "export_seconds": export_seconds,
+            "files": files,
+        }
+
+    def summary(self, metrics):
+        return (f"test CER {metrics['test_cer']:.4f}, sequence accuracy "
+                f"{metrics['test_sequence_accuracy']:.4f} (greedy)")

@@ -1,0 +1,189 @@
+"""One training runner for every model: `run(config)` -> the run folder and its metrics.
+
+    run folder -> seeds and determinism -> data -> model -> optimizer -> standard callbacks
+    -> fit -> evaluation -> metrics.json
+
+The same steps for every model. What differs per task (classification, text recognition,
+detection) is the task object named by the model's registry entry (`zoo.training.tasks`):
+its datasets and losses, how it builds, fits (the detector fits two stages) and scores.
+The standard callbacks of every fit stage are the probes (`--trace-weights`,
+`--monitor-margins`), `HistoryLogger` (history.csv), `RunBackup` (`--resume`), the epoch
+timer, `keras.callbacks.TensorBoard` (`--tensorboard`) and the caller's own callbacks.
+
+metrics.json has one schema: `task`, the task's metrics (`test_accuracy`, `test_cer`,
+`map_50`, ...), `wall_seconds`, `epochs_this_session`, `train_samples_per_second`,
+`train_samples`, `parameters`, `seed`, `files`, `versions`, `config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import keras
+import numpy as np
+
+from zoo.training.callbacks import EpochTimer, HistoryLogger, RunBackup
+from zoo.training.config import ConfigError, TrainConfig
+from zoo.training.reproducibility import deterministic_ops, seed_everything, versions
+from zoo.training.run_folder import RunFolder
+from zoo.training.tasks import task_for_model
+
+
+def resolve(config: TrainConfig):
+    """A copy of `config` with the task's defaults filled in, checked; and the task.
+
+    Raises ConfigError (one line) for anything that cannot run, before any data is read.
+    """
+    config = dataclasses.replace(config, options=dict(config.options),
+                                 callbacks=list(config.callbacks))
+    config.validate()
+    try:
+        task = task_for_model(config.model)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    for name, why in task.refuses.items():
+        value = getattr(config, name)
+        if value not in (None, False):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} does not apply to {task.name} models such as "
+                              f"{config.model!r}: {why}")
+    config.dataset = config.dataset or task.default_dataset
+    config.loss = config.loss or task.default_loss
+    if config.validation_split is None and "validation_split" not in task.refuses:
+        config.validation_split = 0.1
+    task.check(config)
+    config.out = config.out or task.default_run_folder(config)
+    return config, task
+
+
+def run(config: TrainConfig) -> dict:
+    """Train, evaluate and write the run folder; return the metrics dict.
+
+    With `config.resume`, a complete run folder is returned as is and an interrupted one
+    continues (`zoo.training.run_folder`).
+    """
+    config, task = resolve(config)
+    folder = RunFolder(config.out, config.resume)
+    done = folder.completed_metrics()
+    if done is not None:
+        print(f"[losslab] {folder.path} holds a completed run; nothing to resume.")
+        return done
+    seed_everything(config.seed)
+    with deterministic_ops(config.deterministic and task.op_determinism):
+        prepared = task.prepare(config)  # bad data fails here, before the folder exists
+        folder.create()
+        fitter = Fitter(config, task, folder, prepared)
+        started = time.perf_counter()
+        models = task.fit(config, prepared, fitter)
+        wall_seconds = time.perf_counter() - started
+        task_metrics = task.evaluate(config, prepared, models, folder)
+    primary = models[task.stages[0]]
+    steady = fitter.timer.epoch_seconds[1:] or fitter.timer.epoch_seconds
+    metrics = {
+        "task": task.name,
+        **task_metrics,
+        "wall_seconds": wall_seconds,
+        "epochs_this_session": len(fitter.timer.epoch_seconds),
+        "epoch_seconds": fitter.timer.epoch_seconds,
+        # the first epoch includes tracing/compilation; the median of the rest is the rate
+        "train_samples_per_second": (prepared.train_samples_per_epoch / float(np.median(steady))
+                                     if steady else None),
+        "train_samples": prepared.train_samples_per_epoch,
+        "parameters": task_metrics.get("parameters", primary.count_params()),
+        "seed": config.seed,
+        "versions": versions(),
+        "config": config.to_json(),
+    }
+    title = f"{config.model} · {config.dataset} · {config.loss}"
+    metrics["files"] = sorted(set(task_metrics.get("files", [])) | set(
+        fitter.save_probes(title)) | {"metrics.json"})
+    metrics["probe_files"] = sorted(fitter.probe_files)
+    folder.write_metrics(metrics)
+    return metrics
+
+
+class Fitter:
+    """Runs a task's fit stages with the standard callbacks and the run folder's stages.
+
+    `fit_stage(stage, model, fit)` returns the trained model: loaded from `STAGE.keras` when
+    a resumed run finished that stage before, else `fit(callbacks)` is called (it must call
+    `model.fit(..., callbacks=callbacks)`), then the model is saved and the stage recorded.
+    """
+
+    def __init__(self, config, task, folder: RunFolder, prepared):
+        self.config, self.task, self.folder, self.prepared = config, task, folder, prepared
+        self.timer = EpochTimer()
+        self.probes = {}
+        self.probe_files = []
+
+    def _make_probes(self) -> dict:
+        import callbacks as probes_module
+
+        probes = {}
+        if self.config.trace_weights is not None:
+            probes["weight_trace"] = probes_module.WeightTrace(
+                every_n_batches=self.config.trace_weights or None, seed=self.config.seed)
+        if self.config.monitor_margins:
+            x, y, source = self.task.probe_data(self.config, self.prepared)
+            probes["margin_monitor"] = probes_module.MarginMonitor(
+                probe=(x, y), probe_source=source, snapshots=True, seed=self.config.seed)
+        return probes
+
+    def callbacks(self, stage: str) -> list:
+        """The standard callbacks of one fit stage, in their required order."""
+        primary = stage == self.task.stages[0]
+        found = []
+        if primary:
+            self.probes = self._make_probes()
+            found += list(self.probes.values())  # before the history, which records their keys
+        found += [HistoryLogger(self.folder.history_path(stage, primary),
+                                append=self.config.resume),
+                  RunBackup(self.folder.backup_dir(stage), delete_checkpoint=False)]
+        if primary:
+            found.append(self.timer)
+        if self.config.tensorboard:
+            found.append(keras.callbacks.TensorBoard(
+                log_dir=str(self.folder.file("tensorboard") / stage)))
+        if primary:
+            found += list(self.config.callbacks)
+        return found
+
+    def fit_stage(self, stage: str, model, fit):
+        if self.folder.stage_done(stage):
+            print(f"[losslab] {self.folder.path}: stage {stage!r} finished earlier; "
+                  f"loading {self.folder.stage_model_path(stage).name}", flush=True)
+            return self.folder.load_stage(stage)
+        fit(self.callbacks(stage))
+        self.folder.finish_stage(stage, model)
+        return model
+
+    def save_probes(self, title: str) -> list:
+        """Write the probes' data and plots into the run folder; returns the file names."""
+        import callbacks as probes_module
+
+        out = self.folder.path
+        written = []
+        if "weight_trace" in self.probes and \
+                self.probes["weight_trace"].as_dict()["epoch_index"].size:
+            trace = self.probes["weight_trace"]
+            trace.save(out / "weight_trace.npz")
+            probes_module.plot_weight_updates(trace, out / "weight_updates.png", title=title)
+            probes_module.plot_update_heatmap(trace, out / "weight_update_heatmap.png",
+                                              title=title)
+            probes_module.plot_weight_trajectories(trace, out / "weight_trajectories.png",
+                                                   title=title)
+            written += ["weight_trace.npz", "weight_updates.png", "weight_update_heatmap.png",
+                        "weight_trajectories.png"]
+        if "margin_monitor" in self.probes and self.probes["margin_monitor"].epochs:
+            monitor = self.probes["margin_monitor"]
+            (out / "margins.json").write_text(json.dumps(
+                {"epochs": monitor.epochs, "probe_source": monitor.probe_source,
+                 **{k: [float(v) for v in vs] for k, vs in monitor.history.items()}}, indent=2))
+            probes_module.plot_margin_metrics(monitor, out / "margins.png", title=title)
+            probes_module.plot_embedding_snapshots(monitor, out / "embedding_snapshots.png",
+                                                   title=title)
+            written += ["margins.json", "margins.png", "embedding_snapshots.png"]
+        self.probe_files = written
+        return written

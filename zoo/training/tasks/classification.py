@@ -1,0 +1,151 @@
+"""The classification task: image datasets, a loss recipe, test accuracy and confusion.
+
+Data: `zoo.datasets.load(name)` (mnist, fashion_mnist, cifar10; `--data-dir` is tried
+first), a validation split held out of the training set. Model: the registered model with
+the head the loss recipe asks for (`losses.get_recipe`); recipes that mine pairs or triplets
+in the batch get class-balanced P x K batches. The run folder receives model.keras,
+history.csv, curves.png and confusion_matrix.png; metrics: test accuracy and loss,
+per-class accuracy, the confusion matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import losses
+from zoo import datasets
+from zoo.datasets.samplers import PKBatches
+from zoo.evaluation.classification import confusion_matrix
+from zoo.evaluation.plots import plot_confusion_matrix, plot_history
+from zoo.registry import create_model, model_accepts
+from zoo.training.config import ConfigError
+from zoo.training.optimizers import make_optimizer
+from zoo.training.run_folder import read_history
+from zoo.training.tasks.base import Prepared, Task
+
+EVAL_BATCH_SIZE = 512
+
+
+def build_model(config, num_classes: int, input_shape):
+    """The registered model with the head that the loss recipe asks for."""
+    recipe = losses.get_recipe(config.loss)
+    kwargs = {"num_classes": num_classes, "input_shape": input_shape}
+    if model_accepts(config.model, "head"):
+        kwargs.update(head=recipe.head, head_kwargs=recipe.head_kwargs)
+        if config.embedding_dim is not None:
+            kwargs["embedding_dim"] = config.embedding_dim
+    elif recipe.head != "softmax":
+        raise ConfigError(
+            f"loss {config.loss!r} needs a {recipe.head!r} head but model {config.model!r} "
+            "has a fixed dense output; use a model with a pluggable head such as lenet_embed")
+    return create_model(config.model, **kwargs)
+
+
+def compile_model(model, config, num_classes: int, steps: int):
+    """The recipe's loss, Adam with cosine decay over the run, sparse accuracy."""
+    import keras
+
+    recipe = losses.get_recipe(config.loss)
+    model.compile(optimizer=make_optimizer(config.learning_rate,
+                                           config.epochs * steps),
+                  loss=recipe.build_loss(num_classes),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return model
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    default_dataset = "fashion_mnist"
+    default_loss = "softmax"
+    options = {}
+    refuses = {}
+
+    @property
+    def dataset_forms(self):
+        return tuple(datasets.list_datasets())
+
+    def losses(self):
+        return losses.list_recipes()
+
+    def check(self, config):
+        super().check(config)
+        recipe = losses.get_recipe(config.loss)
+        if recipe.head != "softmax" and not model_accepts(config.model, "head"):
+            raise ConfigError(
+                f"loss {config.loss!r} needs a {recipe.head!r} head but model "
+                f"{config.model!r} has a fixed dense output; use a model with a pluggable "
+                "head such as lenet_embed")
+        if config.embedding_dim is not None and not model_accepts(config.model,
+                                                                  "embedding_dim"):
+            raise ConfigError(f"--embedding-dim does not apply to model {config.model!r}: "
+                              "it has no embedding layer of adjustable size")
+
+    def prepare(self, config):
+        common = dict(validation_split=config.validation_split, seed=config.seed,
+                      data_dir=config.data_dir)
+        train = datasets.load(config.dataset, "train", limit=config.train_limit, **common)
+        validation = (datasets.load(config.dataset, "validation", **common)
+                      if config.validation_split > 0 else None)
+        test = datasets.load(config.dataset, "test", limit=config.test_limit, **common)
+        num_classes = len(train.class_names)
+        recipe = losses.get_recipe(config.loss)
+        if recipe.balanced_batches:  # in-batch mining needs several samples of each class
+            classes_per_batch = min(num_classes, 8)
+            fit_data = PKBatches(train.x, train.y, classes_per_batch=classes_per_batch,
+                                 samples_per_class=max(2, config.batch_size // classes_per_batch),
+                                 seed=config.seed)
+            fit_kwargs = {}
+            steps = len(fit_data)
+            samples_per_epoch = steps * fit_data.p * fit_data.k
+        else:
+            fit_data = train.x
+            fit_kwargs = dict(y=train.y, batch_size=config.batch_size, shuffle=True)
+            steps = int(np.ceil(len(train) / config.batch_size))
+            samples_per_epoch = len(train)
+        model = build_model(config, num_classes, train.x.shape[1:])
+        compile_model(model, config, num_classes, steps)
+        data = {"train": train, "validation": validation, "test": test, "fit_data": fit_data,
+                "fit_kwargs": fit_kwargs}
+        return Prepared(data, model, samples_per_epoch)
+
+    def fit(self, config, prepared, fitter):
+        data, model = prepared.data, prepared.model
+        validation = data["validation"]
+
+        def fit(callbacks):
+            model.fit(data["fit_data"], epochs=config.epochs,
+                      validation_data=(validation.x, validation.y) if validation else None,
+                      callbacks=callbacks, verbose=config.verbose, **data["fit_kwargs"])
+
+        return {"model": fitter.fit_stage("model", model, fit)}
+
+    def probe_data(self, config, prepared):
+        validation = prepared.data["validation"]
+        split = validation or prepared.data["train"]
+        return split.x, split.y, "validation" if validation else "train"
+
+    def evaluate(self, config, prepared, models, folder):
+        model, test = models["model"], prepared.data["test"]
+        class_names = list(test.class_names)
+        test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=EVAL_BATCH_SIZE,
+                                                  verbose=0)
+        predictions = np.argmax(model.predict(test.x, batch_size=EVAL_BATCH_SIZE, verbose=0),
+                                axis=-1)
+        matrix = confusion_matrix(test.y, predictions, len(class_names))
+        per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+        title = f"{config.model} · {config.dataset} · {config.loss}"
+        plot_history(read_history(folder.file("history.csv")), folder.file("curves.png"), title)
+        plot_confusion_matrix(matrix, class_names, folder.file("confusion_matrix.png"),
+                              f"{title} · test accuracy {test_accuracy:.4f}")
+        return {
+            "test_accuracy": float(test_accuracy),
+            "test_loss": float(test_loss),
+            "per_class_accuracy": {n: float(a) for n, a in zip(class_names, per_class)},
+            "confusion_matrix": matrix.tolist(),
+            "class_names": class_names,
+            "test_samples": len(test),
+            "files": ["model.keras", "history.csv", "curves.png", "confusion_matrix.png"],
+        }
+
+    def summary(self, metrics):
+        return f"test accuracy {metrics['test_accuracy']:.4f}"
