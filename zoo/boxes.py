@@ -33,6 +33,15 @@ def box_area(boxes) -> np.ndarray:
         boxes[..., 3] - boxes[..., 1], 0)
 
 
+def pairwise_intersection(boxes_a, boxes_b) -> np.ndarray:
+    """Intersection areas (k, m) of xyxy boxes (k, 4) and (m, 4)."""
+    a = np.asarray(boxes_a, np.float64).reshape(-1, 1, 4)
+    b = np.asarray(boxes_b, np.float64).reshape(1, -1, 4)
+    inter_w = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
+    inter_h = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
+    return inter_w * inter_h
+
+
 def pairwise_iou(boxes_a, boxes_b) -> np.ndarray:
     """IoU (k, m) of xyxy boxes (k, 4) and (m, 4); 0 where the union is empty (0 / 0 = 0).
 
@@ -40,9 +49,7 @@ def pairwise_iou(boxes_a, boxes_b) -> np.ndarray:
     """
     a = np.asarray(boxes_a, np.float64).reshape(-1, 1, 4)
     b = np.asarray(boxes_b, np.float64).reshape(1, -1, 4)
-    inter_w = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
-    inter_h = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
-    inter = inter_w * inter_h
+    inter = pairwise_intersection(a, b)
     union = box_area(a) + box_area(b) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 

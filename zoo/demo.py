@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoo import train
+from zoo import quiet, train
 
 
 def main(argv=None) -> int:
@@ -59,4 +59,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    quiet.filter_stderr()
     sys.exit(main())

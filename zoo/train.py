@@ -20,4 +20,5 @@ from zoo.training.cli import main, parse_args  # noqa: E402
 __all__ = ["ConfigError", "TrainConfig", "main", "parse_args", "run"]
 
 if __name__ == "__main__":
+    quiet.filter_stderr()  # later TensorFlow chatter too, for this command-line process only
     sys.exit(main())

@@ -38,7 +38,7 @@ per image (`DetectionSet.to_original` inverts it). VOC coordinates are 1-based i
 pixel indices; as in Detectron2 they become edges by `x_min - 1, y_min - 1, x_max, y_max`.
 COCO's `bbox` is already [x, y, w, h] on edges.
 
-Augmentations (`flip_horizontal`, `crop_and_resize`, `clip_boxes`, `BoxAugmenter`) are
+Augmentations (`flip_horizontal`, `crop_region`, `clip_boxes`, `BoxAugmenter`) are
 NumPy/PIL, not Keras's preprocessing layers: those run per batch on backend tensors with
 their own `SeedGenerator` (so a sample is no longer a function of (seed, index)), and they
 drop a box only when its clipped area is 0, whereas we also drop boxes that keep less than
@@ -65,6 +65,8 @@ from pathlib import Path
 import numpy as np
 
 import keras
+
+from zoo.boxes import box_area, pairwise_intersection
 from zoo.datasets.errors import DataError, DataNotFound
 from zoo.datasets.formats import IMAGE_SUFFIXES, read_image
 from zoo.datasets.sources import cache_dir
@@ -306,10 +308,9 @@ def _contrasting_color(rng, base):
 
 
 def _overlap_of_smaller(a, b):
-    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return iw * ih / max(smaller, 1)
+    """Intersection of two xyxy rectangles over the smaller one's area."""
+    smaller = min(float(box_area(a)), float(box_area(b)))
+    return float(pairwise_intersection(a, b)[0, 0]) / max(smaller, 1)
 
 
 def random_scene_objects(rng, image_size=IMAGE_SIZE, classes=SHAPE_CLASSES,
@@ -849,8 +850,8 @@ def clip_boxes(boxes, classes, height, width, min_size=2.0, min_visible=0.3):
     return _pack(clipped, classes, keep)
 
 
-def crop_and_resize(image, boxes, classes, region, output_size=None, fill=LETTERBOX_FILL,
-                    min_size=2.0, min_visible=0.3):
+def crop_region(image, boxes, classes, region, output_size=None, fill=LETTERBOX_FILL,
+                min_size=2.0, min_visible=0.3):
     """Show `region` of the image, resized to `output_size`; move, clip and drop the boxes.
 
     `region` = (x0, y0, x1, y1) in pixel edges of the input; it may reach outside the image
@@ -947,7 +948,7 @@ class BoxAugmenter:
         if rng.uniform() < self.flip:
             image, boxes, classes = flip_horizontal(image, boxes, classes)
         height, width = image.shape[:2]
-        return crop_and_resize(image, boxes, classes, self.region(rng, height, width),
+        return crop_region(image, boxes, classes, self.region(rng, height, width),
                                (height, width), self.fill, self.min_size, self.min_visible)
 
     def __repr__(self):

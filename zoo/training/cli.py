@@ -154,10 +154,8 @@ def _one_line(error) -> str:
 def main(argv=None) -> int:
     from pathlib import Path
 
-    from zoo import quiet
     from zoo.training.runner import resolve, run
 
-    quiet.filter_stderr()
     config, debug = parse_command_line(argv)
     try:
         resolved, task = resolve(config)

@@ -319,7 +319,7 @@ def rectangle_image(size, rect):
 def test_crop_and_resize_moves_box_with_pixels(region, expected):
     image = rectangle_image(64, (10, 20, 30, 36))
     boxes, classes = np.array([[10, 20, 30, 36]], np.float32), np.array([2], np.int32)
-    out, new_boxes, new_classes = det.crop_and_resize(image, boxes, classes, region, fill=0.0)
+    out, new_boxes, new_classes = det.crop_region(image, boxes, classes, region, fill=0.0)
     assert out.shape == (64, 64, 3)
     np.testing.assert_allclose(new_boxes[0], expected, atol=1e-4)
     np.testing.assert_array_equal(new_boxes[0], pixel_box(out[..., 0] > 0.5))
@@ -328,7 +328,7 @@ def test_crop_and_resize_moves_box_with_pixels(region, expected):
 
 def test_zoom_out_fills_the_border():
     image = np.full((8, 8, 3), 0.2, np.float32)
-    out, _, _ = det.crop_and_resize(image, np.zeros((1, 4)), np.array([-1]), (-8, -8, 16, 16),
+    out, _, _ = det.crop_region(image, np.zeros((1, 4)), np.array([-1]), (-8, -8, 16, 16),
                                     fill=0.7)
     np.testing.assert_allclose(out[0, 0], 0.7, atol=1e-6)
     np.testing.assert_allclose(out[4, 4], 0.2, atol=1e-6)

@@ -285,7 +285,7 @@ def test_nms_hand_cases():
         boxes.nms(same, [0.9])
 
 
-def test_crop_and_resize_exact_cases():
+def test_crop_boxes_exact_cases():
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(2, 12, 10, 3)).astype(np.float32)
     crop = zd.crop_boxes(images, [[2, 3, 7, 9]], [1], (6, 5))
