@@ -39,6 +39,8 @@ class TrainConfig:
     trace_weights: int | None = None  # None: off; 0: once per epoch; N: every N batches
     monitor_margins: bool = False
     tensorboard: bool = False
+    init_from: str | None = None  # a run folder or a .keras file (zoo.training.transfer)
+    freeze_backbone: int | None = None  # epochs that train the head alone first
     options: dict = field(default_factory=dict)
     # Python-only: extra callbacks appended after the built-in ones (not serialised).
     callbacks: list = field(default_factory=list, repr=False)
@@ -66,6 +68,10 @@ class TrainConfig:
         if self.trace_weights is not None and self.trace_weights < 0:
             raise ConfigError(f"trace_weights must be >= 0 (0: once per epoch), got "
                               f"{self.trace_weights!r}")
+        if self.freeze_backbone is not None and not (
+                isinstance(self.freeze_backbone, int) and 1 <= self.freeze_backbone < self.epochs):
+            raise ConfigError(f"freeze_backbone must be a whole number of epochs in [1, epochs) "
+                              f"= [1, {self.epochs}), got {self.freeze_backbone!r}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a dict, got {type(self.options).__name__}")
         return self

@@ -54,6 +54,10 @@ def resolve(config: TrainConfig):
     if config.validation_split is None and "validation_split" not in task.refuses:
         config.validation_split = 0.1
     task.check(config)
+    if config.init_from:
+        from zoo.training.transfer import source_model_path
+
+        source_model_path(config.init_from, task.stages[0])  # ConfigError before any I/O
     config.out = config.out or task.default_run_folder(config)
     return config, task
 
@@ -100,6 +104,10 @@ def run(config: TrainConfig) -> dict:
     metrics["files"] = sorted(set(task_metrics.get("files", [])) | set(
         fitter.save_probes(title)) | {"metrics.json"})
     metrics["probe_files"] = sorted(fitter.probe_files)
+    if fitter.init_report is not None:
+        metrics["init"] = fitter.init_report
+    if fitter.freeze_report is not None:
+        metrics["frozen_backbone"] = fitter.freeze_report
     folder.write_metrics(metrics)
     return metrics
 
@@ -108,15 +116,20 @@ class Fitter:
     """Runs a task's fit stages with the standard callbacks and the run folder's stages.
 
     `fit_stage(stage, model, fit)` returns the trained model: loaded from `STAGE.keras` when
-    a resumed run finished that stage before, else `fit(callbacks)` is called (it must call
-    `model.fit(..., callbacks=callbacks)`), then the model is saved and the stage recorded.
+    a resumed run finished that stage before; else `fit(callbacks, epochs, initial_epoch)` is
+    called (it must pass all three to `model.fit`), then the model is saved and the stage
+    recorded. The first stage also gets `--init-from` (weights copied before training) and
+    `--freeze-backbone N` (a stage `STAGE_head` of N epochs with the backbone frozen, then
+    the rest of the epochs with everything trainable, in the same history).
     """
 
     def __init__(self, config, task, folder: RunFolder, prepared):
         self.config, self.task, self.folder, self.prepared = config, task, folder, prepared
         self.timer = EpochTimer()
-        self.probes = {}
+        self.probes = None
         self.probe_files = []
+        self.init_report = None
+        self.freeze_report = None
 
     def _make_probes(self) -> dict:
         import callbacks as probes_module
@@ -131,16 +144,26 @@ class Fitter:
                 probe=(x, y), probe_source=source, snapshots=True, seed=self.config.seed)
         return probes
 
-    def callbacks(self, stage: str) -> list:
-        """The standard callbacks of one fit stage, in their required order."""
+    def callbacks(self, stage: str, backup: str | None = None, append: bool | None = None,
+                  probes: bool = True):
+        """The standard callbacks of one fit stage, in their required order.
+
+        Args:
+            stage: the stage whose history the fit writes.
+            backup: the checkpoint folder's name. Defaults to `stage`.
+            append: keep the history's earlier rows. Defaults to `config.resume`.
+            probes: attach the probes (not while the backbone is frozen: WeightTrace follows
+                one set of trainable variables). Defaults to True.
+        """
         primary = stage == self.task.stages[0]
         found = []
-        if primary:
-            self.probes = self._make_probes()
+        if primary and probes:
+            if self.probes is None:
+                self.probes = self._make_probes()
             found += list(self.probes.values())  # before the history, which records their keys
         found += [HistoryLogger(self.folder.history_path(stage, primary),
-                                append=self.config.resume),
-                  RunBackup(self.folder.backup_dir(stage), delete_checkpoint=False)]
+                                append=self.config.resume if append is None else append),
+                  RunBackup(self.folder.backup_dir(backup or stage), delete_checkpoint=False)]
         if primary:
             found.append(self.timer)
         if self.config.tensorboard:
@@ -150,14 +173,45 @@ class Fitter:
             found += list(self.config.callbacks)
         return found
 
-    def fit_stage(self, stage: str, model, fit):
+    def fit_stage(self, stage: str, model, fit, epochs: int | None = None):
+        """Train (or load) one stage; `epochs` defaults to the run's."""
+        epochs = self.config.epochs if epochs is None else int(epochs)
         if self.folder.stage_done(stage):
             print(f"[losslab] {self.folder.path}: stage {stage!r} finished earlier; "
                   f"loading {self.folder.stage_model_path(stage).name}", flush=True)
             return self.folder.load_stage(stage)
-        fit(self.callbacks(stage))
+        primary = stage == self.task.stages[0]
+        if primary and self.config.init_from:
+            from zoo.training.transfer import initialise_from
+
+            self.init_report = initialise_from(model, self.config.init_from, stage)
+            print(f"[losslab] initialised {len(self.init_report['copied'])} layers from "
+                  f"{self.init_report['source']}; fresh: "
+                  f"{', '.join(self.init_report['kept']) or 'none'}", flush=True)
+        freeze = self.config.freeze_backbone if primary else None
+        if freeze:
+            self._fit_head_then_all(stage, model, fit, freeze, epochs)
+        else:
+            fit(self.callbacks(stage), epochs)
         self.folder.finish_stage(stage, model)
         return model
+
+    def _fit_head_then_all(self, stage, model, fit, freeze, epochs):
+        from zoo.training.transfer import head_layers, set_backbone_trainable
+
+        head = head_layers(model, self.init_report)
+        phase = f"{stage}_head"
+        if self.folder.stage_done(phase):
+            model.set_weights(self.folder.load_stage(phase).get_weights())
+        else:
+            print(f"[losslab] epochs 1-{freeze}: training the head ({', '.join(head)}) with "
+                  f"the backbone frozen", flush=True)
+            set_backbone_trainable(model, head, False)
+            fit(self.callbacks(stage, backup=phase, probes=False), freeze)
+            self.folder.finish_stage(phase, model)
+        set_backbone_trainable(model, head, True)
+        fit(self.callbacks(stage, append=True), epochs, freeze)
+        self.freeze_report = {"epochs": freeze, "head": head}
 
     def save_probes(self, title: str) -> list:
         """Write the probes' data and plots into the run folder; returns the file names."""
@@ -165,9 +219,10 @@ class Fitter:
 
         out = self.folder.path
         written = []
-        if "weight_trace" in self.probes and \
-                self.probes["weight_trace"].as_dict()["epoch_index"].size:
-            trace = self.probes["weight_trace"]
+        probes = self.probes or {}
+        if "weight_trace" in probes and \
+                probes["weight_trace"].as_dict()["epoch_index"].size:
+            trace = probes["weight_trace"]
             trace.save(out / "weight_trace.npz")
             probes_module.plot_weight_updates(trace, out / "weight_updates.png", title=title)
             probes_module.plot_update_heatmap(trace, out / "weight_update_heatmap.png",
@@ -176,8 +231,8 @@ class Fitter:
                                                    title=title)
             written += ["weight_trace.npz", "weight_updates.png", "weight_update_heatmap.png",
                         "weight_trajectories.png"]
-        if "margin_monitor" in self.probes and self.probes["margin_monitor"].epochs:
-            monitor = self.probes["margin_monitor"]
+        if "margin_monitor" in probes and probes["margin_monitor"].epochs:
+            monitor = probes["margin_monitor"]
             (out / "margins.json").write_text(json.dumps(
                 {"epochs": monitor.epochs, "probe_source": monitor.probe_source,
                  **{k: [float(v) for v in vs] for k, vs in monitor.history.items()}}, indent=2))

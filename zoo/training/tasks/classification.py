@@ -112,8 +112,8 @@ class ClassificationTask(Task):
         data, model = prepared.data, prepared.model
         validation = data["validation"]
 
-        def fit(callbacks):
-            model.fit(data["fit_data"], epochs=config.epochs,
+        def fit(callbacks, epochs, initial_epoch=0):
+            model.fit(data["fit_data"], epochs=epochs, initial_epoch=initial_epoch,
                       validation_data=(validation.x, validation.y) if validation else None,
                       callbacks=callbacks, verbose=config.verbose, **data["fit_kwargs"])
 

@@ -455,9 +455,9 @@ class DetectionTask(Task):
     def fit(self, config, prepared, fitter):
         data, model = prepared.data, prepared.model
 
-        def fit_step1(callbacks):
-            model.fit(data["batches"], epochs=config.epochs, callbacks=callbacks,
-                      verbose=config.verbose)
+        def fit_step1(callbacks, epochs, initial_epoch=0):
+            model.fit(data["batches"], epochs=epochs, initial_epoch=initial_epoch,
+                      callbacks=callbacks, verbose=config.verbose)
 
         models = {"detector": fitter.fit_stage("detector", model, fit_step1)}
         if self.option(config, "one_step"):
@@ -468,11 +468,12 @@ class DetectionTask(Task):
             data["train"], epochs=epochs, seed=config.seed,
             **(self.option(config, "classifier_kwargs") or {}))
 
-        def fit_step2(callbacks):
-            classifier.fit(crops, labels, batch_size=128, epochs=epochs, shuffle=True,
-                           callbacks=callbacks, verbose=config.verbose)
+        def fit_step2(callbacks, stage_epochs, initial_epoch=0):
+            classifier.fit(crops, labels, batch_size=128, epochs=stage_epochs,
+                           initial_epoch=initial_epoch, shuffle=True, callbacks=callbacks,
+                           verbose=config.verbose)
 
-        models["classifier"] = fitter.fit_stage("classifier", classifier, fit_step2)
+        models["classifier"] = fitter.fit_stage("classifier", classifier, fit_step2, epochs)
         return models
 
     def evaluate(self, config, prepared, models, folder):

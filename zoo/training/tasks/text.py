@@ -368,9 +368,9 @@ class TextTask(Task):
             extra = []
         validation = data.validation
 
-        def fit(callbacks):
+        def fit(callbacks, epochs, initial_epoch=0):
             # StreamPosition after the backup: it reads the epoch the restored fit starts at
-            model.fit(fit_data, epochs=config.epochs,
+            model.fit(fit_data, epochs=epochs, initial_epoch=initial_epoch,
                       validation_data=(validation.x, validation.y) if validation else None,
                       validation_batch_size=EVAL_BATCH_SIZE, callbacks=callbacks + extra,
                       verbose=config.verbose, **fit_kwargs)
