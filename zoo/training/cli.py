@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         "differ, e.g. another number of classes, start fresh)")
     add("--freeze-backbone", type=_whole(1), default=None, metavar="EPOCHS",
         help="train the head alone for the first EPOCHS epochs, then everything")
+    add("--test-dataset", default=None, metavar="SPEC",
+        help="after training, also score on all of SPEC (a dataset form of the task), "
+        "into RUN/evaluations/ (as python -m zoo.evaluate)")
     add("--debug", action="store_true", help="show the traceback of an error")
     seen = set()
     for task in TASKS.values():

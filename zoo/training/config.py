@@ -41,6 +41,7 @@ class TrainConfig:
     tensorboard: bool = False
     init_from: str | None = None  # a run folder or a .keras file (zoo.training.transfer)
     freeze_backbone: int | None = None  # epochs that train the head alone first
+    test_dataset: str | None = None  # also score the trained model on all of this data
     options: dict = field(default_factory=dict)
     # Python-only: extra callbacks appended after the built-in ones (not serialised).
     callbacks: list = field(default_factory=list, repr=False)

@@ -58,6 +58,8 @@ def resolve(config: TrainConfig):
         from zoo.training.transfer import source_model_path
 
         source_model_path(config.init_from, task.stages[0])  # ConfigError before any I/O
+    if config.test_dataset:
+        task.dataset_kind(config.test_dataset)
     config.out = config.out or task.default_run_folder(config)
     return config, task
 
@@ -109,6 +111,16 @@ def run(config: TrainConfig) -> dict:
     if fitter.freeze_report is not None:
         metrics["frozen_backbone"] = fitter.freeze_report
     folder.write_metrics(metrics)
+    if config.test_dataset:
+        from zoo.evaluate import evaluate_run
+
+        scored = evaluate_run(folder.path, config.test_dataset)
+        metrics["test_dataset"] = {
+            "dataset": config.test_dataset,
+            "folder": str(folder.file("evaluations") / task.dataset_slug(config.test_dataset)),
+            "summary": task.summary(scored)}
+        print(f"[losslab] {config.test_dataset}: {metrics['test_dataset']['summary']}")
+        folder.write_metrics(metrics)
     return metrics
 
 

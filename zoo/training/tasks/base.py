@@ -91,17 +91,20 @@ class Task:
                               f"{config.model!r}; known: {', '.join(self.losses())}")
         self.dataset_kind(config.dataset)
 
+    @staticmethod
+    def dataset_slug(dataset: str) -> str:
+        """A dataset spec as a folder name: a path reduced to its last name, no ':'."""
+        kind, colon, where = str(dataset).partition(":")
+        if not colon:
+            return kind
+        first = where.split(",", 1)[0].rstrip("/\\")
+        stem = first.replace("\\", "/").rsplit("/", 1)[-1]
+        stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+        return f"{kind}-{stem or 'data'}"
+
     def default_run_folder(self, config) -> str:
         """runs/MODEL-DATASET-LOSS, with a path in the dataset reduced to its last name."""
-        kind, colon, where = str(config.dataset).partition(":")
-        if colon:
-            first = where.split(",", 1)[0].rstrip("/\\")
-            stem = first.replace("\\", "/").rsplit("/", 1)[-1]
-            stem = stem.rsplit(".", 1)[0] if "." in stem else stem
-            dataset = f"{kind}-{stem or 'data'}"
-        else:
-            dataset = kind
-        return f"runs/{config.model}-{dataset}-{config.loss}"
+        return f"runs/{config.model}-{self.dataset_slug(config.dataset)}-{config.loss}"
 
     # ------------------------------------------------------------------ the run
 
@@ -120,6 +123,11 @@ class Task:
     def evaluate(self, config, prepared: Prepared, models: dict, folder) -> dict:
         """Score the trained model(s) on the test split, write the task's plots and exports
         into `folder`; returns the task's metrics (merged into metrics.json)."""
+        raise NotImplementedError
+
+    def test_data(self, config, spec: str, models: dict) -> Prepared:
+        """A `Prepared` whose data holds `spec` as the test split (the whole of it), for
+        scoring trained `models` on data of the user's (`python -m zoo.evaluate`)."""
         raise NotImplementedError
 
     def summary(self, metrics: dict) -> str:

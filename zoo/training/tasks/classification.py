@@ -134,7 +134,9 @@ class ClassificationTask(Task):
         matrix = confusion_matrix(test.y, predictions, len(class_names))
         per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
         title = f"{config.model} · {config.dataset} · {config.loss}"
-        plot_history(read_history(folder.file("history.csv")), folder.file("curves.png"), title)
+        if folder.file("history.csv").exists():  # absent when scoring a trained model
+            plot_history(read_history(folder.file("history.csv")), folder.file("curves.png"),
+                         title)
         plot_confusion_matrix(matrix, class_names, folder.file("confusion_matrix.png"),
                               f"{title} · test accuracy {test_accuracy:.4f}")
         return {
@@ -146,6 +148,17 @@ class ClassificationTask(Task):
             "test_samples": len(test),
             "files": ["model.keras", "history.csv", "curves.png", "confusion_matrix.png"],
         }
+
+    def test_data(self, config, spec, models):
+        if spec not in datasets.list_datasets():
+            raise ConfigError(f"unknown classification dataset {spec!r}; known: "
+                              f"{', '.join(datasets.list_datasets())}")
+        test = datasets.load(spec, "test", limit=config.test_limit, data_dir=config.data_dir)
+        model = models["model"]
+        if tuple(test.x.shape[1:]) != tuple(model.input_shape[1:]):
+            raise ConfigError(f"{spec} images are {test.x.shape[1:]} but the model takes "
+                              f"{tuple(model.input_shape[1:])}")
+        return Prepared({"test": test}, model, 0)
 
     def summary(self, metrics):
         return f"test accuracy {metrics['test_accuracy']:.4f}"

@@ -535,5 +535,29 @@ class DetectionTask(Task):
             "files": files,
         }
 
+    def test_data(self, config, spec, models):
+        """All images of a voc:/coco: folder as the test set, in the run's classes and size."""
+        from zoo.datasets.detection import load_coco, load_voc
+
+        kind = self.dataset_kind(spec)
+        where = spec.split(":", 1)[1]
+        class_names = tuple(models["class_names"])
+        image_size = tuple(self.option(config, "image_size"))
+        if kind == DATASET_FORMS["voc"]:
+            test = load_voc(where, class_names=class_names, image_size=image_size)
+        elif kind == DATASET_FORMS["coco"]:
+            annotations, _, images_dir = where.partition(",")
+            test = load_coco(annotations, images_dir or None, class_names=class_names,
+                             image_size=image_size)
+        else:
+            raise ConfigError("score the detector on voc:PATH or coco:FILE; synth_scenes "
+                              "is scored by the training run itself")
+        if config.test_limit:
+            test = test.subset(range(min(config.test_limit, len(test))))
+        info = {"augment": None, "split": f"all {len(test)} images of {spec}",
+                "test_names": list(test.names)}
+        return Prepared({"train": test, "test": test, "info": info}, models["detector"], 0,
+                        info=info)
+
     def summary(self, metrics):
         return f"AP@.5 {metrics['map_50']:.4f} (step 1 alone {metrics['step1_map_50']:.4f})"

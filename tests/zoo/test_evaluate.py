@@ -1,0 +1,85 @@
+"""`python -m zoo.evaluate RUN --dataset SPEC` and `zoo.train --test-dataset SPEC`: a trained
+run scored on other data, checked against the saved model's own predictions."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from zoo import datasets, evaluate, train
+from zoo.training import TrainConfig, run
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    run(TrainConfig(model="lenet5", dataset="fashion_mnist", epochs=1, batch_size=64,
+                    train_limit=256, test_limit=64, validation_split=0.05, verbose=0,
+                    out=str(out), test_dataset="mnist"))
+    return out
+
+
+def test_scores_equal_the_saved_models_predictions_on_the_other_dataset(trained_run, capsys):
+    assert evaluate.main([str(trained_run), "--dataset", "mnist", "--test-limit", "300"]) == 0
+    assert "on mnist" in capsys.readouterr().out
+    stored = json.loads((trained_run / "evaluations" / "mnist" / "metrics.json").read_text())
+    x, y = datasets.load("mnist", "test", limit=300)
+    model = keras.saving.load_model(trained_run / "model.keras")
+    predicted = np.argmax(model.predict(x, verbose=0), axis=-1)
+    assert stored["test_accuracy"] == pytest.approx(np.mean(predicted == y), abs=1e-6)
+    assert stored["test_samples"] == 300 and stored["dataset"] == "mnist"
+    assert (trained_run / "evaluations" / "mnist" / "confusion_matrix.png").stat().st_size > 0
+
+
+def test_train_with_a_test_dataset_records_it(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["test_dataset"]["dataset"] == "mnist"
+    assert metrics["test_dataset"]["summary"].startswith("test accuracy ")
+
+
+def test_bad_runs_and_datasets_are_one_line_errors(trained_run, tmp_path, capsys):
+    assert evaluate.main([str(tmp_path), "--dataset", "mnist"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a finished run (no metrics.json)" in err[0]
+    assert evaluate.main([str(trained_run), "--dataset", "voc:/x"]) == 2
+    assert "unknown classification dataset 'voc:/x'" in capsys.readouterr().err
+    assert train.main(["--model", "lenet5", "--test-dataset", "synth_text",
+                       "--out", str(tmp_path / "r")]) == 2
+    assert "unknown classification dataset 'synth_text'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_text_run_scored_on_a_folder_of_crops(tmp_path):
+    from PIL import Image
+
+    from text_references import reference_edit_distance
+    from zoo.datasets import text as T
+
+    texts = ("ab12", "c3", "x9z", "7k", "qq", "m4n")
+    root = tmp_path / "crops"
+    root.mkdir()
+    rows = ["filename,text"]
+    for i, text in enumerate(texts):
+        Image.fromarray(T.render_text_line(text, augment=False, width=96)).save(
+            root / f"c{i}.png")
+        rows.append(f"c{i}.png,{text}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    run(TrainConfig(model="crnn_small", epochs=1, batch_size=8, train_limit=16, test_limit=8,
+                    validation_split=0.5, verbose=0, out=str(out)))
+    stored = evaluate.evaluate_run(out, f"folder:{root}")
+    assert stored["data"]["test_lines"] == len(texts)
+    model = keras.saving.load_model(out / "model.keras")
+    lines = T.load_text_folder(root)
+    characters = T.Charset().characters
+    read = []
+    for frames in model.predict(lines.x, verbose=0):  # greedy: best path, merge, drop blanks
+        path = frames.argmax(-1)
+        read.append("".join(characters[k - 1] for j, k in enumerate(path)
+                            if k != 0 and (j == 0 or k != path[j - 1])))
+    edits = sum(reference_edit_distance(t, r) for t, r in zip(lines.texts, read))
+    assert stored["test_cer"] == pytest.approx(edits / sum(len(t) for t in lines.texts))
+    assert (out / "evaluations" / "folder-crops" / "gallery.png").stat().st_size > 0

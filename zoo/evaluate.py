@@ -1,0 +1,99 @@
+"""Score a trained run on any data: `python -m zoo.evaluate RUN --dataset SPEC`.
+
+    python -m zoo.evaluate runs/lenet5-fashion_mnist-softmax --dataset mnist
+    python -m zoo.evaluate runs/crnn_small-synth_text-ctc --dataset folder:my_crops
+    python -m zoo.evaluate runs/detector-voc-kangaroo-eiou --dataset voc:other_photos
+
+The whole of SPEC is the test set (a folder is not split). The run's task scores it with the
+same metrics, plots and gallery as a training run; they go to RUN/evaluations/SLUG/ (or
+`--out`), with a metrics.json that names the run and the data. From Python:
+`evaluate_run(run_folder, dataset)` returns the metrics dict. `zoo.train --test-dataset SPEC`
+calls it after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from zoo import quiet
+
+quiet.silence_tensorflow()
+
+import keras  # noqa: E402
+
+from zoo.training.config import ConfigError, TrainConfig  # noqa: E402
+from zoo.training.reproducibility import versions  # noqa: E402
+from zoo.training.run_folder import RunFolder, atomic_write_json  # noqa: E402
+
+
+def load_run(run_folder):
+    """(config, task, stored metrics, {stage: model}) of a finished run folder."""
+    from zoo.training.tasks import task_for_model
+
+    folder = Path(run_folder)
+    metrics_file = folder / "metrics.json"
+    if not metrics_file.exists():
+        raise ConfigError(f"{folder}: not a finished run (no metrics.json)")
+    stored = json.loads(metrics_file.read_text())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in stored["config"].items() if k in fields})
+    task = task_for_model(config.model)
+    models = {}
+    for stage in task.stages:
+        path = folder / f"{stage}.keras"
+        models[stage] = keras.saving.load_model(path) if path.exists() else None
+    if models[task.stages[0]] is None:
+        raise ConfigError(f"{folder}: no {task.stages[0]}.keras to score")
+    models["class_names"] = stored.get("class_names")
+    return config, task, stored, models
+
+
+def evaluate_run(run_folder, dataset: str, test_limit=None, out=None) -> dict:
+    """Score the run in `run_folder` on all of `dataset`; returns (and writes) the metrics."""
+    config, task, stored, models = load_run(run_folder)
+    config = dataclasses.replace(config, test_limit=test_limit, resume=False)
+    prepared = task.test_data(config, dataset, models)
+    out = Path(out) if out else Path(run_folder) / "evaluations" / task.dataset_slug(dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    task_metrics = task.evaluate(config, prepared, models, RunFolder(out))
+    metrics = {"task": task.name, "run": str(Path(run_folder).resolve()),
+               "dataset": dataset, **task_metrics, "versions": versions(),
+               "config": config.to_json()}
+    metrics["files"] = sorted(p.name for p in out.iterdir() if p.name != "metrics.json") + [
+        "metrics.json"]
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="a finished run folder")
+    parser.add_argument("--dataset", required=True, help="the data to score on (a dataset "
+                        "form of the run's task; see python -m zoo.train --help)")
+    parser.add_argument("--test-limit", type=int, default=None, help="score the first N only")
+    parser.add_argument("--out", default=None, help="folder of the results "
+                        "(default RUN/evaluations/DATASET)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = parser.parse_args(argv)
+    try:
+        metrics = evaluate_run(args.run, args.dataset, args.test_limit, args.out)
+    except (ConfigError, ValueError, OSError) as error:
+        if args.debug:
+            raise
+        line = (str(error).strip() or type(error).__name__).splitlines()[0]
+        print(f"error: {line} (--debug for the traceback)", file=sys.stderr)
+        return 2
+    from zoo.training.tasks import get_task
+
+    print(f"{get_task(metrics['task']).summary(metrics)} on {args.dataset}")
+    return 0
+
+
+if __name__ == "__main__":
+    quiet.filter_stderr()
+    sys.exit(main())
