@@ -16,6 +16,7 @@ quiet.silence_tensorflow()  # before anything imports TensorFlow
 from zoo.models import RepVGGBlock, embedding_model, reparameterize  # noqa: E402
 from zoo.registry import (create_model, list_models, model_builder, model_info,  # noqa: E402
                           register_model)
+from zoo.weights import list_weights  # noqa: E402
 
-__all__ = ["create_model", "list_models", "model_builder", "model_info", "register_model",
-           "embedding_model", "RepVGGBlock", "reparameterize"]
+__all__ = ["create_model", "list_models", "list_weights", "model_builder", "model_info",
+           "register_model", "embedding_model", "RepVGGBlock", "reparameterize"]

@@ -73,6 +73,19 @@ def model_accepts(name: str, argument: str) -> bool:
     return argument in inspect.signature(model_builder(name)).parameters
 
 
-def create_model(name: str, **kwargs):
-    """Build the registered model `name` with the builder's keyword arguments."""
-    return model_builder(name)(**kwargs)
+def create_model(name: str, weights: str | None = None, **kwargs):
+    """Build the registered model `name` with the builder's keyword arguments.
+
+    Args:
+        name: a registered model (`list_models()`).
+        weights: the tag of shipped pretrained weights (`zoo.list_weights(name)`), e.g.
+            "mnist"; their SHA-256 is checked and the builder gets the arguments they were
+            trained with. Defaults to None (random initialisation).
+        **kwargs: the builder's arguments.
+    """
+    builder = model_builder(name)
+    if weights is None:
+        return builder(**kwargs)
+    from zoo.weights import build_with_weights
+
+    return build_with_weights(builder, name, weights, **kwargs)

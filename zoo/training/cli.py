@@ -114,9 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         "validation split, with plots and embedding snapshots")
     add("--tensorboard", action="store_true",
         help="also log to RUN/tensorboard/ (keras.callbacks.TensorBoard)")
-    add("--init-from", default=None, metavar="RUN_OR_FILE",
-        help="start from the weights of a run folder or a .keras file (layers whose shapes "
-        "differ, e.g. another number of classes, start fresh)")
+    add("--init-from", default=None, metavar="WEIGHTS|RUN|FILE",
+        help="start from shipped weights (MODEL.TAG, python -m zoo.weights list), a run "
+        "folder or a .keras file (layers whose shapes differ, e.g. another number of "
+        "classes, start fresh)")
     add("--freeze-backbone", type=_whole(1), default=None, metavar="EPOCHS",
         help="train the head alone for the first EPOCHS epochs, then everything")
     add("--test-dataset", default=None, metavar="SPEC",

@@ -131,15 +131,28 @@ class RunFolder:
         except ValueError:  # written atomically, so only a foreign edit gets here
             return None
 
-    def create(self) -> "RunFolder":
-        """Make the folder; without `resume`, clear what an earlier run left in it."""
+    def create(self, config: dict | None = None) -> "RunFolder":
+        """Make the folder; without `resume`, clear what an earlier run left in it. `config`
+        (the run's settings) is recorded, so that a later `--resume` can check it."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.resume:
             for stale in self.path.iterdir():
                 if stale.name in (BACKUP_DIR, STATE_FILE, METRICS_FILE) or \
                         stale.name.startswith("history"):
                     shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        state = self._state()
+        if config is not None and "config" not in state:
+            atomic_write_json(self.file(STATE_FILE), {**state, "config": config})
         return self
+
+    def recorded_config(self) -> dict | None:
+        """The settings the run in this folder was started with (None if unknown)."""
+        if self.file(METRICS_FILE).exists():
+            try:
+                return json.loads(self.file(METRICS_FILE).read_text()).get("config")
+            except ValueError:
+                return None
+        return self._state().get("config")
 
     def _state(self) -> dict:
         try:

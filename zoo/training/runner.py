@@ -64,6 +64,28 @@ def resolve(config: TrainConfig):
     return config, task
 
 
+# settings that may change between a run and its --resume (they do not change the result)
+RESUME_MAY_CHANGE = ("resume", "verbose", "tensorboard", "test_dataset", "out", "callbacks")
+
+
+def comparable(settings: dict) -> dict:
+    return json.loads(json.dumps({k: v for k, v in settings.items()
+                                  if k not in RESUME_MAY_CHANGE}, default=str))
+
+
+def check_resumable(config, folder: RunFolder) -> None:
+    """ConfigError when `--resume` would continue a run started with other settings."""
+    recorded = folder.recorded_config()
+    if recorded is None:
+        return
+    ours, theirs = comparable(config.to_json()), comparable(recorded)
+    differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if differ:
+        said = ", ".join(f"{k}={theirs.get(k)!r} (now {ours.get(k)!r})" for k in differ)
+        raise ConfigError(f"--resume: {folder.path} was started with {said}; repeat its "
+                          f"options or choose another --out")
+
+
 def run(config: TrainConfig) -> dict:
     """Train, evaluate and write the run folder; return the metrics dict.
 
@@ -72,6 +94,8 @@ def run(config: TrainConfig) -> dict:
     """
     config, task = resolve(config)
     folder = RunFolder(config.out, config.resume)
+    if config.resume:
+        check_resumable(config, folder)
     done = folder.completed_metrics()
     if done is not None:
         print(f"[losslab] {folder.path} holds a completed run; nothing to resume.")
@@ -79,7 +103,7 @@ def run(config: TrainConfig) -> dict:
     seed_everything(config.seed)
     with deterministic_ops(config.deterministic and task.op_determinism):
         prepared = task.prepare(config)  # bad data fails here, before the folder exists
-        folder.create()
+        folder.create(comparable(config.to_json()))
         fitter = Fitter(config, task, folder, prepared)
         started = time.perf_counter()
         models = task.fit(config, prepared, fitter)

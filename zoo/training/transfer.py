@@ -1,7 +1,8 @@
 """Starting a run from an earlier model: `--init-from` and `--freeze-backbone`.
 
-`--init-from SOURCE` copies weights into the new model before training. SOURCE is a run
-folder (its `STAGE.keras` for the stage being trained, else `model.keras`) or a `.keras` file.
+`--init-from SOURCE` copies weights into the new model before training. SOURCE is the name of
+shipped weights ("lenet5.mnist", `zoo.list_weights()`), a run folder (its `STAGE.keras` for
+the stage being trained, else `model.keras`) or a `.keras` file.
 Weights move layer by layer, matched by the top-level layer's name: a layer whose weights all
 have the same shapes in both models is copied, any other (a classifier with another number of
 classes, a text model's output layer for another charset) keeps its fresh initialisation.
@@ -22,8 +23,17 @@ import keras
 from zoo.training.config import ConfigError
 
 
-def source_model_path(source, stage: str = "model") -> Path:
-    """The .keras file that `--init-from SOURCE` names, or ConfigError."""
+def shipped_weights(source) -> str | None:
+    """`source` if it names shipped weights ("MODEL.TAG"), else None."""
+    from zoo.weights import list_weights
+
+    return str(source) if str(source) in list_weights() else None
+
+
+def source_model_path(source, stage: str = "model") -> Path | str:
+    """The .keras file that `--init-from SOURCE` names (or the weights name), or ConfigError."""
+    if shipped_weights(source):
+        return str(source)
     path = Path(source)
     if path.is_dir():
         for name in (f"{stage}.keras", "model.keras"):
@@ -36,7 +46,8 @@ def source_model_path(source, stage: str = "model") -> Path:
         if not path.exists():
             raise ConfigError(f"--init-from {source}: no such file")
         return path
-    raise ConfigError(f"--init-from {source!r}: expected a run folder or a .keras file")
+    raise ConfigError(f"--init-from {source!r}: expected shipped weights (MODEL.TAG), a run "
+                      f"folder or a .keras file")
 
 
 def _weighted_layers(model) -> dict:
@@ -67,10 +78,16 @@ def transfer_weights(source, target) -> dict:
 def initialise_from(model, source, stage: str = "model") -> dict:
     """`transfer_weights` from the model that `source` names; the report, with its path."""
     path = source_model_path(source, stage)
-    loaded = keras.saving.load_model(path, compile=False)
+    if isinstance(path, str):  # shipped weights
+        from zoo.registry import create_model
+
+        model_name, tag = path.split(".", 1)
+        loaded = create_model(model_name, weights=tag)
+    else:
+        loaded = keras.saving.load_model(path, compile=False)
     report = transfer_weights(loaded, model)
     if not report["copied"]:
-        raise ConfigError(f"--init-from {source}: no layer of {path.name} matches the model "
+        raise ConfigError(f"--init-from {source}: no layer of {path} matches the model "
                           f"being trained (layers kept: {', '.join(report['kept'])})")
     return {"source": str(path), **report}
 

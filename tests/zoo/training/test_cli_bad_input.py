@@ -161,3 +161,13 @@ def test_a_failed_run_never_counts_as_finished_on_resume(capsys, tmp_path):
     assert not (out / "metrics.json").exists()
     assert not (out / "run_state.json").exists() or \
         json.loads((out / "run_state.json").read_text())["finished_stages"] == []
+
+
+def test_resume_with_other_settings_is_refused(capsys, tmp_path):
+    from zoo.training.run_folder import RunFolder
+
+    out = tmp_path / "run"
+    RunFolder(out).create({"model": "lenet5", "dataset": "fashion_mnist", "epochs": 3})
+    code, err = run_cli(["--model", "lenet5", "--epochs", "5", "--out", str(out), "--resume"],
+                        capsys)
+    assert_one_line_exit_2(code, err, "was started with", "epochs=3 (now 5)")

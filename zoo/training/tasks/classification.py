@@ -14,6 +14,7 @@ import numpy as np
 
 import losses
 from zoo import datasets
+from zoo.datasets.augment import AUGMENTATIONS, ShiftedBatches
 from zoo.datasets.samplers import PKBatches
 from zoo.evaluation.classification import confusion_matrix
 from zoo.evaluation.plots import plot_confusion_matrix, plot_history
@@ -21,7 +22,7 @@ from zoo.registry import create_model, model_accepts
 from zoo.training.config import ConfigError
 from zoo.training.optimizers import make_optimizer
 from zoo.training.run_folder import read_history
-from zoo.training.tasks.base import Prepared, Task
+from zoo.training.tasks.base import Option, Prepared, Task
 
 EVAL_BATCH_SIZE = 512
 
@@ -57,7 +58,9 @@ class ClassificationTask(Task):
     name = "classification"
     default_dataset = "fashion_mnist"
     default_loss = "softmax"
-    options = {}
+    options = {"augment": Option("none", "classification: training-time augmentation: random "
+                                 "shifts of up to 2 px, and left-right flips", type=str,
+                                 choices=AUGMENTATIONS)}
     refuses = {}
 
     @property
@@ -70,6 +73,13 @@ class ClassificationTask(Task):
     def check(self, config):
         super().check(config)
         recipe = losses.get_recipe(config.loss)
+        augment = self.option(config, "augment")
+        if augment not in AUGMENTATIONS:
+            raise ConfigError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got "
+                              f"{augment!r}")
+        if augment != "none" and recipe.balanced_batches:
+            raise ConfigError(f"--augment {augment} cannot be combined with loss "
+                              f"{config.loss!r}, which trains on class-balanced P x K batches")
         if recipe.head != "softmax" and not model_accepts(config.model, "head"):
             raise ConfigError(
                 f"loss {config.loss!r} needs a {recipe.head!r} head but model "
@@ -89,7 +99,14 @@ class ClassificationTask(Task):
         test = datasets.load(config.dataset, "test", limit=config.test_limit, **common)
         num_classes = len(train.class_names)
         recipe = losses.get_recipe(config.loss)
-        if recipe.balanced_batches:  # in-batch mining needs several samples of each class
+        augment = self.option(config, "augment")
+        if augment != "none":
+            fit_data = ShiftedBatches(train.x, train.y, config.batch_size, max_shift=2,
+                                      flip=augment == "shift_flip", seed=config.seed)
+            fit_kwargs = {}
+            steps = len(fit_data)
+            samples_per_epoch = len(train)
+        elif recipe.balanced_batches:  # in-batch mining needs several samples of each class
             classes_per_batch = min(num_classes, 8)
             fit_data = PKBatches(train.x, train.y, classes_per_batch=classes_per_batch,
                                  samples_per_class=max(2, config.batch_size // classes_per_batch),

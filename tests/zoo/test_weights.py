@@ -1,0 +1,56 @@
+"""Shipped weights: every file loads through `create_model(..., weights=...)` with its SHA-256
+checked, predicts what its card says on real test images, and a changed file is refused."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo import datasets, weights
+from zoo.training import TrainConfig, run
+
+
+def test_lenet5_weights_are_shipped():
+    assert {"mnist", "fashion_mnist"} <= set(zoo.list_weights("lenet5"))
+
+
+@pytest.mark.parametrize("name", weights.list_weights())
+def test_every_shipped_file_loads_verified_and_predicts_as_its_card_says(name):
+    card = weights.card(name)
+    assert weights.sha256(weights.FILES / card["file"]) == card["sha256"]
+    model_name, tag = name.split(".", 1)
+    model = zoo.create_model(model_name, weights=tag)
+    assert model.count_params() == card["parameters"]
+    dataset = card["recipe"]["dataset"]
+    x, y = datasets.load(dataset, "test", limit=1000)
+    accuracy = np.mean(np.argmax(model.predict(x, verbose=0), axis=-1) == y)
+    # 1,000 of the 10,000 test images: within 2 points of the card's full-test accuracy
+    assert accuracy == pytest.approx(card["metrics"]["test_accuracy"], abs=0.02)
+
+
+def test_a_changed_file_or_a_conflicting_argument_is_refused(tmp_path, monkeypatch):
+    files = tmp_path / "files"
+    shutil.copytree(weights.FILES, files)
+    monkeypatch.setattr(weights, "FILES", files)
+    target = files / weights.card("lenet5.mnist")["file"]
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(weights.WeightsError, match="does not match the card"):
+        zoo.create_model("lenet5", weights="mnist")
+    with pytest.raises(weights.WeightsError, match="no shipped weights named 'lenet5.cifar10'"):
+        zoo.create_model("lenet5", weights="cifar10")
+    monkeypatch.undo()
+    with pytest.raises(weights.WeightsError, match="need num_classes=10"):
+        zoo.create_model("lenet5", weights="mnist", num_classes=4)
+
+
+@pytest.mark.slow
+def test_init_from_shipped_weights(tmp_path):
+    metrics = run(TrainConfig(model="lenet5", dataset="fashion_mnist", epochs=1, batch_size=64,
+                              train_limit=256, test_limit=64, verbose=0, out=str(tmp_path),
+                              init_from="lenet5.mnist"))
+    assert metrics["init"]["source"] == "lenet5.mnist" and metrics["init"]["kept"] == {}

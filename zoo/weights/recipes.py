@@ -1,0 +1,69 @@
+"""How each shipped weights file is made: a training run of `zoo.training` and its card.
+
+`python -m zoo.weights build MODEL.TAG` trains the recipe below through the runner (so the run
+folder, history and metrics are the usual ones), saves the model's weights into
+`zoo/weights/files/MODEL.TAG.weights.h5` and writes the card beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+LENET_RECIPE = dict(model="lenet5", loss="softmax", epochs=15, batch_size=64,
+                    learning_rate=2e-3, validation_split=0.1, seed=0)
+
+RECIPES = {
+    "lenet5.mnist": {
+        "config": {**LENET_RECIPE, "dataset": "mnist"},
+        "builder_kwargs": {"num_classes": 10, "input_shape": [28, 28, 1]},
+        "data": "MNIST training set (LeCun et al.), 10 % held out for validation (seed 0); "
+                "scored on the 10,000 test images",
+    },
+    "lenet5.fashion_mnist": {
+        "config": {**LENET_RECIPE, "dataset": "fashion_mnist"},
+        "builder_kwargs": {"num_classes": 10, "input_shape": [28, 28, 1]},
+        "data": "Fashion-MNIST training set (Xiao et al. 2017), 10 % held out for validation "
+                "(seed 0); scored on the 10,000 test images",
+    },
+}
+
+HEADLINE = ("test_accuracy", "test_loss", "test_cer", "test_sequence_accuracy", "map_50")
+
+
+def build(name: str, workdir="runs/weights") -> dict:
+    """Train the recipe `name`, write its weights and card into `zoo/weights/files/`."""
+    import keras
+
+    from zoo.training import TrainConfig, run
+    from zoo.weights import FILES, sha256
+
+    if name not in RECIPES:
+        raise ValueError(f"no recipe for weights {name!r}; recipes: {', '.join(RECIPES)}")
+    recipe = RECIPES[name]
+    out = Path(workdir) / name
+    started = time.perf_counter()
+    metrics = run(TrainConfig(**recipe["config"], out=str(out), resume=True))
+    model = keras.saving.load_model(out / "model.keras", compile=False)
+    FILES.mkdir(parents=True, exist_ok=True)
+    weights = FILES / f"{name}.weights.h5"
+    model.save_weights(weights)
+    card = {
+        "name": name,
+        "model": recipe["config"]["model"],
+        "file": weights.name,
+        "sha256": sha256(weights),
+        "size_bytes": weights.stat().st_size,
+        "parameters": model.count_params(),
+        "builder_kwargs": recipe["builder_kwargs"],
+        "data": recipe["data"],
+        "recipe": recipe["config"],
+        "command": f"python -m zoo.weights build {name}",
+        "metrics": {key: metrics[key] for key in HEADLINE if key in metrics},
+        "train_wall_seconds": metrics.get("wall_seconds"),
+        "versions": metrics.get("versions"),
+        "built_in_seconds": time.perf_counter() - started,
+    }
+    (FILES / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
