@@ -617,7 +617,7 @@ def test_voc_run_writes_metrics(tmp_path):
     # batch 5 = the 5 training images: one traced step; tiny models: quick XLA compiles
     config = TrainConfig(model="detector", dataset=f"voc:{root}", out=str(tmp_path / "run"),
                          epochs=1, batch_size=5, learning_rate=1e-3, seed=0, verbose=0,
-                         loss="giou", options={
+                         loss="giou", trace_weights=0, options={
                              "classifier_epochs": 1, "image_size": (64, 64),
                              "detector_kwargs": TINY,
                              "classifier_kwargs": {"widths": (8, 8), "depths": (1, 1),
@@ -631,5 +631,5 @@ def test_voc_run_writes_metrics(tmp_path):
     assert "BoxAugmenter" in stored["augmentation"] and stored["box_loss"] == "giou"
     assert 0.0 <= metrics["map_50"] <= 1.0 and np.isfinite(metrics["wall_seconds"])
     for name in ("history.csv", "pr_curves.png", "detections.png", "pipeline/pipeline.json",
-                 "pipeline_fused/detector.keras"):
+                 "pipeline_fused/detector.keras", "weight_trace.npz", "weight_updates.png"):
         assert (tmp_path / "run" / name).exists(), name
