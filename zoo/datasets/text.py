@@ -1,8 +1,10 @@
-"""Text-line data for CTC recognizers: a seeded synthetic generator and a real-crop loader.
+"""Text-line data for CTC recognizers: a seeded synthetic generator and two real-data loaders.
 
-Both give batches `(images, labels)`:
+All give batches `(images, labels)`:
 
-- images: float32 (B, 32, W, 1) in [0, 1], dark text on a lighter background;
+- images: float32 (B, H, W, 1) in [0, 1], dark text on a lighter background; H is the
+  `height` argument of every generator and loader (32 by default, the CRNN paper's; 48 or
+  64 when whole crops such as number plates would leave their characters too small);
 - labels: int32 (B, L_max) charset ids 1..N (`zoo.charset.Charset`; 0 is the CTC blank),
   padded at the end with `losses.sequence.PAD_VALUE` = -1.
 
@@ -15,24 +17,35 @@ contrast, Gaussian blur and pixel noise. Sample i is a function of (seed, i) alo
 same seed gives the same images whatever the batch size, worker count or order of access.
 Images are quantised to 8 bits, so a cached set is exactly what the generator makes.
 
-Width: every synthetic line is rendered to height 32 keeping its aspect ratio (times the
+Width: every synthetic line is rendered to `height` keeping its aspect ratio (times the
 stretch), squeezed horizontally only if wider than `width`, and placed on a background of
-exactly `width` pixels (128 by default). A fixed width keeps one compiled training step; the
-CRNN sees T = 128 // 4 - 1 = 31 frames, more than the 2·10 + 1 = 21 that the longest default
-label needs in the worst case (a blank between every pair of characters), so every label has
-a CTC alignment.
+exactly `width` pixels: by default 4 × height (`line_width`: 128 for 32 px, 192 for 48), so
+a taller line holds the same text, not a squeezed one. A fixed width keeps one compiled
+training step; at 32 x 128 the CRNN sees T = 128 // 4 - 1 = 31 frames, more than the
+2·10 + 1 = 21 that the longest default label needs in the worst case (a blank between every
+pair of characters), so every label has a CTC alignment (taller lines have more frames).
 
 Real crops (`TextFolder`, `load_text_folder`): a folder of images with either a CSV
 `labels.csv` of `filename,text` rows (a header row `filename,text` is optional; quote texts
 that hold commas) or the label in each file name (`hello.png`, `hello_2.png`: the stem, less
 a trailing `_<digits>` that keeps file names unique). Images of any size and colour are
-converted to grey, resized to height 32 keeping the aspect ratio and padded on the right by
+converted to grey, resized to `height` keeping the aspect ratio and padded on the right by
 repeating their last column — to a fixed `width` (wider crops are squeezed to it), or with
 `width=None` to the widest image of the batch rounded up to a multiple of 16 (few distinct
-shapes, so few retraces). Bad input (a missing folder, CSV or image, a malformed CSV row, an
-unreadable image, no labelled images at all) raises `zoo.datasets.errors.DataError` (a
-ValueError) with one line that names the file or folder; a truncated image is loaded with a
-`TruncatedImageWarning`.
+shapes, so few retraces).
+
+Text boxes in whole images (`read_text_boxes`, `load_text_boxes`): the OpenALPR benchmark
+format, a `NAME.txt` next to each `NAME.jpg` holding one line per text box,
+`file x y w h TEXT` (tab- or space-separated; pixels of the image as stored, EXIF rotation
+not applied; (x, y) the top-left corner). Each box is cut out with a margin (10 % of the
+box height on each side by default, so that the first and last strokes are not clipped by
+a tight annotation; clipped to the image) and then treated like a folder crop: grey,
+resized to `height`, padded.
+
+Bad input (a missing folder, CSV, annotation or image, a malformed CSV row or annotation
+line, a box outside its image, an unreadable image, no labelled images at all) raises
+`zoo.datasets.errors.DataError` (a ValueError) with one line that names the file or folder;
+a truncated image is loaded with a `TruncatedImageWarning`.
 """
 
 from __future__ import annotations
@@ -58,12 +71,32 @@ from zoo.datasets.formats import IMAGE_SUFFIXES, read_image
 from zoo.datasets.sources import cache_dir
 
 HEIGHT = 32
-WIDTH = 128
+WIDTH = 128  # of a HEIGHT-px synthetic line; `line_width` scales it with the height
+MIN_HEIGHT = 16  # the renderer's font sizes (2·height - 20 ...) need at least this
 MIN_LENGTH, MAX_LENGTH = 4, 10
 # Part of the cache key of `synthetic_text_set`: bump it whenever rendering changes.
 GENERATOR_VERSION = 1
 CSV_NAME = "labels.csv"
 _HEADER_CELLS = {"filename", "file", "image", "path", "name"}
+BOX_MARGIN = 0.1  # of the box height, on each side of a text box
+
+
+def line_width(height=HEIGHT) -> int:
+    """The default width of a synthetic line `height` px high: 4 × height (128 for 32 px).
+
+    The 32 x 128 lines hold 4-10 characters; keeping that aspect ratio at other heights
+    keeps the same text legible instead of squeezing it horizontally.
+    """
+    return WIDTH * int(height) // HEIGHT
+
+
+def _check_height(height) -> int:
+    whole = (isinstance(height, (int, np.integer, float, np.floating))
+             and not isinstance(height, bool) and float(height).is_integer())
+    if not whole or height < MIN_HEIGHT:
+        raise ValueError(f"height must be a whole number of pixels >= {MIN_HEIGHT}; got "
+                         f"{height!r}")
+    return int(height)
 
 
 def dejavu_fonts() -> list:
@@ -102,7 +135,7 @@ def random_text(rng, charset: Charset, min_length=MIN_LENGTH, max_length=MAX_LEN
     return "".join(characters)
 
 
-def render_text_line(text: str, rng=None, fonts=None, height=HEIGHT, width=WIDTH,
+def render_text_line(text: str, rng=None, fonts=None, height=HEIGHT, width=None,
                      augment=True) -> np.ndarray:
     """Render `text` as a uint8 (height, width) grey image, dark text on a light background.
 
@@ -110,14 +143,17 @@ def render_text_line(text: str, rng=None, fonts=None, height=HEIGHT, width=WIDTH
         text: the string to draw.
         rng: a `numpy.random.Generator` for the augmentations. Required if `augment`.
         fonts: .ttf paths to choose from. Defaults to `dejavu_fonts()`.
-        height: output height. Defaults to 32.
-        width: output width; wider renderings are squeezed to it. Defaults to 128.
+        height: output height, at least 16. Defaults to 32.
+        width: output width; wider renderings are squeezed to it. Defaults to None
+            (`line_width(height)`: 128 for 32 px).
         augment: random font, size, stretch, rotation, background, contrast, blur and
             noise; False draws black text in the first font (DejaVu Sans Bold by default)
             on white. Defaults to True.
     """
     from PIL import Image, ImageDraw, ImageFilter
 
+    height = _check_height(height)
+    width = line_width(height) if width is None else int(width)
     fonts = list(fonts) if fonts is not None else dejavu_fonts()
     if augment and rng is None:
         raise ValueError("render_text_line(augment=True) needs rng=np.random.default_rng(...)")
@@ -171,12 +207,18 @@ def render_text_line(text: str, rng=None, fonts=None, height=HEIGHT, width=WIDTH
 @dataclass(frozen=True)
 class TextLines:
     """A fixed set of text lines: `x` float32 (N, H, W, 1) in [0, 1], `y` int32 (N, L) ids
-    padded with -1, the `texts`, and the `charset` that maps them. Unpacks as `x, y`."""
+    padded with -1, the `texts`, and the `charset` that maps them. Unpacks as `x, y`.
+
+    `names` says where each line came from, when it came from files (a crop's file name,
+    `NAME.txt:LINE` for a text box), so a misread line can be found; it is empty for
+    synthetic lines.
+    """
 
     x: np.ndarray
     y: np.ndarray
     texts: tuple
     charset: Charset
+    names: tuple = ()
 
     def __iter__(self):
         return iter((self.x, self.y))
@@ -197,8 +239,9 @@ class SyntheticText(keras.utils.PyDataset):
             alphanumerics.
         min_length: shortest string. Defaults to 4.
         max_length: longest string, and the label width L_max. Defaults to 10.
-        height: image height. Defaults to 32.
-        width: image width (see the module docstring). Defaults to 128.
+        height: image height, at least 16. Defaults to 32.
+        width: image width (see the module docstring). Defaults to None
+            (`line_width(height)`: 128 for 32 px, 192 for 48).
         seed: an int or a tuple of ints. Defaults to 0.
         augment: augment the renderings (False: black text in the first font on white).
             Defaults to True.
@@ -212,7 +255,7 @@ class SyntheticText(keras.utils.PyDataset):
     """
 
     def __init__(self, num_samples=10_000, batch_size=32, charset=LOWERCASE_ALPHANUMERIC,
-                 min_length=MIN_LENGTH, max_length=MAX_LENGTH, height=HEIGHT, width=WIDTH,
+                 min_length=MIN_LENGTH, max_length=MAX_LENGTH, height=HEIGHT, width=None,
                  seed=0, augment=True, fonts=None, **kwargs):
         super().__init__(**kwargs)
         if not 1 <= int(min_length) <= int(max_length):
@@ -224,7 +267,8 @@ class SyntheticText(keras.utils.PyDataset):
         self.num_samples, self.batch_size = int(num_samples), int(batch_size)
         self.charset = Charset(charset)
         self.min_length, self.max_length = int(min_length), int(max_length)
-        self.height, self.width = int(height), int(width)
+        self.height = _check_height(height)
+        self.width = line_width(self.height) if width is None else int(width)
         self.seed = tuple(seed) if isinstance(seed, (tuple, list)) else int(seed)
         self.augment = bool(augment)
         self.fonts = [Path(p) for p in fonts] if fonts is not None else dejavu_fonts()
@@ -266,11 +310,12 @@ class SyntheticText(keras.utils.PyDataset):
 
 def synthetic_text_set(num_samples=1000, seed=1, charset=LOWERCASE_ALPHANUMERIC,
                        min_length=MIN_LENGTH, max_length=MAX_LENGTH, height=HEIGHT,
-                       width=WIDTH, augment=True, cache=True) -> TextLines:
+                       width=None, augment=True, cache=True) -> TextLines:
     """A fixed synthetic set (e.g. the test set), cached under `cache_dir()/synth_text/`.
 
-    The cache key covers every argument, the font files and `GENERATOR_VERSION`; a cached
-    set is byte-identical to a fresh generation on the machine that wrote it.
+    The cache key covers every argument (the height and the resolved width included), the
+    font files and `GENERATOR_VERSION`; a cached set is byte-identical to a fresh generation
+    on the machine that wrote it.
 
     Args:
         num_samples: number of lines. Defaults to 1000.
@@ -360,15 +405,21 @@ def read_labels(root, labels="auto"):
     return pairs
 
 
-def read_line_image(path, height=HEIGHT, width=None) -> np.ndarray:
-    """An image file -> uint8 (height, w) grey, aspect kept; squeezed to `width` if wider."""
+def line_from_image(image, height=HEIGHT, width=None) -> np.ndarray:
+    """A grey PIL image -> uint8 (height, w), aspect kept; squeezed to `width` if wider."""
     from PIL import Image
 
-    image = read_image(path, "L")  # DataError naming a bad file; warns if truncated
+    height = int(height)
     w = max(1, round(image.width * height / image.height))
     if width is not None:
         w = min(w, int(width))
     return np.asarray(image.resize((w, height), Image.BILINEAR), np.uint8)
+
+
+def read_line_image(path, height=HEIGHT, width=None) -> np.ndarray:
+    """An image file -> uint8 (height, w) grey, aspect kept; squeezed to `width` if wider."""
+    # read_image: DataError naming a bad file; warns if truncated
+    return line_from_image(read_image(path, "L"), height, width)
 
 
 def pad_lines(images, width) -> np.ndarray:
@@ -395,7 +446,7 @@ class TextFolder(keras.utils.PyDataset):
         labels: "auto", a CSV path, or None (file names); see `read_labels`. Defaults to
             "auto".
         batch_size: lines per batch. Defaults to 32.
-        height: image height. Defaults to 32.
+        height: image height (every crop is resized to it). Defaults to 32.
         width: fixed padded width, or None for the batch's widest image rounded up to a
             multiple of `width_multiple`. Defaults to None.
         width_multiple: rounding of the batch width when `width` is None. Defaults to 16.
@@ -459,4 +510,139 @@ def load_text_folder(root, charset=None, labels="auto", height=HEIGHT, width=Non
                         max_label_length)
     folder.batch_size = len(folder.paths)  # one batch: everything
     x, y = folder[0]
-    return TextLines(x, y, folder.texts, folder.charset)
+    return TextLines(x, y, folder.texts, folder.charset, tuple(p.name for p in folder.paths))
+
+
+# ------------------------------------------------------------------ text boxes in images
+
+@dataclass(frozen=True)
+class TextBox:
+    """One annotated text box: the image, the box (x, y, w, h: pixels, top-left corner), its
+    text, and where the annotation stands (`source` file, 1-based `line`)."""
+
+    image: Path
+    x: float
+    y: float
+    w: float
+    h: float
+    text: str
+    source: Path
+    line: int
+
+    @property
+    def name(self) -> str:
+        """`NAME.txt:LINE`: where the box is annotated."""
+        return f"{self.source.name}:{self.line}"
+
+
+def _parse_box_line(raw: str, source: Path, number: int, root: Path) -> TextBox:
+    line = raw.strip()
+    # tab-separated: the text may hold spaces; space-separated: the text is the rest
+    fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split(None, 5)
+    expected = f"expected 'file x y w h TEXT' (tab- or space-separated); got {line!r}"
+    if len(fields) != 6 or not all(fields):
+        raise DataError(f"{source} line {number}: {expected}")
+    try:
+        x, y, w, h = (float(v) for v in fields[1:5])
+    except ValueError:
+        raise DataError(f"{source} line {number}: x y w h must be numbers; {expected}") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        raise DataError(f"{source} line {number}: the box needs finite x, y and a positive "
+                        f"width and height; got x={x:g} y={y:g} w={w:g} h={h:g}")
+    return TextBox(root / fields[0], x, y, w, h, fields[5], source, number)
+
+
+def read_text_boxes(root) -> list:
+    """The annotated text boxes of a folder (`TextBox` list; no image is read).
+
+    Every `*.txt` of `root` (sorted by name) is an annotation file; each non-blank line is
+    one box, `file x y w h TEXT`, `file` relative to `root`. Raises `DataError` naming the
+    file and line for a line that does not parse and for an image that does not exist,
+    and naming the folder when it is missing or holds no boxes.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataNotFound(f"{root}: folder does not exist (expected images with a NAME.txt "
+                           f"of 'file x y w h TEXT' lines next to each)")
+    boxes = []
+    for source in sorted(p for p in root.iterdir() if p.suffix.lower() == ".txt"
+                         and p.is_file()):
+        try:
+            lines = source.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as error:
+            raise DataError(f"{source}: not UTF-8 text ({error.reason} at byte "
+                            f"{error.start})") from None
+        for number, raw in enumerate(lines, start=1):
+            if raw.strip():
+                box = _parse_box_line(raw, source, number, root)
+                if not box.image.is_file():
+                    raise DataNotFound(f"{source} line {number} names the image "
+                                       f"{box.image.name}, which does not exist "
+                                       f"({box.image})")
+                boxes.append(box)
+    if not boxes:
+        raise DataError(f"{root} holds no text boxes (NAME.txt files of 'file x y w h TEXT' "
+                        f"lines next to the images)")
+    return boxes
+
+
+def box_crop_region(box, image_size, margin=BOX_MARGIN) -> tuple:
+    """The pixel region (left, top, right, bottom) cut out for `box` in an image of
+    `image_size` (width, height): the box grown by round(margin · h) px on each side, out
+    to whole pixels, clipped to the image. A box not inside the image is a DataError."""
+    width, height = image_size
+    if box.x < 0 or box.y < 0 or box.x + box.w > width or box.y + box.h > height:
+        raise DataError(f"{box.source} line {box.line}: the box x={box.x:g} y={box.y:g} "
+                        f"w={box.w:g} h={box.h:g} reaches outside the {width}x{height} image "
+                        f"{box.image}")
+    pad = round(float(margin) * box.h)  # whole pixels: the margin does not blur the crop
+    return (max(0, math.floor(box.x - pad)), max(0, math.floor(box.y - pad)),
+            min(width, math.ceil(box.x + box.w + pad)),
+            min(height, math.ceil(box.y + box.h + pad)))
+
+
+def load_text_boxes(root, charset=None, height=HEIGHT, margin=BOX_MARGIN, width=None,
+                    width_multiple=16, max_label_length=None) -> TextLines:
+    """The text boxes of a folder of annotated images as grey text lines (`TextLines`).
+
+    Each box of `read_text_boxes(root)` is cut out of its image with `margin` × its height
+    on each side (clipped to the image), converted to grey, resized to `height` keeping the
+    aspect ratio, and padded like `load_text_folder`'s crops: to `width` (wider ones
+    squeezed), or to the widest rounded up to `width_multiple`. The lines come in the order
+    of the annotation files and their lines; `names` are `NAME.txt:LINE`.
+
+    Args:
+        root: the folder of images and their NAME.txt annotations.
+        charset: a `Charset` or string; a text with another character is a DataError naming
+            its annotation. Defaults to None (the sorted characters of all texts).
+        height: line height. Defaults to 32.
+        margin: the margin on each side, a fraction of the box height (rounded to whole
+            pixels). Defaults to 0.1.
+        width: fixed padded width, or None (see above). Defaults to None.
+        width_multiple: rounding of the width when `width` is None. Defaults to 16.
+        max_label_length: label width L_max. Defaults to None (the longest text).
+    """
+    if not (math.isfinite(float(margin)) and float(margin) >= 0):
+        raise ValueError(f"margin must be a fraction >= 0 of the box height; got {margin!r}")
+    if isinstance(height, bool) or int(height) != height or int(height) < 1:
+        raise ValueError(f"height must be a whole number of pixels >= 1; got {height!r}")
+    height = int(height)
+    boxes = read_text_boxes(root)
+    texts = tuple(box.text for box in boxes)
+    charset = Charset(charset) if charset is not None else Charset.from_texts(texts)
+    for box in boxes:
+        try:
+            charset.encode(box.text)
+        except ValueError as error:
+            raise DataError(f"text of {box.source} line {box.line}: {error}") from None
+    images, image, image_path = [], None, None
+    for box in boxes:
+        if box.image != image_path:  # the boxes of one image come together: read it once
+            image, image_path = read_image(box.image, "L"), box.image
+        crop = image.crop(box_crop_region(box, image.size, margin))
+        images.append(line_from_image(crop, height, width))
+    longest = max(len(text) for text in texts)
+    labels = charset.encode_batch(texts, longest if max_label_length is None
+                                  else int(max_label_length), PAD_VALUE)
+    x = pad_lines(images, _batch_width(images, width, width_multiple))
+    return TextLines(x, labels, texts, charset, tuple(box.name for box in boxes))

@@ -12,6 +12,18 @@ and Its Application to Scene Text Recognition", TPAMI 2017 (arXiv:1507.05717), T
     map-to-sequence: one 512-d feature vector per column, T = W // 4 - 1 frames
     BiLSTM 256 (+ linear join of both directions to 256), BiLSTM 256 (+ join to C)
 
+Input height. The paper's lines are 32 px high; a whole crop (a number plate with its
+border and a margin) resized to 32 px leaves its characters only about half of that, so the
+height is a parameter:
+`input_shape=(H, None, 1)` with H any multiple of 16 from 32 up (32, 48, 64, ...). Only the
+last pooling adapts: pool6 takes H/16 rows at a time (2 for the paper's 32 px, 3 for 48, 4
+for 64), so conv7 always sees 2 rows and leaves 1, a feature vector per column whose
+receptive field spans the whole line height. No layer's weights depend on H: the parameter
+count is the same at every height (weights trained at one height load at another) and the
+32-px model is exactly the paper's. H must be a multiple of 16: three poolings halve it
+and the last one divides it by H/16; any other height would lose its bottom rows to the
+poolings' floor rounding.
+
 The join after each BiLSTM is the authors' `BiRnnJoin` (bgshih/crnn): a linear map of the
 concatenated directions; the second one is the transcription layer, so the model outputs
 logits (B, T, C), C = len(charset) + 1, class `losses.sequence.BLANK_INDEX` = 0 the blank.
@@ -52,10 +64,13 @@ from zoo.registry import register_model
 
 PAPER_FILTERS = (64, 128, 256, 256, 512, 512, 512)
 SMALL_FILTERS = (16, 32, 64, 64, 128, 128, 128)
-# after which convolution (0-based) a max-pool follows, and its (height, width) window
+# after which convolution (0-based) a max-pool follows, and its (height, width) window; the
+# last one (after conv6) is (H / 16, 1): see `_pool_windows`
 _POOLS = {0: (2, 2), 1: (2, 2), 3: (2, 1), 5: (2, 1)}
 _BATCH_NORM = (4, 5)
 STRATEGIES = ("greedy", "beam")
+MIN_HEIGHT = 32
+HEIGHT_MULTIPLE = 16
 
 
 def crnn_frames(width: int) -> int:
@@ -175,14 +190,32 @@ def _resolve_classes(num_classes, charset):
     return num_classes, charset
 
 
+def check_height(height) -> int:
+    """`height` as an int if a CRNN accepts it (a multiple of 16, at least 32), else
+    ValueError saying which heights work."""
+    whole = (isinstance(height, (int, np.integer, float, np.floating))
+             and not isinstance(height, bool) and float(height).is_integer())
+    if not whole or height < MIN_HEIGHT or height % HEIGHT_MULTIPLE:
+        raise ValueError(f"the CRNN needs an input height of at least {MIN_HEIGHT} and a "
+                         f"multiple of {HEIGHT_MULTIPLE} (the poolings bring it down to 2 "
+                         f"rows, a 2x2 convolution to 1), e.g. 32, 48 or 64; got {height!r}")
+    return int(height)
+
+
+def _pool_windows(height: int) -> dict:
+    """The max-pool windows for an input `height`: the paper's, with the last one taking
+    height / 16 rows so that conv7 (2 rows, valid) leaves exactly one feature row."""
+    windows = dict(_POOLS)
+    windows[max(_POOLS)] = (height // HEIGHT_MULTIPLE, 1)
+    return windows
+
+
 def _check_input_shape(input_shape):
     if len(tuple(input_shape)) != 3:
         raise ValueError(f"input_shape must be (height, width, channels) with width None for "
                          f"variable widths; got {input_shape!r}")
     height, width, channels = tuple(input_shape)
-    if height is None or int(height) < 32:
-        raise ValueError(f"the CRNN needs an input height of at least 32 (4 poolings and a "
-                         f"2x2 convolution); got {height}")
+    height = check_height(height)
     if width is not None and crnn_frames(width) < 1:
         raise ValueError(f"input width {width} gives no output frame; use width >= 8 or None")
     return int(height), None if width is None else int(width), int(channels)
@@ -191,6 +224,7 @@ def _check_input_shape(input_shape):
 def _build_crnn(name, num_classes, charset, input_shape, filters, rnn_units):
     num_classes, charset = _resolve_classes(num_classes, charset)
     height, width, channels = _check_input_shape(input_shape)
+    pools = _pool_windows(height)
     inputs = keras.Input((height, width, channels), name="image")
     x = inputs
     for index, units in enumerate(filters):
@@ -200,13 +234,14 @@ def _build_crnn(name, num_classes, charset, input_shape, filters, rnn_units):
         if index in _BATCH_NORM:
             x = layers.BatchNormalization(momentum=0.9, name=f"bn{index + 1}")(x)
         x = layers.ReLU(name=f"relu{index + 1}")(x)
-        if index in _POOLS:
-            x = layers.MaxPooling2D(_POOLS[index], strides=_POOLS[index],
+        if index in pools:
+            x = layers.MaxPooling2D(pools[index], strides=pools[index],
                                     name=f"pool{index + 1}")(x)
-    # (B, H', T, F) -> (B, T, H'·F): one feature vector per column (H' = 1 for 32-px input)
-    feature_height = x.shape[1]
+    # (B, 1, T, F) -> (B, T, F): one feature vector per column
+    if x.shape[1] != 1:  # cannot happen for a checked height; a guard against edits above
+        raise AssertionError(f"the CNN left {x.shape[1]} feature rows for height {height}")
     x = layers.Permute((2, 1, 3), name="columns")(x)
-    x = layers.Reshape((-1, feature_height * filters[-1]), name="map_to_sequence")(x)
+    x = layers.Reshape((-1, filters[-1]), name="map_to_sequence")(x)
     x = layers.Bidirectional(layers.LSTM(rnn_units, return_sequences=True), name="bilstm1")(x)
     x = layers.Dense(rnn_units, name="bilstm1_join")(x)
     x = layers.Bidirectional(layers.LSTM(rnn_units, return_sequences=True), name="bilstm2")(x)
@@ -226,9 +261,10 @@ def crnn(num_classes=None, charset=None, input_shape=(32, None, 1)):
             `charset`; with neither, the paper's 36 lowercase alphanumerics, C = 37).
         charset: a `Charset` or a string of characters, stored with the model. Defaults to
             None.
-        input_shape: (height, width, channels); width None accepts any width, height >= 32
-            (32 in the paper; taller inputs give several feature rows per column). Defaults
-            to (32, None, 1).
+        input_shape: (height, width, channels); width None accepts any width; height a
+            multiple of 16 from 32 up (32 in the paper; 48 or 64 for whole crops whose
+            characters would be too small at 32; the parameter count does not change).
+            Defaults to (32, None, 1).
 
     Reference: Shi, Bai, Yao, "An End-to-End Trainable Neural Network for Image-based
     Sequence Recognition and Its Application to Scene Text Recognition", TPAMI 2017.
@@ -247,8 +283,8 @@ def crnn_small(num_classes=None, charset=None, input_shape=(32, None, 1)):
             `charset`; with neither, 36 lowercase alphanumerics, C = 37).
         charset: a `Charset` or a string of characters, stored with the model. Defaults to
             None.
-        input_shape: (height, width, channels), width None for any width. Defaults to
-            (32, None, 1).
+        input_shape: (height, width, channels), width None for any width, height a
+            multiple of 16 from 32 up (as `crnn`). Defaults to (32, None, 1).
 
     Reference: Shi, Bai, Yao, "An End-to-End Trainable Neural Network for Image-based
     Sequence Recognition and Its Application to Scene Text Recognition", TPAMI 2017.

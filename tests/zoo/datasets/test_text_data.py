@@ -111,6 +111,43 @@ def test_cached_test_set_is_identical_every_time(tmp_path, monkeypatch):
     assert len(list((tmp_path / "synth_text").glob("*.npz"))) == 2  # another key
 
 
+def test_height_is_a_parameter_and_the_width_keeps_the_aspect_ratio():
+    for height, width in ((32, 128), (48, 192), (64, 256)):   # 4 x height by default
+        assert T.line_width(height) == width
+        x, y = T.SyntheticText(num_samples=3, batch_size=3, height=height, seed=5)[0]
+        assert x.shape == (3, height, width, 1) and y.shape == (3, T.MAX_LENGTH)
+    data = T.SyntheticText(num_samples=2, height=48, width=100)
+    assert data[0][0].shape == (2, 48, 100, 1)
+    # the same clean line at 64 px: twice the 32-px one in both directions
+    small = T.render_text_line("ab12", augment=False)
+    tall = T.render_text_line("ab12", augment=False, height=64)
+    assert small.shape == (32, 128) and tall.shape == (64, 256)
+
+    def ink_extent(image, axis):
+        ink = np.nonzero(image.min(axis=axis) < 128)[0]
+        return ink[-1] - ink[0] + 1
+
+    for axis in (0, 1):
+        assert abs(ink_extent(tall, axis) / ink_extent(small, axis) - 2) < 0.15
+    for bad in (8, 15, 32.5):
+        with pytest.raises(ValueError, match="height must be a whole number"):
+            T.SyntheticText(height=bad)
+
+
+def test_cached_sets_are_keyed_on_the_height(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOSSLAB_CACHE", str(tmp_path))
+    options = dict(num_samples=3, seed=3, max_length=5)
+    short = T.synthetic_text_set(**options)
+    tall = T.synthetic_text_set(**options, height=48)
+    assert short.x.shape == (3, 32, 128, 1) and tall.x.shape == (3, 48, 192, 1)
+    assert short.texts == tall.texts                      # the same strings, drawn taller
+    assert len(list((tmp_path / "synth_text").glob("*.npz"))) == 2
+    again = T.synthetic_text_set(**options, height=48)    # from the cache
+    np.testing.assert_array_equal(again.x, tall.x)
+    assert T.synthetic_text_set(**options, height=48, width=192).x.shape == tall.x.shape
+    assert len(list((tmp_path / "synth_text").glob("*.npz"))) == 2  # same resolved width
+
+
 # ---------------------------------------------------------------- real crops
 
 def write_crop(path, height, width, mode="L", level=40):
@@ -166,6 +203,18 @@ def test_folder_fixed_width_squeezes_and_pads(crops):
     assert x[0, 16, 60, 0] < 0.5 and x[0, 16, 63, 0] > 0.5
     lines = T.load_text_folder(root, width=64)
     assert lines.x.shape == (3, 32, 64, 1) and lines.texts == data.texts
+
+
+def test_folder_at_other_heights(crops):
+    root, sizes = crops
+    for height in (48, 64):
+        lines = T.load_text_folder(root, height=height)
+        widths = [max(1, round(w * height / h)) for h, w, _ in sizes.values()]
+        assert lines.x.shape == (3, height, math.ceil(max(widths) / 16) * 16, 1)
+        # c.png (32 x 50, bar in rows 8..23) scaled by height / 32: bar rows 12..35 at 48
+        bar = np.nonzero(lines.x[2, :, widths[2] // 2, 0] < 0.5)[0]
+        assert abs(bar[0] - 8 * height / 32) <= 1 and abs(bar[-1] + 1 - 24 * height / 32) <= 1
+    assert lines.names == ("a.png", "b.jpg", "c.png")
 
 
 def test_folder_with_file_name_labels(tmp_path):

@@ -93,8 +93,67 @@ def test_fixed_width_and_taller_inputs():
     fixed = create_model("crnn_small", charset=DIGITS, input_shape=(32, 96, 1))
     assert fixed.output_shape == (None, crnn_frames(96), 11)
     tall = create_model("crnn_small", charset=DIGITS, input_shape=(64, None, 3))
-    assert tall.get_layer("conv7").output.shape[1] == 3   # 64 / 16 - 1 feature rows
+    assert tall.get_layer("conv7").output.shape[1] == 1   # one feature row at any height
     assert tuple(tall(np.zeros((1, 64, 48, 3), "float32")).shape) == (1, crnn_frames(48), 11)
+
+
+def reference_paper_cnn_rnn(filters, units, num_classes):
+    """The paper's Table 1 at 32 px, layer by layer (pool6 a fixed 2x1): the 32-px model
+    must be exactly this network."""
+    layers = keras.layers
+    inputs = keras.Input((32, None, 1))
+    x = inputs
+    for i, (n, pool) in enumerate(zip(filters, [(2, 2), (2, 2), None, (2, 1), None, (2, 1),
+                                                None])):
+        x = layers.Conv2D(n, 2 if i == 6 else 3, padding="valid" if i == 6 else "same")(x)
+        if i in (4, 5):
+            x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU()(x)
+        if pool:
+            x = layers.MaxPooling2D(pool, strides=pool)(x)
+    x = layers.Reshape((-1, filters[6]))(layers.Permute((2, 1, 3))(x))
+    x = layers.Dense(units)(layers.Bidirectional(layers.LSTM(units, return_sequences=True))(x))
+    x = layers.Bidirectional(layers.LSTM(units, return_sequences=True))(x)
+    return keras.Model(inputs, layers.Dense(num_classes)(x))
+
+
+def test_32_px_model_is_unchanged_by_the_height_parameter():
+    keras.utils.set_random_seed(0)
+    model = create_model("crnn_small", charset=DIGITS)
+    reference = reference_paper_cnn_rnn((16, 32, 64, 64, 128, 128, 128), 64, 11)
+    assert model.count_params() == reference.count_params()
+    reference.set_weights(model.get_weights())
+    images = np.random.default_rng(0).uniform(size=(2, 32, 72, 1)).astype("float32")
+    np.testing.assert_allclose(numpy(model(images)), numpy(reference(images)), atol=1e-5)
+
+
+@pytest.mark.parametrize("height", [32, 48, 64, 80])
+def test_every_supported_height_collapses_to_one_row(height):
+    keras.utils.set_random_seed(1)
+    model = create_model("crnn_small", charset=DIGITS, input_shape=(height, None, 1))
+    assert model.input_shape == (None, height, None, 1)
+    # the same weights at every height: a 32-px model's weights load as they are
+    assert model.count_params() == expected_crnn_params(
+        (16, 32, 64, 64, 128, 128, 128), 64, 11)
+    assert model.get_layer("conv7").output.shape[1] == 1
+    assert model.get_layer("map_to_sequence").output.shape[-1] == 128
+    images = np.random.default_rng(height).uniform(size=(1, height, 64, 1)).astype("float32")
+    logits = numpy(model(images))
+    assert logits.shape == (1, crnn_frames(64), 11)
+    # every row of the image reaches the features: the top and the bottom rows included
+    for row in (0, height - 1):
+        changed = images.copy()
+        changed[:, row] = 1.0 - changed[:, row]
+        assert np.abs(numpy(model(changed)) - logits).max() > 1e-6, row
+
+
+def test_a_taller_model_saves_and_loads(tmp_path):
+    model = create_model("crnn_small", charset=DIGITS, input_shape=(48, None, 1))
+    model.save(tmp_path / "tall.keras")
+    loaded = keras.saving.load_model(tmp_path / "tall.keras", safe_mode=True)
+    images = np.random.default_rng(0).uniform(size=(1, 48, 40, 1)).astype("float32")
+    np.testing.assert_allclose(numpy(loaded(images)), numpy(model(images)), atol=1e-6)
+    assert loaded.input_shape == (None, 48, None, 1) and charset_of(loaded) == DIGITS
 
 
 def test_default_synthetic_width_gives_feasible_alignments():
@@ -115,6 +174,9 @@ def test_builder_argument_errors():
         create_model("crnn_small", num_classes=5, charset=DIGITS)
     with pytest.raises(ValueError, match="height of at least 32"):
         create_model("crnn_small", input_shape=(16, None, 1))
+    for height in (40, 56, 33):   # the poolings' floor rounding would drop the bottom rows
+        with pytest.raises(ValueError, match="multiple of 16"):
+            create_model("crnn_small", input_shape=(height, None, 1))
     with pytest.raises(ValueError, match=r"\(height, width, channels\)"):
         create_model("crnn_small", input_shape=(32, 100))
     bare = create_model("crnn_small", num_classes=7)

@@ -222,13 +222,124 @@ def test_dataset_names_and_default_run_folder(tmp_path):
     kind, root, labels = text_train.parse_text_dataset("folder:/data/a,b,labels.csv")
     assert (kind, str(root), labels) == ("folder", "/data/a,b", "labels.csv")
     assert text_train.parse_text_dataset("folder:/data/x")[2] == "auto"
-    for bad in ("folder:", "mnist", "folder:,labels.csv"):
-        with pytest.raises(ValueError, match="folder|unknown text dataset"):
+    kind, root, labels = text_train.parse_text_dataset("boxes:/data/plates,eu")
+    assert (kind, str(root), labels) == ("boxes", "/data/plates,eu", None)
+    for bad in ("folder:", "mnist", "folder:,labels.csv", "boxes:", "boxes: "):
+        with pytest.raises(ValueError, match="folder|boxes|unknown text dataset"):
             text_train.parse_text_dataset(bad)
     config = train.parse_args(["--model", "crnn", "--dataset", "folder:/data/crops"])
     assert resolve(config)[0].out == "runs/crnn-folder-crops-ctc"  # no path, no ':' in it
     config.out = "mine"
     assert resolve(config)[0].out == "mine"
+    config = train.parse_args(["--model", "crnn", "--dataset", "boxes:/data/plates-eu/"])
+    assert resolve(config)[0].out == "runs/crnn-boxes-plates-eu-ctc"
+
+
+# ---------------------------------------------------------------- line height
+
+def test_image_height_option_reaches_every_split():
+    config = train.parse_args(["--model", "crnn_small", "--image-height", "48"])
+    assert config.options == {"image_height": 48}
+    config = train.TrainConfig(out="unused", options={"image_height": 48},
+                               **{**TINY, "train_limit": 8, "test_limit": 3})
+    data = text_train.load_text_data(config)
+    # 48 px high and 4 x 48 = 192 wide (the 32 x 128 lines' aspect ratio): T = 47 frames
+    assert data.train[0][0].shape == (8, 48, 192, 1)
+    assert data.validation.x.shape == (4, 48, 192, 1) and data.test.x.shape == (3, 48, 192, 1)
+    assert (data.info["height"], data.width, data.info["frames"]) == (48, 192, 47)
+    default = text_train.load_text_data(train.TrainConfig(out="unused", **TINY))
+    assert (default.info["height"], default.width, default.test.x.shape[1]) == (32, 128, 32)
+
+
+def test_image_height_builds_the_model_for_it(tmp_path):
+    config = resolve(train.TrainConfig(out=str(tmp_path), options={"image_height": 64},
+                                       **{**TINY, "train_limit": 8, "test_limit": 2,
+                                          "validation_split": 0.0}))[0]
+    prepared = text_train.TextTask().prepare(config)
+    assert prepared.model.input_shape == (None, 64, None, 1)
+    assert prepared.model.count_params() == 526_245  # the same weights at any height
+    logits = prepared.model(prepared.data.test.x)
+    assert tuple(logits.shape) == (2, 63, 37)         # 256 // 4 - 1 frames
+
+
+@pytest.mark.parametrize("height", ["40", "16", "0"])
+def test_unsupported_heights_are_refused_in_one_line(height, capsys):
+    code = train.main(["--model", "crnn_small", "--image-height", height, "--epochs", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "image_height" in err and "multiple of 16" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- text boxes in images
+
+def write_photos(root, texts, height=24):
+    """Grey photos with one rendered text line pasted at a known place each, and their
+    OpenALPR-style NAME.txt (`file x y w h TEXT`, tab-separated)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(texts):
+        line = T.render_text_line(text, augment=False, height=height,
+                                  width=12 + 12 * len(text))
+        photo = np.full((80, 160), 90, np.uint8)
+        x, y = 10 + 3 * i, 20 + 2 * i
+        photo[y:y + line.shape[0], x:x + line.shape[1]] = line
+        Image.fromarray(photo).save(root / f"car{i:02d}.jpg", quality=95)
+        (root / f"car{i:02d}.txt").write_text(
+            f"car{i:02d}.jpg\t{x}\t{y}\t{line.shape[1]}\t{line.shape[0]}\t{text}\n")
+    return root
+
+
+def test_boxes_split_like_a_folder_of_the_same_lines(tmp_path):
+    texts = [t.lower() for t in FOLDER_TEXTS]
+    root = write_photos(tmp_path / "photos", texts)
+    config = train.TrainConfig(out="unused", **{**TINY, "dataset": f"boxes:{root}"})
+    data = text_train.load_text_data(config)
+    assert data.charset == Charset()  # lowercase labels: the default charset covers them
+    assert [len(data.train), len(data.validation), len(data.test)] == [5, 6, 1]
+    # the same 12 texts in the same order as crops in a folder: the same split
+    folder = write_folder(tmp_path / "crops", texts)
+    crops = text_train.folder_data(config, folder, "lines.csv")
+    for split in ("train", "validation", "test"):
+        assert getattr(data, split).texts == getattr(crops, split).texts
+    assert sorted(data.train.names + data.validation.names + data.test.names) == \
+        [f"car{i:02d}.txt:1" for i in range(12)]
+    assert data.info["source"] == str(root) and data.info["crops"] == 12
+    assert data.train.x.shape[1] == 32 and data.width % 16 == 0
+    # upper-case labels: the charset of the labels, as for a folder
+    upper = write_photos(tmp_path / "upper", FOLDER_TEXTS)
+    config = train.TrainConfig(out="unused", **{**TINY, "dataset": f"boxes:{upper}"})
+    assert text_train.load_text_data(config).charset == Charset.from_texts(FOLDER_TEXTS)
+
+
+def test_bad_boxes_end_in_one_line(tmp_path, capsys):
+    root = write_photos(tmp_path / "photos", ["ab", "cd"])
+    (root / "car01.txt").write_text("car01.jpg 10 20 30\n")
+    code = train.main(["--model", "crnn_small", "--dataset", f"boxes:{root}",
+                       "--out", str(tmp_path / "run")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(root / "car01.txt") in err[0] and "line 1" in err[0]
+    assert not (tmp_path / "run").exists()
+    assert train.main(["--model", "crnn_small", "--dataset", f"boxes:{tmp_path}/nope"]) == 2
+    assert f"{tmp_path}/nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_boxes_dataset_at_48_px_from_the_command_line(tmp_path, capsys):
+    root = write_photos(tmp_path / "photos", FOLDER_TEXTS)
+    out = tmp_path / "run"
+    code = train.main(["--model", "crnn_small", "--dataset", f"boxes:{root}", "--loss", "ctc",
+                       "--image-height", "48", "--epochs", "1", "--batch-size", "4",
+                       "--validation-split", "0.2", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    stored = json.loads((out / "metrics.json").read_text())
+    data = stored["data"]
+    assert (data["crops"], data["test_lines"], data["validation_lines"],
+            data["train_lines"]) == (12, 1, 2, 9)
+    assert data["height"] == 48 and data["frames"] == data["width"] // 4 - 1
+    assert stored["charset"] == "".join(sorted(set("".join(FOLDER_TEXTS))))
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.input_shape == (None, 48, None, 1)
+    assert stored["config"]["options"]["image_height"] == 48
 
 
 def test_infeasible_labels_are_counted_by_hand():
@@ -259,7 +370,9 @@ def test_non_ctc_losses_and_unknown_datasets_are_refused(capsys, tmp_path):
         train.run(train.TrainConfig(model="lenet5", loss="ctc", dataset="synth_text"))
     with pytest.raises(SystemExit):
         train.main(["--help"])
-    assert "synth_text, folder:PATH" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert "synth_text, folder:PATH" in help_text and "boxes:PATH" in help_text
+    assert "--image-height" in help_text
 
 
 def test_gallery_shows_the_mistakes_first_then_the_first_lines(tmp_path):

@@ -1,14 +1,23 @@
-"""The text task: CTC recognizers (CRNN) on synthetic lines or a folder of labelled crops.
+"""The text task: CTC recognizers (CRNN) on synthetic lines, a folder of labelled crops, or
+text boxes annotated in whole images.
 
     python -m zoo.train --model crnn_small --dataset synth_text \
         --epochs 18 --train-limit 12800 --batch-size 32 --learning-rate 2e-3
     python -m zoo.train --model crnn_small --dataset folder:PATH ...
     python -m zoo.train --model crnn --dataset folder:PATH,labels.csv ...
+    python -m zoo.train --model crnn_small --dataset boxes:PATH --image-height 48 ...
+
+Line height (`--image-height`, option `image_height`, 32 by default): every split is made at
+that height and the model is built for it (`input_shape=(H, None, 1)`, H a multiple of 16
+from 32 up). A whole crop (a number plate with its border and a margin) at 32 px leaves
+its characters only about half the line high (~16 px); 48 or 64 gives them more pixels.
+Synthetic lines keep their aspect ratio: 4·H px wide (128 at 32 px), T = H - 1 frames.
 
 Data (`TextData`):
 
 - `synth_text`: seeded synthetic lines of `zoo.datasets.text` (4-10 characters of the 36
-  lowercase alphanumerics, 32 x 128 px, T = 31 frames). Training reads a stream of
+  lowercase alphanumerics, 32 x 128 px at the default height, T = 31 frames). Training
+  reads a stream of
   `SyntheticText` lines seeded (seed, 0), **new lines every epoch**: epoch e gets lines
   e·N ... (e+1)·N - 1, N = `train_limit` (default 20,000) rounded up to whole batches. The
   generator renders every batch anyway (even a fixed set is re-rendered each epoch), so
@@ -24,13 +33,18 @@ Data (`TextData`):
   (`load_text_folder`), padded to the widest crop rounded up to 16 px (one width: one
   compiled step), and split by a permutation seeded with `seed`: 10 % test (at most
   `test_limit`), `validation_split` validation, the rest training (at most `train_limit`).
+- `boxes:PATH`: text boxes annotated in whole images, the OpenALPR benchmark format (a
+  `NAME.txt` of `file x y w h TEXT` lines next to each `NAME.jpg`;
+  `zoo.datasets.text.load_text_boxes`): each box is cut out with 10 % of its height as a
+  margin on each side, then treated as a folder crop: the same charset rule, padding and
+  seeded split (`split_lines`).
 
-Model: `zoo.create_model(config.model, charset=charset)`, so the saved model carries its
-vocabulary. Optimiser: Adam with cosine decay over the run, as every task. Expect the usual
-CTC plateau first: for some 500-1000 steps the model emits only blanks (loss near 27, CER
-1.0) before the loss falls; a run much shorter than that (or whose cosine schedule has
-already decayed by then) ends inside it. crnn_small reads ~175 lines/s with batch 32 on 2
-CPU cores.
+Model: `zoo.create_model(config.model, charset=charset, input_shape=(H, None, 1))`, so the
+saved model carries its vocabulary and its height. Optimiser: Adam with cosine decay over
+the run, as every task. Expect the usual CTC plateau first: for some 500-1000 steps the
+model emits only blanks (loss near 27, CER 1.0) before the loss falls; a run much shorter
+than that (or whose cosine schedule has already decayed by then) ends inside it.
+crnn_small reads ~175 lines/s with batch 32 on 2 CPU cores (32-px lines).
 
 Loss: `losses.CTCLoss(zero_infinity=True)`. A label that needs more frames than the image
 gives (L + adjacent repeats > T, e.g. a long text on a narrow crop) has no alignment and a
@@ -64,8 +78,9 @@ import numpy as np
 
 from losses.sequence import CTCInfeasibleCount, CTCLoss, min_frames
 from zoo.charset import Charset
-from zoo.models.crnn import crnn_frames, decode_logits, export_recognizer
-from zoo.datasets.text import (SyntheticText, TextLines, load_text_folder, read_labels,
+from zoo.models.crnn import check_height, crnn_frames, decode_logits, export_recognizer
+from zoo.datasets.text import (BOX_MARGIN, SyntheticText, TextLines, load_text_boxes,
+                               load_text_folder, read_labels, read_text_boxes,
                                synthetic_text_set)
 from zoo.evaluation.plots import plot_text_gallery, plot_text_history
 from zoo.registry import create_model
@@ -79,11 +94,14 @@ from zoo.evaluation.text import (CharacterErrorRate, SequenceAccuracy, character
 TEXT_LOSSES = ("ctc",)
 SYNTH_TEXT = "synth_text"
 FOLDER_PREFIX = "folder:"
-DATASET_HELP = f"{SYNTH_TEXT}, {FOLDER_PREFIX}PATH or {FOLDER_PREFIX}PATH,labels.csv"
+BOXES_PREFIX = "boxes:"
+DATASET_HELP = (f"{SYNTH_TEXT}, {FOLDER_PREFIX}PATH, {FOLDER_PREFIX}PATH,labels.csv or "
+                f"{BOXES_PREFIX}PATH")
 DEFAULT_TRAIN_SAMPLES = 20_000  # synthetic lines per epoch
 DEFAULT_TEST_SAMPLES = 2_000
 FOLDER_TEST_FRACTION = 0.1
 BEAM_WIDTH = 10  # TF's CPU beam search costs ~4 ms per line at width 10, ~50 ms at 100
+IMAGE_HEIGHT = 32  # the default line height (the CRNN paper's)
 EVAL_BATCH_SIZE = 256
 # second entry of the synthetic seeds (config.seed, stream): one random stream per split
 TRAIN_STREAM, VALIDATION_STREAM, TEST_STREAM = 0, 1, 2
@@ -91,9 +109,16 @@ TRAIN_STREAM, VALIDATION_STREAM, TEST_STREAM = 0, 1, 2
 
 def parse_text_dataset(spec: str):
     """`synth_text` -> ("synth_text", None, None); `folder:PATH[,labels.csv]` ->
-    ("folder", Path(PATH), "auto" or the CSV name). Anything else raises ValueError."""
+    ("folder", Path(PATH), "auto" or the CSV name); `boxes:PATH` -> ("boxes", Path(PATH),
+    None). Anything else raises ValueError."""
     if spec == SYNTH_TEXT:
         return SYNTH_TEXT, None, None
+    if isinstance(spec, str) and spec.startswith(BOXES_PREFIX):
+        root = spec[len(BOXES_PREFIX):]
+        if not root.strip():
+            raise ValueError(f"dataset {spec!r} names no folder; use {BOXES_PREFIX}PATH (images "
+                             f"with a NAME.txt of 'file x y w h TEXT' lines next to each)")
+        return "boxes", Path(root), None
     if isinstance(spec, str) and spec.startswith(FOLDER_PREFIX):
         rest = spec[len(FOLDER_PREFIX):]
         root, labels = rest, "auto"
@@ -182,8 +207,14 @@ class TextData:
 
 def _subset(lines: TextLines, indices) -> TextLines:
     indices = np.asarray(indices, np.int64)
+    names = tuple(lines.names[i] for i in indices) if lines.names else ()
     return TextLines(lines.x[indices], lines.y[indices],
-                     tuple(lines.texts[i] for i in indices), lines.charset)
+                     tuple(lines.texts[i] for i in indices), lines.charset, names)
+
+
+def image_height(config) -> int:
+    """The line height of a run: its `image_height` option, 32 by default."""
+    return int(config.options.get("image_height", IMAGE_HEIGHT))
 
 
 def infeasible_count(labels, frames: int) -> int:
@@ -195,15 +226,19 @@ def infeasible_count(labels, frames: int) -> int:
 
 
 def synthetic_data(config) -> TextData:
-    """The `synth_text` splits: a training stream and fixed validation / test sets."""
+    """The `synth_text` splits: a training stream and fixed validation / test sets, all
+    `image_height(config)` px high and 4 times as wide."""
     per_epoch = int(config.train_limit or DEFAULT_TRAIN_SAMPLES)
+    height = image_height(config)
     train = SyntheticTextStream(per_epoch, config.epochs, config.batch_size,
-                                seed=(config.seed, TRAIN_STREAM))
+                                seed=(config.seed, TRAIN_STREAM), height=height)
     n_validation = int(round(config.validation_split * train.samples_per_epoch))
-    validation = (synthetic_text_set(n_validation, seed=(config.seed, VALIDATION_STREAM))
+    validation = (synthetic_text_set(n_validation, seed=(config.seed, VALIDATION_STREAM),
+                                     height=height, width=train.width)
                   if n_validation > 0 else None)
     test = synthetic_text_set(int(config.test_limit or DEFAULT_TEST_SAMPLES),
-                              seed=(config.seed, TEST_STREAM))
+                              seed=(config.seed, TEST_STREAM), height=height,
+                              width=train.width)
     info = {"source": SYNTH_TEXT, "train_lines_per_epoch": train.samples_per_epoch,
             "train_lines_total": train.num_samples,
             "validation_lines": n_validation, "test_lines": len(test),
@@ -224,17 +259,24 @@ def folder_charset(texts) -> Charset:
     return Charset.from_texts(texts)
 
 
-def folder_data(config, root: Path, labels="auto") -> TextData:
-    """A folder of labelled crops split into training, validation and test lines."""
-    pairs = read_labels(root, labels)
-    charset = folder_charset([text for _, text in pairs])
-    lines = load_text_folder(root, charset=charset, labels=labels)
+def split_lines(config, lines: TextLines, source, info=None) -> TextData:
+    """Fixed lines split by a permutation seeded with `config.seed`: 10 % test (at most
+    `test_limit`), `validation_split` validation, the rest training (at most `train_limit`).
+
+    The split of every dataset of real lines (`folder:`, `boxes:`), so they split alike.
+
+    Args:
+        config: the run's `TrainConfig` (seed, validation_split, limits, batch_size).
+        lines: all the lines, padded to one width.
+        source: the folder they came from (named in errors and in `info["source"]`).
+        info: more facts for metrics.json. Defaults to None.
+    """
     n = len(lines)
     n_test = max(1, int(round(FOLDER_TEST_FRACTION * n)))
     n_validation = (max(1, int(round(config.validation_split * n)))
                     if config.validation_split > 0 else 0)
     if n - n_test - n_validation < 1:
-        raise ValueError(f"{root} holds {n} labelled crops: too few for {n_test} test, "
+        raise ValueError(f"{source} holds {n} labelled crops: too few for {n_test} test, "
                          f"{n_validation} validation and at least 1 training crop")
     order = np.random.default_rng(config.seed).permutation(n)
     test_indices = order[:n_test][:config.test_limit or None]
@@ -244,18 +286,41 @@ def folder_data(config, root: Path, labels="auto") -> TextData:
     validation = _subset(lines, np.sort(validation_indices)) if n_validation else None
     test = _subset(lines, np.sort(test_indices))
     width = int(lines.x.shape[2])
-    info = {"source": str(root), "labels": labels, "crops": n, "train_lines": len(train),
+    info = {"source": str(source), **(info or {}), "crops": n, "train_lines": len(train),
             "validation_lines": len(validation) if validation else 0,
             "test_lines": len(test), "split_seed": config.seed,
             "test_fraction": FOLDER_TEST_FRACTION, "new_lines_every_epoch": False}
     steps = math.ceil(len(train) / config.batch_size)
-    return TextData(train, validation, test, charset, width, steps, len(train), info)
+    return TextData(train, validation, test, lines.charset, width, steps, len(train), info)
+
+
+def folder_data(config, root: Path, labels="auto") -> TextData:
+    """A folder of labelled crops split into training, validation and test lines."""
+    pairs = read_labels(root, labels)
+    charset = folder_charset([text for _, text in pairs])
+    lines = load_text_folder(root, charset=charset, labels=labels,
+                             height=image_height(config))
+    return split_lines(config, lines, root, {"labels": labels})
+
+
+def boxes_data(config, root: Path) -> TextData:
+    """Text boxes annotated in a folder of images (`load_text_boxes`), cut out with the
+    default margin and split like a folder of crops."""
+    charset = folder_charset([box.text for box in read_text_boxes(root)])
+    lines = load_text_boxes(root, charset=charset, height=image_height(config))
+    return split_lines(config, lines, root, {"format": "file x y w h TEXT",
+                                             "margin": BOX_MARGIN})
 
 
 def load_text_data(config) -> TextData:
     """The splits named by `config.dataset` (see the module docstring)."""
     kind, root, labels = parse_text_dataset(config.dataset)
-    data = synthetic_data(config) if kind == SYNTH_TEXT else folder_data(config, root, labels)
+    if kind == SYNTH_TEXT:
+        data = synthetic_data(config)
+    elif kind == "boxes":
+        data = boxes_data(config, root)
+    else:
+        data = folder_data(config, root, labels)
     frames = crnn_frames(data.width)
     counts = {"frames": frames}
     named = {"validation": data.validation, "test": data.test}
@@ -269,7 +334,7 @@ def load_text_data(config) -> TextData:
                       f"wide images (L + adjacent repeats > T): CTC cannot align them, so "
                       f"they train with loss 0 and are always misread; widen the crops or "
                       f"shorten the labels", RuntimeWarning, stacklevel=2)
-    data.info.update(width=data.width, **counts)
+    data.info.update(height=image_height(config), width=data.width, **counts)
     return data
 
 
@@ -326,15 +391,20 @@ def evaluate_text(model, test: TextLines, beam_width=BEAM_WIDTH) -> dict:
 class TextTask(Task):
     name = "text"
     default_dataset = SYNTH_TEXT
-    dataset_forms = (SYNTH_TEXT, f"{FOLDER_PREFIX}PATH[,labels.csv]")
+    dataset_forms = (SYNTH_TEXT, f"{FOLDER_PREFIX}PATH[,labels.csv]", f"{BOXES_PREFIX}PATH")
     default_loss = "ctc"
     options = {"beam_width": Option(BEAM_WIDTH, "text: beam width of the beam-search "
-                                    "decoding scored on the test lines", type=int)}
+                                    "decoding scored on the test lines", type=int),
+               "image_height": Option(IMAGE_HEIGHT, "text: height in pixels of the text "
+                                      "lines and of the model's input (a multiple of 16 "
+                                      "from 32 up; 48 or 64 for whole crops such as number "
+                                      "plates)", type=int)}
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; a text recognizer "
                            "has per-frame character logits, not classes of images",
         "embedding_dim": "a CRNN has no embedding layer of adjustable size",
-        "data_dir": "the data is named by --dataset (synth_text, or folder:PATH)",
+        "data_dir": "the data is named by --dataset (synth_text, folder:PATH or "
+                    "boxes:PATH)",
     }
 
     def losses(self):
@@ -345,13 +415,18 @@ class TextTask(Task):
         if int(self.option(config, "beam_width")) < 1:
             raise ConfigError(f"beam_width must be >= 1, got {self.option(config, 'beam_width')}")
         try:
+            check_height(self.option(config, "image_height"))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"image_height: {error}") from None
+        try:
             parse_text_dataset(config.dataset)
         except ValueError as error:
             raise ConfigError(str(error)) from None
 
     def prepare(self, config):
         data = load_text_data(config)
-        model = create_model(config.model, charset=data.charset)
+        model = create_model(config.model, charset=data.charset,
+                             input_shape=(image_height(config), None, 1))
         compile_text_model(model, config, data.steps_per_epoch)
         return Prepared(data, model, data.samples_per_epoch, info=data.info)
 
@@ -394,8 +469,9 @@ class TextTask(Task):
             export_seconds = time.perf_counter() - started
             files.append("recognizer/")
         title = f"{config.model} · {config.dataset} · ctc"
-        plot_text_history(read_history(folder.file("history.csv")), folder.file("curves.png"),
-                          title)
+        if folder.file("history.csv").exists():  # absent when scoring a trained model
+            plot_text_history(read_history(folder.file("history.csv")),
+                              folder.file("curves.png"), title)
         plot_text_gallery(data.test.x, data.test.texts, evaluation["predictions"],
                           folder.file("gallery.png"),
                           title=f"{title} · test CER {greedy['cer']:.4f} (greedy)")
@@ -415,6 +491,28 @@ class TextTask(Task):
             "export_seconds": export_seconds,
             "files": files,
         }
+
+    def test_data(self, config, spec, models):
+        """All of `spec` as the test lines, read with the model's charset and height."""
+        from zoo.models.crnn import charset_of
+
+        model = models["model"]
+        charset = charset_of(model)
+        height = int(model.input_shape[1])
+        kind, root, labels = parse_text_dataset(spec)
+        if kind == SYNTH_TEXT:
+            test = synthetic_text_set(int(config.test_limit or DEFAULT_TEST_SAMPLES),
+                                      seed=(config.seed, TEST_STREAM), charset=charset,
+                                      height=height, width=4 * height)
+        elif kind == "boxes":
+            test = load_text_boxes(root, charset=charset, height=height)
+        else:
+            test = load_text_folder(root, charset=charset, labels=labels, height=height)
+            if config.test_limit:
+                test = _subset(test, np.arange(min(config.test_limit, len(test))))
+        data = TextData(None, None, test, charset, int(test.x.shape[2]), 0, 0,
+                        {"source": spec, "test_lines": len(test)})
+        return Prepared(data, model, 0, info=data.info)
 
     def summary(self, metrics):
         return (f"test CER {metrics['test_cer']:.4f}, sequence accuracy "
