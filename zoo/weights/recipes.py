@@ -11,8 +11,12 @@ import json
 import time
 from pathlib import Path
 
-LENET_RECIPE = dict(model="lenet5", loss="softmax", epochs=15, batch_size=64,
-                    learning_rate=2e-3, validation_split=0.1, seed=0)
+# LeNet-5 unchanged; 30 epochs with random shifts of up to 2 px. On Fashion-MNIST, shifts
+# alone beat shifts + left-right flips on the validation split (91.77 % vs 91.40 %), so both
+# datasets use shifts. The test split was not used to choose.
+LENET_RECIPE = dict(model="lenet5", loss="softmax", epochs=30, batch_size=64,
+                    learning_rate=2e-3, validation_split=0.1, seed=0,
+                    options={"augment": "shift"})
 
 RECIPES = {
     "lenet5.mnist": {
