@@ -13,6 +13,16 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 
+def save_figure(fig, path, title: str = "", dpi: int = 120) -> Path:
+    """Title, tighten, save as PNG and close a figure; returns the path."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
     """Loss and accuracy per epoch, train against validation, from a History-like dict."""
     metrics = [m for m in ("loss", "accuracy") if m in history]
@@ -25,11 +35,7 @@ def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)
 
 
 def plot_confusion_matrix(matrix, class_names, path: str | Path, title: str = "") -> Path:
@@ -42,10 +48,7 @@ def plot_confusion_matrix(matrix, class_names, path: str | Path, title: str = ""
                 xticklabels=class_names, yticklabels=class_names, square=True, ax=ax,
                 cbar_kws={"label": "fraction of the true class"})
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix (test)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------ text recognition
@@ -75,11 +78,7 @@ def plot_text_history(history: dict, path, title: str = "") -> Path:
         ax.set(xlabel="epoch", ylabel=label, title=label)
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)
 
 
 def gallery_indices(truths, predictions, size=GALLERY_SIZE) -> list:

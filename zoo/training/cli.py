@@ -23,37 +23,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _whole(minimum):
-    def parse(text):
+def _checked(parse, accept, requirement, what="a number"):
+    """An argparse type: `parse(text)`, then `accept(value)` or the error "must be ..."."""
+    def convert(text):
         try:
-            value = int(text)
+            value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {value}")
         return value
 
-    return parse
+    return convert
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
+def _whole(minimum):
+    return _checked(int, lambda v: v >= minimum, f">= {minimum}", "a whole number")
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+_fraction = _checked(float, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+_positive_float = _checked(float, lambda v: v > 0, "> 0")
 
 
 def _task_table() -> str:
