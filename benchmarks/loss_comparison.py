@@ -53,7 +53,7 @@ from zoo import datasets, embedding_model, train  # noqa: E402
 from zoo.training.tasks import classification  # noqa: E402
 
 LOSSES = ("softmax", "focal", "hinge", "prob_mse", "lsoftmax", "sphereface", "cosface",
-          "arcface", "centre", "contrastive", "triplet", "triplet_constrained", "intra_inter")
+          "arcface", "center", "contrastive", "triplet", "triplet_constrained", "intra_inter")
 RECIPE = dict(model="lenet_embed", batch_size=64, learning_rate=2e-3, validation_split=0.1)
 
 
@@ -233,8 +233,21 @@ def save_embeddings(panels, path):
 def load_embeddings(path) -> dict:
     with np.load(path) as stored:
         names = dict.fromkeys(key.split("/")[0] for key in stored.files)
-        return {name: (stored[f"{name}/embeddings"], stored[f"{name}/labels"],
-                       float(stored[f"{name}/accuracy"])) for name in names}
+        return {("center" if name == "centre" else name): (
+            stored[f"{name}/embeddings"], stored[f"{name}/labels"],
+            float(stored[f"{name}/accuracy"])) for name in names}
+
+
+def rename_center(stored: dict) -> dict:
+    """Results stored before the loss took one spelling call its row "centre"."""
+    def renamed(value):
+        if isinstance(value, dict):
+            return {("center" if k == "centre" else k): renamed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [renamed(v) for v in value]
+        return "center" if value == "centre" else value
+
+    return renamed(stored)
 
 
 def load_for_merge(args, recipe) -> dict:
@@ -244,7 +257,7 @@ def load_for_merge(args, recipe) -> dict:
     path = args.results_dir / f"{args.name}.json"
     if not path.exists():
         raise SystemExit(f"--merge: {path} does not exist; run without --merge first")
-    stored = json.loads(path.read_text())
+    stored = rename_center(json.loads(path.read_text()))
     for key, ours in (("recipe", recipe), ("seeds", args.seeds), ("datasets", args.datasets)):
         if stored[key] != ours:
             raise SystemExit(f"--merge: the stored {key} {stored[key]} differs from this "

@@ -6,24 +6,30 @@
     model.fit(x, y)                       # y: integer labels
 
 Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin` (CosFace,
-ArcFace, L-Softmax, SphereFace), `metric` (centre, contrastive, triplet, triplet-constrained,
+ArcFace, L-Softmax, SphereFace), `metric` (center, contrastive, triplet, triplet-constrained,
 `JointLoss` for metric + CE), `intra_inter` (angular margin + Mahalanobis intra-class
 constraint + inter-class exclusion), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They stand
-on `base` (input checks), `distances` and `mining` (in-batch pairs and triplets), `heads`
-(the learnable last layers) and `head_model` (one label array for losses that read several
-head outputs). Importing this package
-registers every class with Keras, so saved models load with `safe_mode=True`.
+on `base` (the base class `base.Loss`, argument and input checks), `distances` and `mining`
+(in-batch pairs and triplets), `heads` (the learnable last layers) and `head_model` (one
+label array for losses that read several head outputs, and their base `HeadOutputLoss`).
+Every loss takes `reduction`, `name` and `dtype` like Keras' own losses, and its config
+holds every constructor argument. Importing this package registers every class with Keras,
+so saved models load with `safe_mode=True`.
+
+Spelling: "center" (`CenterLoss`, `CenterHead`, head and recipe "center"); the old "centre"
+names still work as deprecated aliases (a `DeprecationWarning`), listed nowhere.
 """
 
-from losses import (boxes, classification, distances, head_model, heads, intra_inter, margin,
-                    metric, mining, sequence)
+from losses import (base, boxes, classification, distances, head_model, heads, intra_inter,
+                    margin, metric, mining, registry, sequence)
+from losses._compat import module_aliases as _module_aliases
 from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
                           SIoULoss, SmoothL1Loss, box_iou)
 from losses.classification import (FocalLoss, MulticlassHinge, ProbabilityMSE,
                                    WeightedCrossEntropy, effective_number_weights,
                                    inverse_frequency_weights)
 from losses.head_model import HeadModel
-from losses.heads import (CentreHead, CosineHead, EmbeddingHead, LargeMarginHead, SphereHead,
+from losses.heads import (CenterHead, CosineHead, EmbeddingHead, LargeMarginHead, SphereHead,
                           build_head, list_heads, make_model)
 from losses.intra_inter import IntraInterHead, IntraInterLoss
 from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, SphereFaceLoss
@@ -34,8 +40,8 @@ from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 
 __all__ = [
     # families
-    "boxes", "classification", "distances", "head_model", "heads", "margin", "metric", "mining",
-    "sequence",
+    "base", "boxes", "classification", "distances", "head_model", "heads", "intra_inter",
+    "margin", "metric", "mining", "registry", "sequence",
     # classification
     "FocalLoss", "MulticlassHinge", "ProbabilityMSE", "WeightedCrossEntropy",
     "effective_number_weights", "inverse_frequency_weights",
@@ -45,7 +51,7 @@ __all__ = [
     "make_model",
     # metric learning
     "CenterLoss", "ContrastiveLoss", "TripletLoss", "TripletConstrainedLoss", "JointLoss",
-    "CentreHead", "EmbeddingHead",
+    "CenterHead", "EmbeddingHead",
     # the proposed loss: angular margin + Mahalanobis intra-class / inter-class terms
     "IntraInterLoss", "IntraInterHead",
     # sequence
@@ -56,3 +62,6 @@ __all__ = [
     # registry
     "LossRecipe", "get_recipe", "list_recipes", "register_recipe",
 ]
+
+# Deprecated names (`losses.CentreHead`), answered with a DeprecationWarning; not in __all__.
+__getattr__ = _module_aliases(__name__, {"CentreHead": "CenterHead"}, globals())

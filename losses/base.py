@@ -1,6 +1,14 @@
-"""Shared input handling for every LossLab loss: dtypes, label forms, and clear errors.
+"""Shared ground for every LossLab loss: the base class, argument checks, inputs, errors.
 
-Every loss calls these first, so bad input gets the same `ValueError` wording everywhere:
+- `Loss`: the base of every LossLab loss, a `keras.losses.Loss` whose config also holds
+  `dtype` (Keras' own losses accept `dtype=` but leave it out of `get_config`).
+- Argument checks, one line in a constructor and the same wording everywhere (the message
+  names the argument and the value): `check_positive`, `check_non_negative`,
+  `check_at_least`, `check_in_range`, `check_positive_int`, `check_choice`, `check_bool`.
+  Each returns the value normalised (float, int, bool) or raises a `ValueError`.
+
+Every loss calls the input helpers first, so bad input gets the same `ValueError` wording
+everywhere:
 
 - `as_float32(y_pred)`: compute in float32 even under mixed precision (float16/bfloat16).
 - `sparse_labels(y_true, num_classes)`: integer labels (B,) or (B, 1), or one-hot (B, C),
@@ -8,14 +16,126 @@ Every loss calls these first, so bad input gets the same `ValueError` wording ev
   concrete (eager calls, NumPy input). Inside a compiled TensorFlow graph the values are not
   known in Python, so the check becomes a graph assertion that stops training with the same
   message (an InvalidArgumentError wrapping it), instead of a silently wrong loss.
+- `class_inputs(y_true, y_pred)`: labels for per-class outputs (B, C) — the class count
+  read from `y_pred`, the labels checked against it and against the batch — as int32
+  labels, float32 `y_pred` and float32 one-hot rows.
+- `softmax_cross_entropy(one_hot, logits)`: -log softmax(logits)_y per sample.
 """
 
 from __future__ import annotations
+
+import math
+import numbers
 
 import numpy as np
 from keras import ops
 
 import keras
+
+# --------------------------------------------------------------------------- the base class
+
+
+class Loss(keras.losses.Loss):
+    """`keras.losses.Loss` whose `get_config` also holds `dtype`, the base of LossLab's losses.
+
+    Every LossLab loss takes `reduction`, `name` and `dtype` like Keras' own losses
+    (`keras.losses.Loss(name=None, reduction="sum_over_batch_size", dtype=None)`): `dtype`
+    is the dtype Keras casts the inputs and the reduced loss to (default: `floatx()`, i.e.
+    float32; the losses compute in float32 whatever it is). Keras' losses leave `dtype` out
+    of their config; here it is saved, so a loss comes back from `get_config` /
+    `model.save` with every constructor argument.
+    """
+
+    def get_config(self):
+        return {**super().get_config(), "dtype": self.dtype}
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _finite_number(name, value, requirement):
+    if not _is_real(value) or not math.isfinite(value):
+        raise ValueError(f"{name} must be {requirement}, got {value!r}")
+    return float(value)
+
+
+def check_positive(name, value):
+    """`value` as a float; ValueError unless it is a finite number > 0."""
+    number = _finite_number(name, value, "a finite number > 0")
+    if not number > 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def check_non_negative(name, value):
+    """`value` as a float; ValueError unless it is a finite number >= 0."""
+    return check_at_least(name, value, 0)
+
+
+def check_at_least(name, value, minimum, note=""):
+    """`value` as a float; ValueError unless it is a finite number >= `minimum`.
+
+    `note` is appended to the requirement in the message, e.g. " (the paper uses 2 to 6)".
+    """
+    requirement = f"a finite number >= {minimum:g}{note}"
+    number = _finite_number(name, value, requirement)
+    if not number >= minimum:
+        raise ValueError(f"{name} must be {requirement}, got {value!r}")
+    return number
+
+
+def check_in_range(name, value, low, high, closed="left", interval=None):
+    """`value` as a float; ValueError unless it lies in the interval from `low` to `high`.
+
+    Args:
+        name: The argument's name, for the message.
+        value: The value to check (a real number, not a bool).
+        low, high: The ends of the interval.
+        closed: Which ends belong to it: "left" ([low, high)), "right" ((low, high]),
+            "both" ([low, high]) or "neither" ((low, high)). Defaults to "left".
+        interval: How the message writes the interval, e.g. "[0, π/2] radians".
+            Defaults to the brackets and the two ends.
+    """
+    if closed not in ("left", "right", "both", "neither"):
+        raise ValueError(f"closed must be 'left', 'right', 'both' or 'neither', got {closed!r}")
+    left, right = closed in ("left", "both"), closed in ("right", "both")
+    if interval is None:
+        interval = f"{'[' if left else '('}{low:g}, {high:g}{']' if right else ')'}"
+    ok = _is_real(value) and math.isfinite(value) and (
+        (value >= low if left else value > low) and (value <= high if right else value < high))
+    if not ok:
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(name, value):
+    """`value` as an int; ValueError unless it is an integer >= 1 (not a float, not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    """`value` itself; ValueError unless it is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, "
+                         f"got {value!r}")
+    return value
+
+
+def check_bool(name, value):
+    """`value` as a bool; ValueError unless it is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+# --------------------------------------------------------------------------- inputs
 
 
 def as_float32(x):
@@ -101,3 +221,35 @@ def check_batch(y_true, y_pred, what="y_pred"):
     a, b = static_shape(y_true)[0], static_shape(y_pred)[0]
     if a is not None and b is not None and a != b:
         raise ValueError(f"y_true has {a} samples but {what} has {b}")
+
+
+def class_count(y_pred, what="y_pred"):
+    """The number of classes C of per-class outputs (B, C), known statically, or ValueError."""
+    shape = check_rank(y_pred, 2, what, "(batch, num_classes)")
+    if shape[-1] is None:
+        raise ValueError(f"{what} must have a known number of classes (last dimension), "
+                         f"got shape {shape}")
+    return int(shape[-1])
+
+
+def class_inputs(y_true, y_pred, what="y_pred"):
+    """Labels for per-class outputs, checked against their class count and batch.
+
+    Args:
+        y_true: Integer labels (B,) or (B, 1), or one-hot (B, C).
+        y_pred: Per-class outputs (B, C): logits, cos θ, distances to class centers, ...
+        what: How messages name `y_pred`. Defaults to "y_pred".
+
+    Returns:
+        (int32 labels (B,), float32 y_pred (B, C), float32 one-hot labels (B, C), C).
+    """
+    num_classes = class_count(y_pred, what)
+    labels = sparse_labels(y_true, num_classes)
+    check_batch(labels, y_pred)
+    return labels, as_float32(y_pred), ops.one_hot(labels, num_classes, dtype="float32"), \
+        num_classes
+
+
+def softmax_cross_entropy(one_hot, logits):
+    """-log softmax(logits)_y per sample, from float32 logits and one-hot labels (B, C)."""
+    return -ops.sum(one_hot * ops.log_softmax(logits, axis=-1), axis=-1)

@@ -30,7 +30,8 @@ import numpy as np
 from keras import ops
 
 import keras
-from losses.base import as_float32, static_shape
+from losses.base import (Loss, as_float32, check_at_least, check_choice, check_non_negative,
+                         check_positive, static_shape)
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 IOU_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "siou")
@@ -40,24 +41,8 @@ EPSILON = 1e-7
 # --------------------------------------------------------------------------- shared pieces
 
 
-def _check_format(box_format, what="box_format"):
-    if box_format not in BOX_FORMATS:
-        raise ValueError(f"{what} must be one of {', '.join(map(repr, BOX_FORMATS))}, "
-                         f"got {box_format!r}")
-    return box_format
-
-
-def _check_kind(kind):
-    if kind not in IOU_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(map(repr, IOU_KINDS))}, got {kind!r}")
-    return kind
-
-
-def _check_eps(eps):
-    eps = float(eps)
-    if not eps > 0 or not math.isfinite(eps):
-        raise ValueError(f"eps must be a finite number > 0, got {eps}")
-    return eps
+def _check_format(box_format):
+    return check_choice("box_format", box_format, BOX_FORMATS)
 
 
 def _check_boxes(boxes, what, min_rank=1):
@@ -113,18 +98,41 @@ def _geometry(boxes_a, boxes_b, eps):
     # Smallest enclosing box C.
     g["cw"] = ops.maximum(ops.maximum(ax2, bx2) - ops.minimum(ax1, bx1), 0.0)
     g["ch"] = ops.maximum(ops.maximum(ay2, by2) - ops.minimum(ay1, by1), 0.0)
-    # Offsets between the centres.
+    # Offsets between the centers.
     g["dx"] = 0.5 * ((bx1 + bx2) - (ax1 + ax2))
     g["dy"] = 0.5 * ((by1 + by2) - (ay1 + ay2))
     return g
 
 
-def _diou_penalty(g, eps):
-    """ρ²(b, b_gt) / c²: squared centre distance over the enclosing box's squared diagonal."""
+def _pair_geometry(y_true, y_pred, box_format, eps):
+    """`_geometry` of the aligned pairs (y_pred[i], y_true[i]), after the checks and the cast.
+
+    y_true and y_pred must both be boxes (..., 4) of one shape; both are cast to float32 and
+    converted from `box_format` to corners. What every box loss does before its own term.
+    """
+    _check_format(box_format)
+    _check_pair(y_true, y_pred)
+    eps = check_positive("eps", eps)
+    y_pred = to_xyxy(as_float32(y_pred), box_format)
+    y_true = to_xyxy(as_float32(y_true), box_format)
+    return _geometry(y_pred, y_true, eps)
+
+
+# Penalty terms: each measure is the IoU minus its terms, subtracted in this order.
+
+
+def _enclosing_gap(g, eps):
+    """|C \\ (A ∪ B)| / |C|: the part of the smallest enclosing box C that neither box covers."""
+    enclosing = g["cw"] * g["ch"]
+    return (enclosing - g["union"]) / (enclosing + eps)
+
+
+def _center_distance(g, eps):
+    """ρ²(b, b_gt) / c²: squared center distance over the enclosing box's squared diagonal."""
     return (g["dx"] ** 2 + g["dy"] ** 2) / (g["cw"] ** 2 + g["ch"] ** 2 + eps)
 
 
-def _ciou_penalty(g, eps):
+def _aspect_ratio(g, eps):
     """α·v with v = (4/π²)(atan(w_a/h_a) - atan(w_b/h_b))² and α = v/(1 - IoU + v) frozen."""
     v = (4.0 / math.pi**2) * (ops.arctan(g["wa"] / (g["ha"] + eps))
                               - ops.arctan(g["wb"] / (g["hb"] + eps))) ** 2
@@ -132,13 +140,13 @@ def _ciou_penalty(g, eps):
     return alpha * v
 
 
-def _eiou_penalty(g, eps):
+def _width_height(g, eps):
     """ρ²(w, w_gt)/C_w² + ρ²(h, h_gt)/C_h² (EIoU's width and height terms)."""
     return ((g["wa"] - g["wb"]) ** 2 / (g["cw"] ** 2 + eps)
             + (g["ha"] - g["hb"]) ** 2 / (g["ch"] ** 2 + eps))
 
 
-def _siou_penalty(g, eps, theta=4.0):
+def _siou_cost(g, eps, theta=4.0):
     """(Δ + Ω) / 2: SIoU's angle-aware distance cost Δ plus its shape cost Ω."""
     dx2, dy2 = g["dx"] ** 2, g["dy"] ** 2
     # Angle cost Λ = 1 - 2 sin²(arcsin(x) - π/4) with x = sin α = |dy|/σ. That is
@@ -156,21 +164,35 @@ def _siou_penalty(g, eps, theta=4.0):
     return 0.5 * (distance + shape)
 
 
+# kind -> the penalty terms of that measure, as a tuple. The one definition of each measure:
+# `box_iou`, `elementwise_box_iou`, the functional losses and the loss classes all read it.
+PENALTIES = {
+    "iou": lambda g, eps, theta=4.0: (),
+    "giou": lambda g, eps, theta=4.0: (_enclosing_gap(g, eps),),
+    "diou": lambda g, eps, theta=4.0: (_center_distance(g, eps),),
+    "ciou": lambda g, eps, theta=4.0: (_center_distance(g, eps), _aspect_ratio(g, eps)),
+    "eiou": lambda g, eps, theta=4.0: (_center_distance(g, eps), _width_height(g, eps)),
+    "siou": lambda g, eps, theta=4.0: (_siou_cost(g, eps, theta),),
+}
+
+
+def _minus(iou, terms):
+    """iou - terms[0] - terms[1] - ..., in that order."""
+    for term in terms:
+        iou = iou - term
+    return iou
+
+
 def _overlap(boxes_a, boxes_b, kind, eps, theta=4.0):
     g = _geometry(boxes_a, boxes_b, eps)
-    iou = g["iou"]
-    if kind == "iou":
-        return iou
-    if kind == "giou":
-        enclosing = g["cw"] * g["ch"]
-        return iou - (enclosing - g["union"]) / (enclosing + eps)
-    if kind == "diou":
-        return iou - _diou_penalty(g, eps)
-    if kind == "ciou":
-        return iou - _diou_penalty(g, eps) - _ciou_penalty(g, eps)
-    if kind == "eiou":
-        return iou - _diou_penalty(g, eps) - _eiou_penalty(g, eps)
-    return iou - _siou_penalty(g, eps, theta)
+    return _minus(g["iou"], PENALTIES[kind](g, eps, theta))
+
+
+def _focal_eiou(g, eps, gamma):
+    """stop_gradient(IoU)^γ · (1 - IoU + ρ²/c² + Δw²/C_w² + Δh²/C_h²)."""
+    center, width_height = PENALTIES["eiou"](g, eps)
+    eiou = 1.0 - g["iou"] + center + width_height
+    return ops.power(ops.stop_gradient(g["iou"]), gamma) * eiou
 
 
 # --------------------------------------------------------------------------- IoU measures
@@ -180,7 +202,7 @@ def elementwise_box_iou(boxes_a, boxes_b, kind="iou", box_format="xyxy", eps=EPS
     """Overlap of aligned box pairs: boxes_a[i] with boxes_b[i].
 
     Formula (A, B boxes; C their smallest enclosing box, c its diagonal; ρ the distance
-    between the centres; w, h widths and heights):
+    between the centers; w, h widths and heights):
         iou  = |A ∩ B| / |A ∪ B|
         giou = iou - |C \\ (A ∪ B)| / |C|
         diou = iou - ρ² / c²
@@ -202,10 +224,10 @@ def elementwise_box_iou(boxes_a, boxes_b, kind="iou", box_format="xyxy", eps=EPS
     Returns:
         float32 tensor (...).
     """
-    _check_kind(kind)
+    check_choice("kind", kind, IOU_KINDS)
     _check_boxes(boxes_a, "boxes_a")
     _check_boxes(boxes_b, "boxes_b")
-    eps = _check_eps(eps)
+    eps = check_positive("eps", eps)
     return _overlap(to_xyxy(boxes_a, box_format), to_xyxy(boxes_b, box_format), kind, eps)
 
 
@@ -235,10 +257,10 @@ def box_iou(boxes_a, boxes_b, kind="iou", box_format="xyxy", eps=EPSILON):
         Zhang et al., "Focal and Efficient IOU Loss", arXiv:2101.08158, 2021 (EIoU);
         Gevorgyan, "SIoU Loss", arXiv:2205.12740, 2022 (SIoU).
     """
-    _check_kind(kind)
+    check_choice("kind", kind, IOU_KINDS)
     _check_boxes(boxes_a, "boxes_a", min_rank=2)
     _check_boxes(boxes_b, "boxes_b", min_rank=2)
-    eps = _check_eps(eps)
+    eps = check_positive("eps", eps)
     boxes_a = ops.expand_dims(to_xyxy(boxes_a, box_format), -2)  # (..., N, 1, 4)
     boxes_b = ops.expand_dims(to_xyxy(boxes_b, box_format), -3)  # (..., 1, M, 4)
     return _overlap(boxes_a, boxes_b, kind, eps)
@@ -248,12 +270,8 @@ def box_iou(boxes_a, boxes_b, kind="iou", box_format="xyxy", eps=EPSILON):
 
 
 def _iou_family_loss(y_true, y_pred, kind, box_format, eps, theta=4.0):
-    _check_format(box_format)
-    _check_pair(y_true, y_pred)
-    eps = _check_eps(eps)
-    y_pred = to_xyxy(as_float32(y_pred), box_format)
-    y_true = to_xyxy(as_float32(y_true), box_format)
-    return 1.0 - _overlap(y_pred, y_true, kind, eps, theta)
+    g = _pair_geometry(y_true, y_pred, box_format, eps)
+    return 1.0 - _minus(g["iou"], PENALTIES[kind](g, float(eps), theta))
 
 
 def iou_loss(y_true, y_pred, box_format="xyxy", eps=EPSILON):
@@ -283,15 +301,8 @@ def eiou_loss(y_true, y_pred, box_format="xyxy", eps=EPSILON):
 
 def focal_eiou_loss(y_true, y_pred, gamma=0.5, box_format="xyxy", eps=EPSILON):
     """Focal-EIoU loss per box: `stop_gradient(IoU)^γ · L_EIoU`, float32 (...)."""
-    gamma = _check_gamma(gamma)
-    _check_format(box_format)
-    _check_pair(y_true, y_pred)
-    eps = _check_eps(eps)
-    y_pred = to_xyxy(as_float32(y_pred), box_format)
-    y_true = to_xyxy(as_float32(y_true), box_format)
-    g = _geometry(y_pred, y_true, eps)
-    eiou = 1.0 - g["iou"] + _diou_penalty(g, eps) + _eiou_penalty(g, eps)
-    return ops.power(ops.stop_gradient(g["iou"]), gamma) * eiou
+    gamma = check_non_negative("gamma", gamma)
+    return _focal_eiou(_pair_geometry(y_true, y_pred, box_format, eps), float(eps), gamma)
 
 
 def siou_loss(y_true, y_pred, theta=4.0, box_format="xyxy", eps=EPSILON):
@@ -302,7 +313,7 @@ def siou_loss(y_true, y_pred, theta=4.0, box_format="xyxy", eps=EPSILON):
 
 def smooth_l1_loss(y_true, y_pred, beta=1.0, box_format="xyxy"):
     """Smooth L1 per box, summed over the 4 coordinates, float32 (...). See `SmoothL1Loss`."""
-    beta = _check_beta(beta)
+    beta = check_non_negative("beta", beta)
     _check_pair(y_true, y_pred)
     y_pred, y_true = as_float32(y_pred), as_float32(y_true)
     if box_format is not None:
@@ -315,32 +326,14 @@ def smooth_l1_loss(y_true, y_pred, beta=1.0, box_format="xyxy"):
     return ops.sum(per_coordinate, axis=-1)
 
 
-def _check_gamma(gamma):
-    gamma = float(gamma)
-    if not gamma >= 0 or not math.isfinite(gamma):
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma}")
-    return gamma
-
-
 def _check_theta(theta):
-    theta = float(theta)
-    if not theta >= 1 or not math.isfinite(theta):
-        raise ValueError(f"theta must be a finite number >= 1 (the paper uses 2 to 6), "
-                         f"got {theta}")
-    return theta
-
-
-def _check_beta(beta):
-    beta = float(beta)
-    if not beta >= 0 or not math.isfinite(beta):
-        raise ValueError(f"beta must be a finite number >= 0, got {beta}")
-    return beta
+    return check_at_least("theta", theta, 1, " (the paper uses 2 to 6)")
 
 
 # --------------------------------------------------------------------------- loss classes
 
 
-class _BoxLoss(keras.losses.Loss):
+class _BoxLoss(Loss):
     """Shared plumbing: per-box losses (...), sample_weight broadcast over leading dims."""
 
     def __call__(self, y_true, y_pred, sample_weight=None):
@@ -355,16 +348,35 @@ class _BoxLoss(keras.losses.Loss):
 
 
 class _IoUFamilyLoss(_BoxLoss):
-    _kind = "iou"
+    """Base of the IoU-family losses: loss = 1 - (IoU - penalty terms), one value per box.
+
+    It does what they share: checks that y_true and y_pred are boxes (..., 4) of one shape,
+    casts them to float32, converts both from `box_format` to corners, pairs y_pred[i] with
+    y_true[i] (their IoU, enclosing box, center offset, ...: `_pair_geometry`), and leaves
+    the reduction over the leading dimensions to Keras (`sample_weight` broadcast by
+    `_BoxLoss`). A subclass only gives its penalty: `kind`, its row of `PENALTIES` (the
+    table `box_iou` reads too; the default name is f"{kind}_loss"), or its own
+    `penalty(g)`; `per_box(g)` turns the IoU and the penalty terms into the loss.
+    """
+
+    kind = "iou"
 
     def __init__(self, box_format="xyxy", eps=EPSILON, reduction="sum_over_batch_size",
-                 name=None):
-        super().__init__(name=name, reduction=reduction)
+                 name=None, dtype=None):
+        super().__init__(name=name or f"{self.kind}_loss", reduction=reduction, dtype=dtype)
         self.box_format = _check_format(box_format)
-        self.eps = _check_eps(eps)
+        self.eps = check_positive("eps", eps)
+
+    def penalty(self, g):
+        """The terms subtracted from the IoU, in order (a tuple of tensors (...))."""
+        return PENALTIES[self.kind](g, self.eps)
+
+    def per_box(self, g):
+        """The loss per box from the pair geometry `g`: 1 - (IoU - penalty terms)."""
+        return 1.0 - _minus(g["iou"], self.penalty(g))
 
     def call(self, y_true, y_pred):
-        return _iou_family_loss(y_true, y_pred, self._kind, self.box_format, self.eps)
+        return self.per_box(_pair_geometry(y_true, y_pred, self.box_format, self.eps))
 
     def get_config(self):
         return {**super().get_config(), "box_format": self.box_format, "eps": self.eps}
@@ -389,16 +401,14 @@ class IoULoss(_IoUFamilyLoss):
         reduction: Keras loss reduction over all leading dimensions.
             Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"iou_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Yu et al., "UnitBox: An Advanced Object Detection Network", ACM MM 2016.
     """
 
-    _kind = "iou"
-
-    def __init__(self, box_format="xyxy", eps=EPSILON, reduction="sum_over_batch_size",
-                 name="iou_loss"):
-        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name)
+    kind = "iou"
 
 
 @keras.saving.register_keras_serializable(package="losslab")
@@ -417,25 +427,23 @@ class GIoULoss(_IoUFamilyLoss):
         reduction: Keras loss reduction over all leading dimensions.
             Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"giou_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Rezatofighi et al., "Generalized Intersection over Union: A Metric and a Loss for
         Bounding Box Regression", CVPR 2019.
     """
 
-    _kind = "giou"
-
-    def __init__(self, box_format="xyxy", eps=EPSILON, reduction="sum_over_batch_size",
-                 name="giou_loss"):
-        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name)
+    kind = "giou"
 
 
 @keras.saving.register_keras_serializable(package="losslab")
 class DIoULoss(_IoUFamilyLoss):
-    """Distance IoU loss: IoU penalised by the normalised distance between the centres.
+    """Distance IoU loss: IoU penalised by the normalised distance between the centers.
 
     Formula:
-        ρ = distance between the centres of A and B
+        ρ = distance between the centers of A and B
         c = diagonal of the smallest box enclosing A and B
         DIoU = IoU - ρ² / c²
         loss = 1 - DIoU
@@ -447,17 +455,15 @@ class DIoULoss(_IoUFamilyLoss):
         reduction: Keras loss reduction over all leading dimensions.
             Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"diou_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Zheng et al., "Distance-IoU Loss: Faster and Better Learning for Bounding Box
         Regression", AAAI 2020.
     """
 
-    _kind = "diou"
-
-    def __init__(self, box_format="xyxy", eps=EPSILON, reduction="sum_over_batch_size",
-                 name="diou_loss"):
-        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name)
+    kind = "diou"
 
 
 @keras.saving.register_keras_serializable(package="losslab")
@@ -482,17 +488,15 @@ class CIoULoss(_IoUFamilyLoss):
         reduction: Keras loss reduction over all leading dimensions.
             Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"ciou_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Zheng et al., "Distance-IoU Loss: Faster and Better Learning for Bounding Box
         Regression", AAAI 2020.
     """
 
-    _kind = "ciou"
-
-    def __init__(self, box_format="xyxy", eps=EPSILON, reduction="sum_over_batch_size",
-                 name="ciou_loss"):
-        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name)
+    kind = "ciou"
 
 
 @keras.saving.register_keras_serializable(package="losslab")
@@ -510,17 +514,15 @@ class EIoULoss(_IoUFamilyLoss):
         reduction: Keras loss reduction over all leading dimensions.
             Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"eiou_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Zhang et al., "Focal and Efficient IOU Loss for Accurate Bounding Box Regression",
         Neurocomputing 2022 (arXiv:2101.08158).
     """
 
-    _kind = "eiou"
-
-    def __init__(self, box_format="xyxy", eps=EPSILON, reduction="sum_over_batch_size",
-                 name="eiou_loss"):
-        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name)
+    kind = "eiou"
 
 
 @keras.saving.register_keras_serializable(package="losslab")
@@ -546,20 +548,24 @@ class FocalEIoULoss(_IoUFamilyLoss):
         reduction: Keras loss reduction over all leading dimensions.
             Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"focal_eiou_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Zhang et al., "Focal and Efficient IOU Loss for Accurate Bounding Box Regression",
         Neurocomputing 2022 (arXiv:2101.08158).
     """
 
-    def __init__(self, gamma=0.5, box_format="xyxy", eps=EPSILON,
-                 reduction="sum_over_batch_size", name="focal_eiou_loss"):
-        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name)
-        self.gamma = _check_gamma(gamma)
+    kind = "eiou"
 
-    def call(self, y_true, y_pred):
-        return focal_eiou_loss(y_true, y_pred, gamma=self.gamma, box_format=self.box_format,
-                               eps=self.eps)
+    def __init__(self, gamma=0.5, box_format="xyxy", eps=EPSILON,
+                 reduction="sum_over_batch_size", name="focal_eiou_loss", dtype=None):
+        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name,
+                         dtype=dtype)
+        self.gamma = check_non_negative("gamma", gamma)
+
+    def per_box(self, g):
+        return _focal_eiou(g, self.eps, self.gamma)
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma}
@@ -570,7 +576,7 @@ class SIoULoss(_IoUFamilyLoss):
     """SCYLLA-IoU loss: IoU plus angle-aware distance and shape costs.
 
     Formula:
-        (dx, dy) = offset between the centres, σ² = dx² + dy²
+        (dx, dy) = offset between the centers, σ² = dx² + dy²
         Λ = 1 - 2 sin²(arcsin(|dy| / σ) - π/4)  = 2 |dx| |dy| / σ²     (angle cost)
         γ = 2 - Λ,  ρ_x = (dx / C_w)²,  ρ_y = (dy / C_h)²
         Δ = Σ_{t=x,y} (1 - e^{-γ ρ_t})                                  (distance cost)
@@ -593,20 +599,24 @@ class SIoULoss(_IoUFamilyLoss):
         reduction: Keras loss reduction over all leading dimensions.
             Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"siou_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Gevorgyan, "SIoU Loss: More Powerful Learning for Bounding Box Regression",
         arXiv:2205.12740, 2022.
     """
 
+    kind = "siou"
+
     def __init__(self, theta=4.0, box_format="xyxy", eps=EPSILON,
-                 reduction="sum_over_batch_size", name="siou_loss"):
-        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name)
+                 reduction="sum_over_batch_size", name="siou_loss", dtype=None):
+        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name,
+                         dtype=dtype)
         self.theta = _check_theta(theta)
 
-    def call(self, y_true, y_pred):
-        return siou_loss(y_true, y_pred, theta=self.theta, box_format=self.box_format,
-                         eps=self.eps)
+    def penalty(self, g):
+        return PENALTIES["siou"](g, self.eps, self.theta)
 
     def get_config(self):
         return {**super().get_config(), "theta": self.theta}
@@ -639,15 +649,17 @@ class SmoothL1Loss(_BoxLoss):
         reduction: Keras loss reduction over all leading dimensions.
             Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"smooth_l1_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Girshick, "Fast R-CNN", ICCV 2015.
     """
 
     def __init__(self, beta=1.0, box_format="xyxy", reduction="sum_over_batch_size",
-                 name="smooth_l1_loss"):
-        super().__init__(name=name, reduction=reduction)
-        self.beta = _check_beta(beta)
+                 name="smooth_l1_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.beta = check_non_negative("beta", beta)
         self.box_format = None if box_format is None else _check_format(box_format)
 
     def call(self, y_true, y_pred):

@@ -16,13 +16,12 @@ or `FocalLoss(alpha=...)`.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from keras import ops
 
 import keras
-from losses.base import as_float32, check_batch, check_rank, sparse_labels, static_shape
+from losses.base import (Loss, check_choice, check_in_range, check_non_negative,
+                         check_positive_int, class_inputs, sparse_labels, static_shape)
 from losses.registry import LossRecipe, register_recipe
 
 HINGE_VARIANTS = ("weston_watkins", "crammer_singer")
@@ -31,32 +30,12 @@ HINGE_VARIANTS = ("weston_watkins", "crammer_singer")
 # --------------------------------------------------------------------------- shared pieces
 
 
-def _num_classes(y_pred):
-    shape = check_rank(y_pred, 2, "y_pred", "(batch, num_classes)")
-    if shape[-1] is None:
-        raise ValueError(f"y_pred must have a known number of classes (last dimension), "
-                         f"got shape {shape}")
-    return int(shape[-1])
-
-
-def _prepare(y_true, y_pred):
-    """-> (int32 labels (B,), float32 y_pred (B, C), one-hot float32 (B, C), C)."""
-    num_classes = _num_classes(y_pred)
-    labels = sparse_labels(y_true, num_classes)
-    check_batch(labels, y_pred)
-    one_hot = ops.one_hot(labels, num_classes, dtype="float32")
-    return labels, as_float32(y_pred), one_hot, num_classes
-
-
 def _per_class_list(values, what: str):
     """Constructor-time normalisation of a per-class argument: None, float or list of floats."""
     if values is None:
         return None
     if isinstance(values, (int, float, np.integer, np.floating)):
-        values = float(values)
-        if not math.isfinite(values) or values < 0:
-            raise ValueError(f"{what} must be a finite number >= 0, got {values}")
-        return values
+        return check_non_negative(what, values)
     array = np.asarray(values, dtype="float64")
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{what} must be None, a number, or a list with one value per class; "
@@ -108,9 +87,8 @@ def focal_loss(y_true, y_pred, alpha=None, gamma=2.0, from_logits=True):
     Returns:
         float32 tensor (B,).
     """
-    if gamma < 0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
-    _, y_pred, one_hot, num_classes = _prepare(y_true, y_pred)
+    check_non_negative("gamma", gamma)
+    _, y_pred, one_hot, num_classes = class_inputs(y_true, y_pred)
     log_p = ops.sum(one_hot * _log_probabilities(y_pred, from_logits), axis=-1)
     # 1 - p_y = -expm1(log p_y) keeps precision when p_y is close to 1. The tiny floor keeps
     # d/dx x^gamma = gamma * x^(gamma - 1) finite at x = 0 for gamma < 1 (at most 1e30).
@@ -123,7 +101,7 @@ def focal_loss(y_true, y_pred, alpha=None, gamma=2.0, from_logits=True):
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class FocalLoss(keras.losses.Loss):
+class FocalLoss(Loss):
     """Multi-class focal loss with sparse or one-hot labels and per-class alpha.
 
     Down-weights well-classified samples so training concentrates on hard ones.
@@ -147,18 +125,18 @@ class FocalLoss(keras.losses.Loss):
         from_logits: Whether `y_pred` holds logits (else probabilities). Defaults to `True`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"focal_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
     """
 
     def __init__(self, alpha=None, gamma=2.0, from_logits=True,
-                 reduction="sum_over_batch_size", name="focal_loss"):
-        super().__init__(name=name, reduction=reduction)
+                 reduction="sum_over_batch_size", name="focal_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.alpha = _per_class_list(alpha, "alpha")
-        self.gamma = float(gamma)
-        if self.gamma < 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
+        self.gamma = check_non_negative("gamma", gamma)
         self.from_logits = bool(from_logits)
 
     def call(self, y_true, y_pred):
@@ -189,7 +167,7 @@ def weighted_cross_entropy(y_true, y_pred, weights=None, from_logits=True):
     Returns:
         float32 tensor (B,).
     """
-    _, y_pred, one_hot, num_classes = _prepare(y_true, y_pred)
+    _, y_pred, one_hot, num_classes = class_inputs(y_true, y_pred)
     log_p = ops.sum(one_hot * _log_probabilities(y_pred, from_logits), axis=-1)
     weights = _per_class_tensor(weights, num_classes, "weights")
     if weights is None:
@@ -198,7 +176,7 @@ def weighted_cross_entropy(y_true, y_pred, weights=None, from_logits=True):
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class WeightedCrossEntropy(keras.losses.Loss):
+class WeightedCrossEntropy(Loss):
     """Softmax cross-entropy with one weight per class.
 
     Formula:
@@ -215,14 +193,16 @@ class WeightedCrossEntropy(keras.losses.Loss):
         from_logits: Whether `y_pred` holds logits (else probabilities). Defaults to `True`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"weighted_cross_entropy"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Cui et al., "Class-Balanced Loss Based on Effective Number of Samples", CVPR 2019.
     """
 
     def __init__(self, weights=None, from_logits=True, reduction="sum_over_batch_size",
-                 name="weighted_cross_entropy"):
-        super().__init__(name=name, reduction=reduction)
+                 name="weighted_cross_entropy", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         weights = _per_class_list(weights, "weights")
         if isinstance(weights, float):
             raise ValueError(f"weights must be None or a list with one value per class, got "
@@ -240,9 +220,7 @@ class WeightedCrossEntropy(keras.losses.Loss):
 
 
 def _class_counts(labels, num_classes):
-    if int(num_classes) != num_classes or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
-    num_classes = int(num_classes)
+    num_classes = check_positive_int("num_classes", num_classes)
     labels = np.asarray(labels)
     if labels.size == 0:
         return np.zeros(num_classes, dtype="float64")
@@ -301,20 +279,13 @@ def effective_number_weights(labels, num_classes, beta=0.999):
     Reference:
         Cui et al., "Class-Balanced Loss Based on Effective Number of Samples", CVPR 2019.
     """
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta must be in [0, 1), got {beta}")
+    beta = check_in_range("beta", beta, 0, 1)
     counts = np.maximum(_class_counts(labels, num_classes), 1.0)
     effective = (1.0 - np.power(beta, counts)) / (1.0 - beta)
     return _normalize_to_num_classes(1.0 / effective).astype("float32")
 
 
 # --------------------------------------------------------------------------- hinge
-
-
-def _check_variant(variant):
-    if variant not in HINGE_VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(HINGE_VARIANTS)}; "
-                         f"got {variant!r}")
 
 
 def multiclass_hinge(y_true, y_pred, variant="crammer_singer", margin=1.0):
@@ -333,8 +304,8 @@ def multiclass_hinge(y_true, y_pred, variant="crammer_singer", margin=1.0):
     Returns:
         float32 tensor (B,).
     """
-    _check_variant(variant)
-    _, scores, one_hot, num_classes = _prepare(y_true, y_pred)
+    check_choice("variant", variant, HINGE_VARIANTS)
+    _, scores, one_hot, num_classes = class_inputs(y_true, y_pred)
     if num_classes < 2:
         raise ValueError(f"multiclass_hinge needs y_pred with at least 2 classes, "
                          f"got shape {static_shape(y_pred)}")
@@ -348,7 +319,7 @@ def multiclass_hinge(y_true, y_pred, variant="crammer_singer", margin=1.0):
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class MulticlassHinge(keras.losses.Loss):
+class MulticlassHinge(Loss):
     """Multi-class hinge loss (Weston-Watkins or Crammer-Singer) on raw scores.
 
     Formula:
@@ -362,9 +333,11 @@ class MulticlassHinge(keras.losses.Loss):
 
     Args:
         variant: `"weston_watkins"` or `"crammer_singer"`. Defaults to `"crammer_singer"`.
-        margin: Required gap between the true score and the others. Defaults to `1.0`.
+        margin: Required gap >= 0 between the true score and the others. Defaults to `1.0`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"multiclass_hinge"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Weston & Watkins, "Support Vector Machines for Multi-Class Pattern Recognition",
@@ -373,11 +346,10 @@ class MulticlassHinge(keras.losses.Loss):
     """
 
     def __init__(self, variant="crammer_singer", margin=1.0, reduction="sum_over_batch_size",
-                 name="multiclass_hinge"):
-        super().__init__(name=name, reduction=reduction)
-        _check_variant(variant)
-        self.variant = variant
-        self.margin = float(margin)
+                 name="multiclass_hinge", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.variant = check_choice("variant", variant, HINGE_VARIANTS)
+        self.margin = check_non_negative("margin", margin)
 
     def call(self, y_true, y_pred):
         return multiclass_hinge(y_true, y_pred, variant=self.variant, margin=self.margin)
@@ -403,13 +375,13 @@ def probability_mse(y_true, y_pred, from_logits=True):
     Returns:
         float32 tensor (B,).
     """
-    _, y_pred, one_hot, _ = _prepare(y_true, y_pred)
+    _, y_pred, one_hot, _ = class_inputs(y_true, y_pred)
     probabilities = ops.softmax(y_pred, axis=-1) if from_logits else y_pred
     return ops.mean(ops.square(probabilities - one_hot), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class ProbabilityMSE(keras.losses.Loss):
+class ProbabilityMSE(Loss):
     """Mean squared error on softmax probabilities (the classic MSE-vs-CE comparison).
 
     Formula:
@@ -422,6 +394,8 @@ class ProbabilityMSE(keras.losses.Loss):
         from_logits: Whether `y_pred` holds logits (else probabilities). Defaults to `True`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"probability_mse"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Golik, Doetsch & Ney, "Cross-Entropy vs. Squared Error Training: a Theoretical and
@@ -430,8 +404,8 @@ class ProbabilityMSE(keras.losses.Loss):
     """
 
     def __init__(self, from_logits=True, reduction="sum_over_batch_size",
-                 name="probability_mse"):
-        super().__init__(name=name, reduction=reduction)
+                 name="probability_mse", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
 
     def call(self, y_true, y_pred):

@@ -116,13 +116,13 @@ def mahalanobis_squared_distances(a, b, factor, epsilon=1e-3):
 
     Computed as squared Euclidean distances between the projected rows a L and b L, plus ε
     times the plain ones, so M is never formed and d_ij >= ε‖a_i - b_j‖² >= 0 (M is
-    positive-definite for ε > 0 whatever L is). Used by the "centre" head for its
-    distances to the class centres.
+    positive-definite for ε > 0 whatever L is). Used by the "center" head for its
+    distances to the class centers.
 
     Args:
         a: Embeddings (B, D).
-        b: Second set, e.g. class centres (N, D).
-        factor: L, a (D, K) matrix (K = D for the centre head, initialised to the identity).
+        b: Second set, e.g. class centers (N, D).
+        factor: L, a (D, K) matrix (K = D for the center head, initialised to the identity).
         epsilon: ε >= 0. Defaults to `1e-3`.
 
     Returns:

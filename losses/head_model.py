@@ -1,9 +1,10 @@
 """HeadModel: one model, one label array, for losses that need more than the class scores.
 
-Design note (GUIDE.md §1). Some losses need several things from the model — L-Softmax needs
-cos θ *and* ‖W_j‖‖x‖, SphereFace cos θ *and* ‖x‖, centre loss the embedding *and* the logits.
-A Keras model with several outputs wants `y` with the same structure ("y_true and y_pred
-have different structures"), yet users must write `fit(x, y)` with ONE integer label array.
+Why it exists. Some losses need several things from the model — L-Softmax needs cos θ *and*
+‖W_j‖‖x‖, SphereFace cos θ *and* ‖x‖, center loss the distances to the class centers *and*
+the logits. A Keras model with several outputs wants `y` with the same structure ("y_true
+and y_pred have different structures"), yet users must write `fit(x, y)` with ONE integer
+label array. (docs/architecture.md, "Heads and losses", places this in the project.)
 
 How LossLab hides that — the one line a user writes:
 
@@ -25,16 +26,17 @@ How LossLab hides that — the one line a user writes:
   so `metrics=["accuracy"]` works; `predict` / `predict_on_batch` return the scores;
   `export` exports `inference_model()`, the plain functional sub-model input -> scores.
   `model(x)` itself returns the dict (for probes that want the extras).
-- A loss that reads head outputs lists them in `head_keys` and fetches them with
-  `head_outputs(y_pred, keys, ...)`, which raises a `ValueError` naming the head it needs
-  and the keys it got.
+- A loss that reads head outputs derives from `HeadOutputLoss`: it lists them in
+  `head_keys`, names the head that gives them in `head_hint`, and fetches them with
+  `self.head_values(y_pred)` (`head_outputs` underneath), which raises a `ValueError` naming
+  the head it needs and the keys it got.
 
 Why this and not the alternatives: a packed single output (scores and extras concatenated)
 breaks `accuracy` unless every metric is rewritten to slice, and slicing by position is
 fragile; a registry that builds "everything" does not help users who build their own model.
 Overriding `predict_step` was rejected because its signature differs between backends (JAX
 threads state through it). Being functional, a HeadModel keeps `get_layer("embedding")`
-(`zoo.lenet.embedding_model` and the callbacks' probes work unchanged); it has no custom
+(`zoo.models.lenet.embedding_model` and the callbacks' probes work unchanged); it has no custom
 constructor arguments, so `model.save` -> `keras.saving.load_model(path, safe_mode=True)`
 revives it from the standard functional config (after `import losses`). There is one
 forward pass per step, as for any model.
@@ -47,6 +49,8 @@ from __future__ import annotations
 
 import keras
 from keras import ops
+
+from losses.base import Loss
 
 SCORES = "scores"
 
@@ -68,6 +72,31 @@ def head_outputs(y_pred, keys, loss_name: str, head_hint: str):
         raise ValueError(f"{loss_name} needs {', '.join(map(repr, keys))} from {head_hint}; "
                          f"got keys {sorted(y_pred)}")
     return [y_pred[key] for key in keys]
+
+
+class HeadOutputLoss(Loss):
+    """Base of the losses that read named outputs of a head (a `HeadModel`'s dict).
+
+    A subclass sets `head_keys` (the outputs it reads, in order; a property where they
+    depend on the configuration), `head_hint` (the head that gives them, for the error
+    message) and, when one plain tensor can stand for its single output, `tensor_key` (a
+    cosine head's output *is* cos θ, an embedding model's output *is* the embedding). In
+    `call` it gets the values with `self.head_values(y_pred)`. A `HeadModel` hands such a
+    loss the whole dict, because `head_keys` is not empty.
+    """
+
+    head_keys = ()
+    head_hint = "a head"
+    tensor_key = None
+
+    def head_values(self, y_pred):
+        """The values of `head_keys` in `y_pred`, as a list; a ValueError saying what's missing.
+
+        A plain tensor is accepted as the single value of `tensor_key`, if the loss has one.
+        """
+        if self.tensor_key is not None and not isinstance(y_pred, dict):
+            return [y_pred]
+        return head_outputs(y_pred, self.head_keys, type(self).__name__, self.head_hint)
 
 
 def _scores(y_pred):

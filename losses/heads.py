@@ -1,7 +1,7 @@
 """Heads: the last layer of a model, holding whatever a loss needs that must be learned.
 
 A Keras `Loss` is not a layer — variables created inside it are neither trained nor saved
-(keras-team/keras#12503) — so class weights, centres and metrics live here, in the model,
+(keras-team/keras#12503) — so class weights, centers and metrics live here, in the model,
 and the losses stay stateless. Every head's class scores support `argmax` = predicted class,
 so `accuracy` works on them directly.
 
@@ -12,13 +12,17 @@ so `accuracy` works on them directly.
 | "sphere"       | {"scores": cos θ, "cos", "x_norm": ‖x‖, "step"}    | SphereFace       |
 | "large_margin" | {"scores": W_j·x, "cos", "norm": ‖W_j‖‖x‖, "step"} | L-Softmax        |
 | "embedding"    | {"scores": W_j·x + b_j, "embedding": x}            | triplet, contrastive |
-| "centre"       | {"scores", "embedding", "distances": d(x, c_j)}    | centre loss      |
+| "center"       | {"scores", "embedding", "distances": d(x, c_j)}    | center loss      |
 
 A head returns either one tensor of class scores (B, C), or a dict that holds "scores"
 (B, C) plus whatever its losses need (keys documented by each head; every value has the
 batch as first axis). `make_model(inputs, outputs)` turns the latter into a
 `losses.head_model.HeadModel`, which routes the dict to losses that read it and "scores"
 to everything else (metrics, `predict`, plain Keras losses); see losses/head_model.py.
+
+Spelling: "center" everywhere (head "center", `CenterHead`, `center_update`, `centers()`).
+The old British spellings ("centre", `CentreHead`, `centre_update`, ...) still work with a
+`DeprecationWarning` (see losses/_compat.py), and models saved with them still load.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from losses._compat import RenamedAttributes, module_aliases, renamed_argument, warn_renamed
+from losses.base import (check_choice, check_in_range, check_non_negative,
+                         check_positive_int)
 from losses.head_model import HeadModel
 
 _HEADS = {}
+_HEAD_ALIASES = {"centre": "center"}  # deprecated name -> name; never listed
 
 
 def register_head(name):
@@ -39,12 +47,20 @@ def register_head(name):
     return decorate
 
 
-def list_heads():
-    return sorted(_HEADS)
+def list_heads(include_deprecated=False):
+    """The head names, sorted; with `include_deprecated`, also the old names still accepted."""
+    return sorted([*_HEADS, *(_HEAD_ALIASES if include_deprecated else ())])
 
 
-def build_head(name: str, num_classes: int, **kwargs):
-    """Instantiate head `name` for `num_classes` classes."""
+def build_head(name: str, num_classes: int, /, **kwargs):
+    """Instantiate head `name` for `num_classes` classes.
+
+    `kwargs` go to the head's constructor, `name=` included: the layer's name (each head has
+    a default, e.g. "cosine").
+    """
+    if name in _HEAD_ALIASES:
+        warn_renamed(name, _HEAD_ALIASES[name], "head name")
+        name = _HEAD_ALIASES[name]
     if name not in _HEADS:
         raise ValueError(f"unknown head {name!r}; known heads: {', '.join(list_heads())}")
     return _HEADS[name](num_classes, **kwargs)
@@ -53,7 +69,7 @@ def build_head(name: str, num_classes: int, **kwargs):
 @register_head("softmax")
 def softmax_head(num_classes, **kwargs):
     """A dense layer giving float32 logits (softmax is applied by the loss)."""
-    return layers.Dense(num_classes, name="logits", dtype="float32", **kwargs)
+    return layers.Dense(num_classes, **{"name": "logits", "dtype": "float32", **kwargs})
 
 
 # --------------------------------------------------------------------------- cosine heads
@@ -80,9 +96,7 @@ class _ClassWeightsHead(layers.Layer):
 
     def __init__(self, num_classes, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**_float32_head(kwargs))
-        if int(num_classes) != num_classes or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        self.num_classes = int(num_classes)
+        self.num_classes = check_positive_int("num_classes", num_classes)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
@@ -224,12 +238,12 @@ def make_model(inputs, outputs, name=None):
 
 
 # --------------------------------------------------------------------------- metric-learning heads
-# (used by losses/metric.py: contrastive, triplet and centre losses next to cross-entropy)
+# (used by losses/metric.py: contrastive, triplet and center losses next to cross-entropy)
 
 from losses import distances as _distances  # noqa: E402  (a sibling module; nothing upward)
 
-CENTRE_METRICS = ("euclidean", "mahalanobis")
-CENTRE_UPDATES = ("gradient", "moving_average")
+CENTER_METRICS = ("euclidean", "mahalanobis")
+CENTER_UPDATES = ("gradient", "moving_average")
 
 
 @keras.saving.register_keras_serializable(package="losslab")
@@ -261,8 +275,8 @@ class EmbeddingHead(_ClassWeightsHead):
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class CentreHead(EmbeddingHead):
-    """Dense logits, the embedding, and squared distances to learned class centres.
+class CenterHead(RenamedAttributes, EmbeddingHead):
+    """Dense logits, the embedding, and squared distances to learned class centers.
 
     Formula:
         scores = x·W + b
@@ -271,113 +285,136 @@ class CentreHead(EmbeddingHead):
 
     Output: a dict {"scores": logits (B, C), "embedding": x (B, D), "distances": d (B, C)},
     float32. `CenterLoss` reads "distances"; cross-entropy and `accuracy` see the logits.
-    The centres C×D are a weight of this layer; L (D, D) starts as the identity, so M starts
+    The centers C×D are a weight of this layer; L (D, D) starts as the identity, so M starts
     as (1 + ε)I and stays positive-definite (ε > 0). The distance computation is
     `losses.distances.mahalanobis_squared_distances` (or `pairwise_squared_distances`),
     also reachable as `head.distances(x)`.
 
-    How the centres move (`centre_update`):
-    - "gradient" (default): the centres are trainable and move with the optimizer, by the
+    How the centers move (`center_update`):
+    - "gradient" (default): the centers are trainable and move with the optimizer, by the
       gradient of the loss (d/dc_y of ½‖x - c_y‖² = c_y - x). Exact with respect to the
       labels; the speed follows the optimizer's learning rate and λ, not the paper's α.
-    - "moving_average": the centres are non-trainable and move in `call(training=True)` by
+    - "moving_average": the centers are non-trainable and move in `call(training=True)` by
       the rule of Wen et al. (their Eq. 4), c_j ← c_j - α·Σ_i δ_ij (c_j - x_i) / (1 + Σ_i δ_ij).
       A layer never sees the labels (`fit` passes only x to the model), so δ_ij here uses the
       class the head itself predicts, argmax of its logits (trained by cross-entropy on the
       true labels), not y_i: identical to the paper for correctly classified samples, but a
-      misclassified sample pulls the centre of the class it was mistaken for, and the first
-      steps (before the classifier is any good) move the centres to the means of predicted
+      misclassified sample pulls the center of the class it was mistaken for, and the first
+      steps (before the classifier is any good) move the centers to the means of predicted
       groups. Use it with a cross-entropy term (`JointLoss`) and expect the paper's rule once
-      training accuracy is high. The update uses the centres before the step and x without
+      training accuracy is high. The update uses the centers before the step and x without
       gradient; the distances of the step are computed before the update.
 
     With metric="mahalanobis" alone, `CenterLoss` can shrink L toward 0 (M → εI): the
     learned metric needs a term that keeps classes apart (e.g. an inter-class hinge).
 
+    The old spellings `CentreHead`, `centre_update=`, `centre_initializer=`, `centres()`,
+    `class_centres` and `update_centres` still work, with a `DeprecationWarning`; models
+    saved with the class name "CentreHead" load as this class.
+
     Args:
         num_classes: number of classes C.
         metric: "euclidean" or "mahalanobis". Defaults to `"euclidean"`.
-        centre_update: "gradient" or "moving_average". Defaults to `"gradient"`.
+        center_update: "gradient" or "moving_average". Defaults to `"gradient"`.
         alpha: rate α in (0, 1] of the "moving_average" update. Defaults to `0.5` (the paper).
         epsilon: ε >= 0 added to M = L Lᵀ + εI. Defaults to `1e-3`.
         kernel_initializer: initializer of W. Defaults to `"glorot_uniform"`.
-        centre_initializer: initializer of the centres. Defaults to `"glorot_uniform"`
-            (distinct centres, so inter-centre terms have a gradient from the start).
+        center_initializer: initializer of the centers. Defaults to `"glorot_uniform"`
+            (distinct centers, so inter-center terms have a gradient from the start).
 
     Reference:
         Wen, Zhang, Li, Qiao, "A Discriminative Feature Learning Approach for Deep Face
         Recognition", ECCV 2016.
     """
 
-    def __init__(self, num_classes, metric="euclidean", centre_update="gradient", alpha=0.5,
+    _renamed_attributes = {"centres": "centers", "class_centres": "class_centers",
+                           "update_centres": "update_centers", "centre_update": "center_update",
+                           "centre_initializer": "center_initializer"}
+
+    def __init__(self, num_classes, metric="euclidean", center_update="gradient", alpha=0.5,
                  epsilon=1e-3, kernel_initializer="glorot_uniform",
-                 centre_initializer="glorot_uniform", **kwargs):
+                 center_initializer="glorot_uniform", **kwargs):
+        center_update = renamed_argument(kwargs, "centre_update", "center_update",
+                                         center_update, "gradient", "CenterHead")
+        center_initializer = renamed_argument(kwargs, "centre_initializer",
+                                              "center_initializer", center_initializer,
+                                              "glorot_uniform", "CenterHead")
         super().__init__(num_classes, kernel_initializer=kernel_initializer, **kwargs)
-        if metric not in CENTRE_METRICS:
-            raise ValueError(f"metric must be one of {CENTRE_METRICS}, got {metric!r}")
-        if centre_update not in CENTRE_UPDATES:
-            raise ValueError(f"centre_update must be one of {CENTRE_UPDATES}, "
-                             f"got {centre_update!r}")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or \
-                not epsilon >= 0:
-            raise ValueError(f"epsilon must be a number >= 0, got {epsilon!r}")
-        self.metric, self.centre_update = metric, centre_update
-        self.alpha, self.epsilon = float(alpha), float(epsilon)
-        self.centre_initializer = keras.initializers.get(centre_initializer)
+        self.metric = check_choice("metric", metric, CENTER_METRICS)
+        self.center_update = check_choice("center_update", center_update, CENTER_UPDATES)
+        self.alpha = check_in_range("alpha", alpha, 0, 1, closed="right")
+        self.epsilon = check_non_negative("epsilon", epsilon)
+        self.center_initializer = keras.initializers.get(center_initializer)
 
     def build(self, input_shape):
         super().build(input_shape)
         dim = int(input_shape[-1])
-        self.class_centres = self.add_weight(
-            shape=(self.num_classes, dim), initializer=self.centre_initializer,
-            trainable=self.centre_update == "gradient", name="centres")
+        self.class_centers = self.add_weight(
+            shape=(self.num_classes, dim), initializer=self.center_initializer,
+            trainable=self.center_update == "gradient", name="centers")
         if self.metric == "mahalanobis":
             self.metric_factor = self.add_weight(shape=(dim, dim), initializer="identity",
                                                  name="metric_factor")
 
-    def centres(self):
-        """The class centres, float32 (C, D)."""
-        return ops.cast(self.class_centres, "float32")
+    def centers(self):
+        """The class centers, float32 (C, D)."""
+        return ops.cast(self.class_centers, "float32")
 
     def metric_matrix(self):
         """M = L Lᵀ + εI for "mahalanobis", the identity for "euclidean"; float32 (D, D)."""
         if self.metric == "euclidean":
-            return ops.eye(int(self.class_centres.shape[1]), dtype="float32")
+            return ops.eye(int(self.class_centers.shape[1]), dtype="float32")
         return _distances.metric_matrix(self.metric_factor, self.epsilon)
 
     def distances(self, embedding):
-        """Squared distances (B, C) from embeddings (B, D) to every centre, in this metric."""
+        """Squared distances (B, C) from embeddings (B, D) to every center, in this metric."""
         embedding = ops.cast(embedding, "float32")
         if self.metric == "euclidean":
-            return _distances.pairwise_squared_distances(embedding, self.centres())
+            return _distances.pairwise_squared_distances(embedding, self.centers())
         return _distances.mahalanobis_squared_distances(
-            embedding, self.centres(), self.metric_factor, self.epsilon)
+            embedding, self.centers(), self.metric_factor, self.epsilon)
 
-    def update_centres(self, embedding, labels):
+    def update_centers(self, embedding, labels):
         """One moving-average step of Wen et al.'s Eq. 4 for the classes in `labels` (B,)."""
         embedding = ops.stop_gradient(ops.cast(embedding, "float32"))
         member = ops.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype="float32")
         counts = ops.expand_dims(ops.sum(member, axis=0), 1)                 # (C, 1)
         sums = ops.matmul(ops.transpose(member), embedding)                   # (C, D)
-        centres = self.centres()
-        delta = (counts * centres - sums) / (1.0 + counts)
-        self.class_centres.assign(centres - self.alpha * delta)
+        centers = self.centers()
+        delta = (counts * centers - sums) / (1.0 + counts)
+        self.class_centers.assign(centers - self.alpha * delta)
 
     def call(self, inputs, training=None):
         x = ops.cast(inputs, "float32")
         logits = self._logits(x)
         outputs = {"scores": logits, "embedding": x, "distances": self.distances(x)}
-        if training and self.centre_update == "moving_average":
-            self.update_centres(x, ops.argmax(ops.stop_gradient(logits), axis=-1))
+        if training and self.center_update == "moving_average":
+            self.update_centers(x, ops.argmax(ops.stop_gradient(logits), axis=-1))
         return outputs
 
     def get_config(self):
         return {**super().get_config(), "metric": self.metric,
-                "centre_update": self.centre_update, "alpha": self.alpha,
+                "center_update": self.center_update, "alpha": self.alpha,
                 "epsilon": self.epsilon,
-                "centre_initializer": keras.initializers.serialize(self.centre_initializer)}
+                "center_initializer": keras.initializers.serialize(self.center_initializer)}
+
+
+class _SavedCentreHead(CenterHead):
+    """What models saved before the rename load as: a `CenterHead` still named "CentreHead".
+
+    Such a model names the class "losslab>CentreHead", spells its arguments `centre_update` /
+    `centre_initializer` (accepted by `CenterHead`), and stores the layer's weights under the
+    snake-cased class name ("centre_head"), so the class that loads them must keep that
+    name. Loaded models keep it when saved again; new code builds `CenterHead`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        warn_renamed("CentreHead", "CenterHead", "saved layer class")
+        super().__init__(*args, **kwargs)
+
+
+_SavedCentreHead.__name__ = _SavedCentreHead.__qualname__ = "CentreHead"
+keras.saving.register_keras_serializable(package="losslab")(_SavedCentreHead)
 
 
 @register_head("embedding")
@@ -386,7 +423,14 @@ def embedding_head(num_classes, **kwargs):
     return EmbeddingHead(num_classes, **{"name": "embedding_head", **kwargs})
 
 
-@register_head("centre")
-def centre_head(num_classes, **kwargs):
-    """{"scores": logits, "embedding", "distances" to class centres} for centre loss."""
-    return CentreHead(num_classes, **{"name": "centre", **kwargs})
+@register_head("center")
+def center_head(num_classes, **kwargs):
+    """{"scores": logits, "embedding", "distances" to class centers} for center loss."""
+    return CenterHead(num_classes, **{"name": "center", **kwargs})
+
+
+# Deprecated names of this module (`losses.heads.CentreHead` etc.), answered with a warning.
+__getattr__ = module_aliases(__name__, {"CentreHead": "CenterHead",
+                                        "CENTRE_METRICS": "CENTER_METRICS",
+                                        "CENTRE_UPDATES": "CENTER_UPDATES",
+                                        "centre_head": "center_head"}, globals())

@@ -37,53 +37,26 @@ import numbers
 import keras
 from keras import ops
 
-from losses.base import as_float32, check_batch, check_rank, sparse_labels
-from losses.head_model import head_outputs
+from losses.base import (as_float32, check_bool, check_in_range, check_non_negative,
+                         check_positive, check_positive_int, check_rank, class_inputs,
+                         softmax_cross_entropy)
+from losses.head_model import HeadOutputLoss
 from losses.registry import LossRecipe, register_recipe
 
 # --------------------------------------------------------------------------- shared pieces
 
-
-def _cosine(y_pred, loss_name):
-    """cos θ (B, C) from a cosine-head tensor, or from the "cos" entry of a head-output dict."""
-    if isinstance(y_pred, dict):
-        (y_pred,) = head_outputs(y_pred, ("cos",), loss_name, "a 'cosine' head")
-    return y_pred
-
-
 def _prepare(y_true, cos):
     """-> (float32 cos (B, C), float32 one-hot labels (B, C))."""
-    shape = check_rank(cos, 2, "cos θ (y_pred)", "(batch, num_classes)")
-    if shape[-1] is None:
-        raise ValueError(f"cos θ (y_pred) must have a known number of classes, got {shape}")
-    labels = sparse_labels(y_true, int(shape[-1]))
-    check_batch(labels, cos)
-    return as_float32(cos), ops.one_hot(labels, int(shape[-1]), dtype="float32")
+    _, cos, one_hot, _ = class_inputs(y_true, cos, "cos θ (y_pred)")
+    return cos, one_hot
 
 
-def _cross_entropy(logits, one_hot):
-    """Softmax cross-entropy per sample, from float32 logits (B, C)."""
-    return -ops.sum(one_hot * ops.log_softmax(logits, axis=-1), axis=-1)
+class _CosineLoss(HeadOutputLoss):
+    """Reads cos θ: the output of a "cosine" head, or the "cos" entry of a head's dict."""
 
-
-def _positive_number(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 \
-            or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _non_negative_number(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 \
-            or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _positive_integer(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
+    head_keys = ("cos",)
+    tensor_key = "cos"
+    head_hint = "a 'cosine' head"
 
 
 # --------------------------------------------------------------------------- CosFace
@@ -106,11 +79,11 @@ def cosface_loss(y_true, y_pred, margin=0.35, scale=30.0):
         float32 tensor (B,).
     """
     cos, one_hot = _prepare(y_true, y_pred)
-    return _cross_entropy(scale * (cos - margin * one_hot), one_hot)
+    return softmax_cross_entropy(one_hot, scale * (cos - margin * one_hot))
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class CosFaceLoss(keras.losses.Loss):
+class CosFaceLoss(_CosineLoss):
     """Additive cosine margin softmax (CosFace / AM-Softmax).
 
     Formula:
@@ -127,22 +100,23 @@ class CosFaceLoss(keras.losses.Loss):
         scale: Scale s > 0 of the normalised logits. Defaults to `30.0`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"cosface_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition",
         CVPR 2018; Wang et al., "Additive Margin Softmax for Face Verification", 2018.
     """
 
-    head_keys = ("cos",)
-
     def __init__(self, margin=0.35, scale=30.0, reduction="sum_over_batch_size",
-                 name="cosface_loss"):
-        super().__init__(name=name, reduction=reduction)
-        self.margin = _non_negative_number(margin, "margin")
-        self.scale = _positive_number(scale, "scale")
+                 name="cosface_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.margin = check_non_negative("margin", margin)
+        self.scale = check_positive("scale", scale)
 
     def call(self, y_true, y_pred):
-        return cosface_loss(y_true, _cosine(y_pred, "CosFaceLoss"), self.margin, self.scale)
+        (cos,) = self.head_values(y_pred)
+        return cosface_loss(y_true, cos, self.margin, self.scale)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "scale": self.scale}
@@ -195,11 +169,11 @@ def arcface_loss(y_true, y_pred, margin=0.5, scale=30.0, easy_margin=False):
     cos, one_hot = _prepare(y_true, y_pred)
     cos_y = ops.sum(one_hot * cos, axis=-1, keepdims=True)
     target = arcface_target(cos_y, margin, easy_margin)
-    return _cross_entropy(scale * (cos + one_hot * (target - cos_y)), one_hot)
+    return softmax_cross_entropy(one_hot, scale * (cos + one_hot * (target - cos_y)))
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class ArcFaceLoss(keras.losses.Loss):
+class ArcFaceLoss(_CosineLoss):
     """Additive angular margin softmax (ArcFace).
 
     Formula:
@@ -226,28 +200,25 @@ class ArcFaceLoss(keras.losses.Loss):
             Defaults to `False`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"arcface_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Deng et al., "ArcFace: Additive Angular Margin Loss for Deep Face Recognition",
         CVPR 2019; fallback from deepinsight/insightface recognition/arcface_torch/losses.py.
     """
 
-    head_keys = ("cos",)
-
     def __init__(self, margin=0.5, scale=30.0, easy_margin=False,
-                 reduction="sum_over_batch_size", name="arcface_loss"):
-        super().__init__(name=name, reduction=reduction)
-        self.margin = _non_negative_number(margin, "margin")
-        if self.margin > math.pi / 2:
-            raise ValueError(f"margin must be in [0, π/2] radians, got {margin!r}")
-        self.scale = _positive_number(scale, "scale")
-        if not isinstance(easy_margin, bool):
-            raise ValueError(f"easy_margin must be True or False, got {easy_margin!r}")
-        self.easy_margin = easy_margin
+                 reduction="sum_over_batch_size", name="arcface_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.margin = check_in_range("margin", margin, 0, math.pi / 2, closed="both",
+                                     interval="[0, π/2] radians")
+        self.scale = check_positive("scale", scale)
+        self.easy_margin = check_bool("easy_margin", easy_margin)
 
     def call(self, y_true, y_pred):
-        return arcface_loss(y_true, _cosine(y_pred, "ArcFaceLoss"), self.margin, self.scale,
-                            self.easy_margin)
+        (cos,) = self.head_values(y_pred)
+        return arcface_loss(y_true, cos, self.margin, self.scale, self.easy_margin)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "scale": self.scale,
@@ -272,7 +243,7 @@ def large_margin_psi(cos, margin):
         cos: cos θ, any shape; clipped to [-1, 1].
         margin: The integer margin m >= 1.
     """
-    m = _positive_integer(margin, "margin")
+    m = check_positive_int("margin", margin)
     cos = ops.clip(as_float32(cos), -1.0, 1.0)
     previous, chebyshev = ops.ones_like(cos), cos
     for _ in range(m - 1):
@@ -303,7 +274,7 @@ def _large_margin_logits(cos, norm, one_hot, margin, lam):
 def _lambda_column(lam):
     """λ as a Python float, or a per-sample (B,) tensor as a float32 (B, 1) column."""
     if isinstance(lam, numbers.Real):
-        return _non_negative_number(lam, "lam")
+        return check_non_negative("lam", lam)
     return ops.reshape(as_float32(lam), (-1, 1))
 
 
@@ -325,12 +296,12 @@ def large_margin_softmax_loss(y_true, cos, norm, margin=4, lam=0.0):
     Returns:
         float32 tensor (B,).
     """
-    m = _positive_integer(margin, "margin")
+    m = check_positive_int("margin", margin)
     cos, one_hot = _prepare(y_true, cos)
     check_rank(norm, 2, "norm ‖W_j‖‖x‖", "(batch, num_classes) like cos θ")
     norm = as_float32(norm)
     logits = _large_margin_logits(cos, norm, one_hot, m, _lambda_column(lam))
-    return _cross_entropy(logits, one_hot)
+    return softmax_cross_entropy(one_hot, logits)
 
 
 def sphereface_loss(y_true, cos, x_norm, margin=4, lam=0.0):
@@ -351,28 +322,27 @@ def sphereface_loss(y_true, cos, x_norm, margin=4, lam=0.0):
     Returns:
         float32 tensor (B,).
     """
-    m = _positive_integer(margin, "margin")
+    m = check_positive_int("margin", margin)
     cos, one_hot = _prepare(y_true, cos)
     check_rank(x_norm, (1, 2), "x_norm ‖x‖", "(batch,) or (batch, 1)")
     x_norm = ops.reshape(as_float32(x_norm), (-1, 1))
     logits = _large_margin_logits(cos, x_norm, one_hot, m, _lambda_column(lam))
-    return _cross_entropy(logits, one_hot)
+    return softmax_cross_entropy(one_hot, logits)
 
 
-class _AnnealedMarginLoss(keras.losses.Loss):
+class _AnnealedMarginLoss(HeadOutputLoss):
     """Shared constructor, λ schedule and config of L-Softmax and SphereFace."""
 
     norm_key = None  # "norm" or "x_norm"
-    head_hint = None
 
     def __init__(self, margin, lambda_base, lambda_gamma, lambda_power, lambda_min, reduction,
-                 name):
-        super().__init__(name=name, reduction=reduction)
-        self.margin = _positive_integer(margin, "margin")
-        self.lambda_base = _non_negative_number(lambda_base, "lambda_base")
-        self.lambda_gamma = _non_negative_number(lambda_gamma, "lambda_gamma")
-        self.lambda_power = _non_negative_number(lambda_power, "lambda_power")
-        self.lambda_min = _non_negative_number(lambda_min, "lambda_min")
+                 name, dtype):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.margin = check_positive_int("margin", margin)
+        self.lambda_base = check_non_negative("lambda_base", lambda_base)
+        self.lambda_gamma = check_non_negative("lambda_gamma", lambda_gamma)
+        self.lambda_power = check_non_negative("lambda_power", lambda_power)
+        self.lambda_min = check_non_negative("lambda_min", lambda_min)
 
     @property
     def head_keys(self):
@@ -380,7 +350,7 @@ class _AnnealedMarginLoss(keras.losses.Loss):
 
     def _inputs(self, y_pred):
         """-> (cos, norm, λ) from the head-output dict."""
-        values = head_outputs(y_pred, self.head_keys, type(self).__name__, self.head_hint)
+        values = self.head_values(y_pred)
         if self.lambda_gamma > 0:
             lam = annealed_lambda(values[2], self.lambda_base, self.lambda_gamma,
                                   self.lambda_power, self.lambda_min)
@@ -424,6 +394,8 @@ class LargeMarginSoftmaxLoss(_AnnealedMarginLoss):
         lambda_min: Floor of λ. Defaults to `0.0`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"large_margin_softmax_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Liu, Wen, Yu, Yang, "Large-Margin Softmax Loss for Convolutional Neural Networks",
@@ -435,9 +407,9 @@ class LargeMarginSoftmaxLoss(_AnnealedMarginLoss):
 
     def __init__(self, margin=4, lambda_base=1000.0, lambda_gamma=2.5e-5, lambda_power=35.0,
                  lambda_min=0.0, reduction="sum_over_batch_size",
-                 name="large_margin_softmax_loss"):
+                 name="large_margin_softmax_loss", dtype=None):
         super().__init__(margin, lambda_base, lambda_gamma, lambda_power, lambda_min,
-                         reduction, name)
+                         reduction, name, dtype)
 
     def call(self, y_true, y_pred):
         cos, norm, lam = self._inputs(y_pred)
@@ -473,6 +445,8 @@ class SphereFaceLoss(_AnnealedMarginLoss):
         lambda_min: Floor of λ. Defaults to `5.0`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"sphereface_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Liu et al., "SphereFace: Deep Hypersphere Embedding for Face Recognition", CVPR 2017
@@ -483,9 +457,10 @@ class SphereFaceLoss(_AnnealedMarginLoss):
     head_hint = "a 'sphere' head"
 
     def __init__(self, margin=4, lambda_base=1000.0, lambda_gamma=0.12, lambda_power=1.0,
-                 lambda_min=5.0, reduction="sum_over_batch_size", name="sphereface_loss"):
+                 lambda_min=5.0, reduction="sum_over_batch_size", name="sphereface_loss",
+                 dtype=None):
         super().__init__(margin, lambda_base, lambda_gamma, lambda_power, lambda_min,
-                         reduction, name)
+                         reduction, name, dtype)
 
     def call(self, y_true, y_pred):
         cos, x_norm, lam = self._inputs(y_pred)

@@ -1,4 +1,4 @@
-"""Metric-learning losses: centre, contrastive, triplet, triplet-constrained, and `JointLoss`.
+"""Metric-learning losses: center, contrastive, triplet, triplet-constrained, and `JointLoss`.
 
 They stand on `losses.distances` (pairwise distances) and `losses.mining` (in-batch pairs and
 triplets from the labels), and take `y_true` as integer class labels (B,) / (B, 1) or one-hot.
@@ -6,13 +6,13 @@ What `y_pred` is depends on the head (losses/heads.py):
 
 | loss                    | head                | reads from y_pred                              |
 |-------------------------|---------------------|------------------------------------------------|
-| CenterLoss              | "centre"            | "distances" to the class centres (B, C)        |
+| CenterLoss              | "center"            | "distances" to the class centers (B, C)        |
 | ContrastiveLoss         | "embedding"         | "embedding" (B, D), or a plain tensor (B, D)   |
 | TripletLoss             | "embedding"         | "embedding" (B, D), or a plain tensor (B, D)   |
 | TripletConstrainedLoss  | "softmax"           | the class scores (B, C), a plain tensor        |
 | JointLoss               | as its metric loss  | "scores" for the cross-entropy + the metric's  |
 
-A metric loss is rarely trained alone: the centre loss is meaningless without a classifier,
+A metric loss is rarely trained alone: the center loss is meaningless without a classifier,
 and the papers pair contrastive (DeepID2) and triplet losses (Bag of Tricks) with softmax
 cross-entropy. LossLab has one way to do that, `JointLoss(metric, metric_weight=λ)`:
 `cross_entropy_weight·CE(scores) + λ·metric`, a single serializable `Loss` for
@@ -43,16 +43,15 @@ pair/triplet (a class alone in the batch) get 0; P×K batches avoid them
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import keras
 from keras import ops
 
 from losses import mining as _mining
-from losses.base import as_float32, check_batch, check_rank, sparse_labels
+from losses.base import (Loss, as_float32, check_batch, check_bool, check_choice,
+                         check_non_negative, check_positive, check_rank, class_inputs,
+                         softmax_cross_entropy)
 from losses.distances import l2_normalize, pairwise_distances, pairwise_squared_distances
-from losses.head_model import SCORES, head_keys, head_outputs
+from losses.head_model import SCORES, HeadOutputLoss, head_keys, head_outputs
 from losses.registry import LossRecipe, register_recipe
 
 TRIPLET_MINING = ("batch_all", "batch_hard", "semi_hard")
@@ -62,31 +61,18 @@ CONSTRAINED_FORMS = ("faithful", "hinge")
 CONSTRAINED_FEATURES = ("sigmoid", "softmax", "logits")
 CONSTRAINED_MINING = ("batch_hard", "batch_all")
 
-_EMBEDDING_HEAD = "an 'embedding' head (losses.heads.EmbeddingHead) or a 'centre' head"
-_CENTRE_HEAD = "a 'centre' head (losses.heads.CentreHead)"
+_EMBEDDING_HEAD = "an 'embedding' head (losses.heads.EmbeddingHead) or a 'center' head"
+_CENTER_HEAD = "a 'center' head (losses.heads.CenterHead)"
 
 # --------------------------------------------------------------------------- shared pieces
 
 
-def _number(value, what, minimum=0.0, strict=False):
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-          and math.isfinite(value) and (value > minimum if strict else value >= minimum))
-    if not ok:
-        relation = ">" if strict else ">="
-        raise ValueError(f"{what} must be a finite number {relation} {minimum:g}, got {value!r}")
-    return float(value)
+class _EmbeddingLoss(HeadOutputLoss):
+    """Reads the embedding: an embedding model's output, or the "embedding" of a head's dict."""
 
-
-def _choice(value, choices, what):
-    if value not in choices:
-        raise ValueError(f"{what} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
-
-
-def _flag(value, what):
-    if not isinstance(value, bool):
-        raise ValueError(f"{what} must be True or False, got {value!r}")
-    return value
+    head_keys = ("embedding",)
+    tensor_key = "embedding"
+    head_hint = _EMBEDDING_HEAD
 
 
 def _embedding(y_pred, loss_name):
@@ -104,22 +90,6 @@ def _labels_and_embedding(y_true, y_pred, loss_name):
     return labels, embedding
 
 
-def _scores_and_labels(y_true, scores, what="the class scores (y_pred)"):
-    """-> (float32 scores (B, C), int32 labels (B,), C) with the shapes checked."""
-    shape = check_rank(scores, 2, what, "(batch, num_classes)")
-    if shape[-1] is None:
-        raise ValueError(f"{what} must have a known number of classes, got shape {shape}")
-    labels = sparse_labels(y_true, int(shape[-1]))
-    check_batch(labels, scores)
-    return as_float32(scores), labels, int(shape[-1])
-
-
-def _cross_entropy(labels, logits, num_classes):
-    """Softmax cross-entropy per sample from float32 logits (B, C) and int labels (B,)."""
-    one_hot = ops.one_hot(labels, num_classes, dtype="float32")
-    return -ops.sum(one_hot * ops.log_softmax(logits, axis=-1), axis=-1)
-
-
 def _batch_size(x):
     return ops.cast(ops.shape(x)[0], "float32")
 
@@ -133,48 +103,50 @@ def _as_float(mask):
     return ops.cast(mask, "float32")
 
 
-# --------------------------------------------------------------------------- centre loss
+# --------------------------------------------------------------------------- center loss
 
 
 def center_loss(y_true, distances):
-    """Centre loss per sample: half the squared distance to the centre of the sample's class.
+    """Center loss per sample: half the squared distance to the center of the sample's class.
 
     Formula:
-        loss_i = ½ d(x_i, c_{y_i})          (d = ‖x_i - c_{y_i}‖² for a Euclidean centre head)
+        loss_i = ½ d(x_i, c_{y_i})          (d = ‖x_i - c_{y_i}‖² for a Euclidean center head)
 
     Args:
         y_true: Integer labels (B,) or (B, 1), or one-hot (B, C).
-        distances: Squared distances to every class centre (B, C) — the "distances" of the
-            "centre" head.
+        distances: Squared distances to every class center (B, C) — the "distances" of the
+            "center" head.
 
     Returns:
         float32 tensor (B,).
     """
-    distances, labels, num_classes = _scores_and_labels(
-        y_true, distances, "the distances to the class centres")
-    return 0.5 * ops.sum(ops.one_hot(labels, num_classes, dtype="float32") * distances, axis=-1)
+    _, distances, one_hot, _ = class_inputs(y_true, distances,
+                                            "the distances to the class centers")
+    return 0.5 * ops.sum(one_hot * distances, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class CenterLoss(keras.losses.Loss):
-    """Centre loss (Wen et al. 2016): pulls each embedding toward its class centre.
+class CenterLoss(HeadOutputLoss):
+    """Center loss (Wen et al. 2016): pulls each embedding toward its class center.
 
     Formula:
         loss = (1/B) Σ_i ½ ‖x_i - c_{y_i}‖²       (or ½ (x_i - c_y)ᵀ M (x_i - c_y))
 
-    The centres are weights of the "centre" head (`losses.heads.CentreHead`), learned by the
-    gradient or moved by the paper's moving average (see the head's `centre_update`); the
+    The centers are weights of the "center" head (`losses.heads.CenterHead`), learned by the
+    gradient or moved by the paper's moving average (see the head's `center_update`); the
     loss reads the head's "distances" (B, C) and is stateless. Wen et al. average over the
     mini-batch as here (their Caffe layer divides by the batch size), so their λ carries
     over. Alone it collapses every embedding to one point; train it next to cross-entropy:
 
-        model = zoo.create_model("lenet_embed", num_classes=10, head="centre",
-                                 head_kwargs={"centre_update": "moving_average"})
+        model = zoo.create_model("lenet_embed", num_classes=10, head="center",
+                                 head_kwargs={"center_update": "moving_average"})
         model.compile(loss=JointLoss(CenterLoss(), metric_weight=0.003), metrics=["accuracy"])
 
     Args:
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"center_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Wen, Zhang, Li, Qiao, "A Discriminative Feature Learning Approach for Deep Face
@@ -182,12 +154,13 @@ class CenterLoss(keras.losses.Loss):
     """
 
     head_keys = ("distances",)
+    head_hint = _CENTER_HEAD
 
-    def __init__(self, reduction="sum_over_batch_size", name="center_loss"):
-        super().__init__(name=name, reduction=reduction)
+    def __init__(self, reduction="sum_over_batch_size", name="center_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):
-        (distances,) = head_outputs(y_pred, self.head_keys, "CenterLoss", _CENTRE_HEAD)
+        (distances,) = self.head_values(y_pred)
         return center_loss(y_true, distances)
 
 
@@ -213,7 +186,7 @@ def contrastive_loss(y_true, y_pred, margin=1.0, mining="all", normalize=False):
     Returns:
         float32 tensor (B,).
     """
-    _choice(mining, CONTRASTIVE_MINING, "mining")
+    check_choice("mining", mining, CONTRASTIVE_MINING)
     labels, embedding = _labels_and_embedding(y_true, y_pred, "ContrastiveLoss")
     if normalize:
         embedding = l2_normalize(embedding)
@@ -227,7 +200,7 @@ def contrastive_loss(y_true, y_pred, margin=1.0, mining="all", normalize=False):
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class ContrastiveLoss(keras.losses.Loss):
+class ContrastiveLoss(_EmbeddingLoss):
     """Contrastive loss (Hadsell, Chopra, LeCun 2006) on pairs formed inside the batch.
 
     Formula:
@@ -253,23 +226,24 @@ class ContrastiveLoss(keras.losses.Loss):
         normalize: L2-normalise the embeddings first. Defaults to `False` (the paper).
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"contrastive_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Hadsell, Chopra, LeCun, "Dimensionality Reduction by Learning an Invariant
         Mapping", CVPR 2006.
     """
 
-    head_keys = ("embedding",)
-
     def __init__(self, margin=1.0, mining="all", normalize=False,
-                 reduction="sum_over_batch_size", name="contrastive_loss"):
-        super().__init__(name=name, reduction=reduction)
-        self.margin = _number(margin, "margin", strict=True)
-        self.mining = _choice(mining, CONTRASTIVE_MINING, "mining")
-        self.normalize = _flag(normalize, "normalize")
+                 reduction="sum_over_batch_size", name="contrastive_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.margin = check_positive("margin", margin)
+        self.mining = check_choice("mining", mining, CONTRASTIVE_MINING)
+        self.normalize = check_bool("normalize", normalize)
 
     def call(self, y_true, y_pred):
-        return contrastive_loss(y_true, y_pred, self.margin, self.mining, self.normalize)
+        (embedding,) = self.head_values(y_pred)
+        return contrastive_loss(y_true, embedding, self.margin, self.mining, self.normalize)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "mining": self.mining,
@@ -302,8 +276,8 @@ def triplet_loss(y_true, y_pred, margin=0.3, mining="batch_hard", distance="eucl
     Returns:
         float32 tensor (B,).
     """
-    _choice(mining, TRIPLET_MINING, "mining")
-    _choice(distance, TRIPLET_DISTANCES, "distance")
+    check_choice("mining", mining, TRIPLET_MINING)
+    check_choice("distance", distance, TRIPLET_DISTANCES)
     labels, embedding = _labels_and_embedding(y_true, y_pred, "TripletLoss")
     if normalize:
         embedding = l2_normalize(embedding)
@@ -331,7 +305,7 @@ def triplet_loss(y_true, y_pred, margin=0.3, mining="batch_hard", distance="eucl
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class TripletLoss(keras.losses.Loss):
+class TripletLoss(_EmbeddingLoss):
     """Triplet loss with in-batch mining (FaceNet; Hermans, Beyer, Leibe 2017).
 
     Formula:
@@ -371,6 +345,8 @@ class TripletLoss(keras.losses.Loss):
         soft_margin: Use log(1 + e^x) instead of the hinge. Defaults to `False`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"triplet_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Schroff, Kalenichenko, Philbin, "FaceNet: A Unified Embedding for Face Recognition
@@ -379,19 +355,19 @@ class TripletLoss(keras.losses.Loss):
         Baseline for Deep Person Re-identification", CVPRW 2019.
     """
 
-    head_keys = ("embedding",)
-
     def __init__(self, margin=0.3, mining="batch_hard", distance="euclidean", normalize=False,
-                 soft_margin=False, reduction="sum_over_batch_size", name="triplet_loss"):
-        super().__init__(name=name, reduction=reduction)
-        self.margin = _number(margin, "margin")
-        self.mining = _choice(mining, TRIPLET_MINING, "mining")
-        self.distance = _choice(distance, TRIPLET_DISTANCES, "distance")
-        self.normalize = _flag(normalize, "normalize")
-        self.soft_margin = _flag(soft_margin, "soft_margin")
+                 soft_margin=False, reduction="sum_over_batch_size", name="triplet_loss",
+                 dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.margin = check_non_negative("margin", margin)
+        self.mining = check_choice("mining", mining, TRIPLET_MINING)
+        self.distance = check_choice("distance", distance, TRIPLET_DISTANCES)
+        self.normalize = check_bool("normalize", normalize)
+        self.soft_margin = check_bool("soft_margin", soft_margin)
 
     def call(self, y_true, y_pred):
-        return triplet_loss(y_true, y_pred, self.margin, self.mining, self.distance,
+        (embedding,) = self.head_values(y_pred)
+        return triplet_loss(y_true, embedding, self.margin, self.mining, self.distance,
                             self.normalize, self.soft_margin)
 
     def get_config(self):
@@ -436,15 +412,15 @@ def triplet_constrained_loss(y_true, y_pred, alpha=0.1, beta=0.1, form="faithful
     Returns:
         float32 tensor (B,).
     """
-    _choice(form, CONSTRAINED_FORMS, "form")
-    _choice(features, CONSTRAINED_FEATURES, "features")
-    _choice(mining, CONSTRAINED_MINING, "mining")
+    check_choice("form", form, CONSTRAINED_FORMS)
+    check_choice("features", features, CONSTRAINED_FEATURES)
+    check_choice("mining", mining, CONSTRAINED_MINING)
     if form == "faithful" and features == "logits":
         raise ValueError("form='faithful' needs bounded features ('sigmoid' or 'softmax'): "
                          "with features='logits' the term -β·L2 is unbounded below; "
                          "use form='hinge' for unbounded features")
-    scores, labels, num_classes = _scores_and_labels(y_true, y_pred)
-    cross_entropy = _cross_entropy(labels, scores, num_classes)
+    labels, scores, one_hot, _ = class_inputs(y_true, y_pred, "the class scores (y_pred)")
+    cross_entropy = softmax_cross_entropy(one_hot, scores)
     p = _output_features(scores, features)
     d = pairwise_squared_distances(p)
     negatives = _mining.negative_mask(labels)
@@ -471,7 +447,7 @@ def triplet_constrained_loss(y_true, y_pred, alpha=0.1, beta=0.1, form="faithful
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class TripletConstrainedLoss(keras.losses.Loss):
+class TripletConstrainedLoss(Loss):
     """Triplet-constrained CNN loss (Xu et al. 2019): softmax CE plus a triplet constraint.
 
     Formula:
@@ -517,22 +493,24 @@ class TripletConstrainedLoss(keras.losses.Loss):
         mining: "batch_hard" or "batch_all". Defaults to `"batch_hard"`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"triplet_constrained_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Xu et al., "triplet-constrained convolutional neural network", 2019 (the model:
-        `zoo.lenet.lenet_tcnn`).
+        `zoo.models.lenet.lenet_tcnn`).
     """
 
     def __init__(self, alpha=0.1, beta=0.1, form="faithful", margin=0.05, features="sigmoid",
                  mining="batch_hard", reduction="sum_over_batch_size",
-                 name="triplet_constrained_loss"):
-        super().__init__(name=name, reduction=reduction)
-        self.alpha = _number(alpha, "alpha")
-        self.beta = _number(beta, "beta")
-        self.form = _choice(form, CONSTRAINED_FORMS, "form")
-        self.margin = _number(margin, "margin")
-        self.features = _choice(features, CONSTRAINED_FEATURES, "features")
-        self.mining = _choice(mining, CONSTRAINED_MINING, "mining")
+                 name="triplet_constrained_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.alpha = check_non_negative("alpha", alpha)
+        self.beta = check_non_negative("beta", beta)
+        self.form = check_choice("form", form, CONSTRAINED_FORMS)
+        self.margin = check_non_negative("margin", margin)
+        self.features = check_choice("features", features, CONSTRAINED_FEATURES)
+        self.mining = check_choice("mining", mining, CONSTRAINED_MINING)
         if self.form == "faithful" and self.features == "logits":
             raise ValueError("form='faithful' needs bounded features ('sigmoid' or "
                              "'softmax'); use form='hinge' with features='logits'")
@@ -554,13 +532,13 @@ class TripletConstrainedLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class JointLoss(keras.losses.Loss):
+class JointLoss(Loss):
     """Softmax cross-entropy on the scores plus a weighted metric loss: CE + λ·metric.
 
     Formula:
         loss_i = cross_entropy_weight·CE(scores_i, y_i) + metric_weight·metric_i
 
-    The one way LossLab trains a metric loss next to a classifier (centre loss, contrastive
+    The one way LossLab trains a metric loss next to a classifier (center loss, contrastive
     loss as in DeepID2, triplet loss as in Bag of Tricks). `metric` is any Keras loss; its
     per-sample values are used (its own reduction is ignored: this loss reduces the sum).
     When the metric reads head outputs (its `head_keys`), this loss reads "scores" plus
@@ -577,16 +555,18 @@ class JointLoss(keras.losses.Loss):
         cross_entropy_weight: Weight >= 0 of the cross-entropy. Defaults to `1.0`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"joint_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
 
     Reference:
         Sun, Wang, Tang, "Deep Learning Face Representation by Joint
         Identification-Verification", NeurIPS 2014 (CE + λ·contrastive); Wen et al.,
-        ECCV 2016 (CE + λ·centre).
+        ECCV 2016 (CE + λ·center).
     """
 
     def __init__(self, metric, metric_weight=1.0, cross_entropy_weight=1.0,
-                 reduction="sum_over_batch_size", name="joint_loss"):
-        super().__init__(name=name, reduction=reduction)
+                 reduction="sum_over_batch_size", name="joint_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         if isinstance(metric, dict):
             metric = keras.saving.deserialize_keras_object(metric)
         if not isinstance(metric, keras.losses.Loss):
@@ -595,8 +575,9 @@ class JointLoss(keras.losses.Loss):
         if isinstance(metric, JointLoss):
             raise ValueError("metric must not itself be a JointLoss (add the terms in one)")
         self.metric = metric
-        self.metric_weight = _number(metric_weight, "metric_weight")
-        self.cross_entropy_weight = _number(cross_entropy_weight, "cross_entropy_weight")
+        self.metric_weight = check_non_negative("metric_weight", metric_weight)
+        self.cross_entropy_weight = check_non_negative("cross_entropy_weight",
+                                                       cross_entropy_weight)
 
     @property
     def head_keys(self):
@@ -610,8 +591,8 @@ class JointLoss(keras.losses.Loss):
             metric_input = y_pred if head_keys(self.metric) else scores
         else:
             scores = metric_input = y_pred
-        scores, labels, num_classes = _scores_and_labels(y_true, scores)
-        total = self.cross_entropy_weight * _cross_entropy(labels, scores, num_classes)
+        _, scores, one_hot, _ = class_inputs(y_true, scores, "the class scores (y_pred)")
+        total = self.cross_entropy_weight * softmax_cross_entropy(one_hot, scores)
         metric = ops.cast(self.metric.call(y_true, metric_input), "float32")
         return total + self.metric_weight * metric
 
@@ -626,9 +607,9 @@ class JointLoss(keras.losses.Loss):
 # λ defaults. Checked on MNIST with `lenet_embed` (2-D embedding, the `zoo.train` default),
 # 8,000 training images, 3 epochs, batch 64, Adam 2e-3, one seed — a smoke-level comparison
 # (softmax alone: 90.0 % test accuracy), not a benchmark:
-# - centre: the paper's λ = 0.003 and α = 0.5 with the moving-average centres: 90.0 %.
+# - center: the paper's λ = 0.003 and α = 0.5 with the moving-average centers: 90.0 %.
 #   Larger λ hurt in this short run (moving average λ = 0.01: 81.8 %, 0.1: 70.8 %; gradient
-#   centres λ = 0.01: 75.6 %, 0.1: 65.9 % — under Adam the centres move only ~lr per step).
+#   centers λ = 0.01: 75.6 %, 0.1: 65.9 % — under Adam the centers move only ~lr per step).
 # - contrastive: DeepID2's λ = 0.05 (identification + verification), margin 1: 85.5 %.
 # - triplet: batch-hard, margin 0.3 (Bag of Tricks), λ = 0.1: 81.7 %. Bag of Tricks' λ = 1
 #   collapsed the 2-D embedding (9.6 %; also with normalised embeddings, 19.9 %); semi-hard
@@ -638,9 +619,9 @@ class JointLoss(keras.losses.Loss):
 #   for plain softmax after 3 epochs (α = β = 1: 74.3 %).
 
 register_recipe(LossRecipe(
-    name="centre", head="centre", head_kwargs={"centre_update": "moving_average", "alpha": 0.5},
+    name="center", head="center", head_kwargs={"center_update": "moving_average", "alpha": 0.5},
     build_loss=lambda num_classes: JointLoss(CenterLoss(), metric_weight=0.003),
-    summary="softmax CE + 0.003·centre loss, moving-average centres α=0.5 (Wen et al. 2016)"))
+    summary="softmax CE + 0.003·center loss, moving-average centers α=0.5 (Wen et al. 2016)"))
 register_recipe(LossRecipe(
     name="contrastive", head="embedding", balanced_batches=True,
     build_loss=lambda num_classes: JointLoss(ContrastiveLoss(margin=1.0), metric_weight=0.05),

@@ -3,6 +3,9 @@
 A recipe says which head the model needs, how to build the loss for it, and whether the
 training batches must be class-balanced (P×K) — everything the entry point needs to turn a
 name into a trainable model.
+
+Old names still work as deprecated aliases that are never listed: `get_recipe("centre")`
+warns and returns the "center" recipe.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import keras
+
+from losses._compat import warn_renamed
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,7 @@ class LossRecipe:
 
 
 _RECIPES: dict = {}
+_ALIASES = {"centre": "center"}  # deprecated name -> name; never listed
 
 
 def register_recipe(recipe: LossRecipe) -> LossRecipe:
@@ -33,11 +39,16 @@ def register_recipe(recipe: LossRecipe) -> LossRecipe:
     return recipe
 
 
-def list_recipes():
-    return sorted(_RECIPES)
+def list_recipes(include_deprecated=False):
+    """The recipe names, sorted; with `include_deprecated`, also the old names still accepted."""
+    return sorted([*_RECIPES, *(_ALIASES if include_deprecated else ())])
 
 
 def get_recipe(name: str) -> LossRecipe:
+    """The recipe `name` (an old name gives its renamed recipe, with a DeprecationWarning)."""
+    if name in _ALIASES:
+        warn_renamed(name, _ALIASES[name], "loss recipe")
+        name = _ALIASES[name]
     if name not in _RECIPES:
         raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(list_recipes())}")
     return _RECIPES[name]

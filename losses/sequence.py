@@ -27,7 +27,7 @@ import numpy as np
 from keras import ops
 
 import keras
-from losses.base import as_float32, check_batch, check_rank, concrete_numpy, static_shape
+from losses.base import Loss, as_float32, check_batch, check_rank, concrete_numpy, static_shape
 
 BLANK_INDEX = 0
 PAD_VALUE = -1
@@ -197,7 +197,7 @@ def ctc_loss(y_true, y_pred, logit_length=None, pad_value=PAD_VALUE, zero_infini
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class CTCLoss(keras.losses.Loss):
+class CTCLoss(Loss):
     """Connectionist temporal classification loss for padded label sequences.
 
     Formula:
@@ -229,7 +229,8 @@ class CTCLoss(keras.losses.Loss):
         zero_infinity: replace the loss of infeasible samples by 0. Defaults to False.
         reduction: type of reduction over the batch. Defaults to "sum_over_batch_size".
         name: name of the loss. Defaults to "ctc_loss".
-        dtype: dtype of the loss computations. Defaults to None (float32).
+        dtype: dtype Keras casts the inputs and the loss to (the loss computes in float32;
+            the labels must stay exact in it). Defaults to None (`keras.config.floatx()`).
 
     Reference: Graves, Fernández, Gomez, Schmidhuber, "Connectionist Temporal
     Classification: Labelling Unsegmented Sequence Data with Recurrent Neural Networks",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/loss_contract.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/losses/loss_contract.py
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

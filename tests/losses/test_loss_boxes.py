@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import pytest
-from loss_contract import check_sample_weight
 
 import keras
 from losses import boxes
@@ -170,7 +169,7 @@ def test_iou_losses_are_scale_invariant(kind):
 IDENTICAL = ([1.0, 2.0, 4.0, 3.0], [1.0, 2.0, 4.0, 3.0])
 DISJOINT = ([0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 3.0, 1.0])  # side by side, gap 1
 NESTED = ([0.0, 0.0, 4.0, 4.0], [1.0, 1.0, 3.0, 3.0])  # concentric, half the size
-ZERO_WIDTH = ([0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 1.0, 2.0])  # a vertical segment, same centre
+ZERO_WIDTH = ([0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 1.0, 2.0])  # a vertical segment, same center
 ZERO_HEIGHT = ([0.0, 0.0, 2.0, 2.0], [0.0, 1.0, 2.0, 1.0])
 INVERTED = ([0.0, 0.0, 2.0, 2.0], [3.0, 3.0, 1.0, 1.0])  # x_max < x_min: counts as zero-size
 E = math.exp
@@ -190,7 +189,7 @@ HAND = {
                                   "eiou": 2.0, "siou": 1 + (1 - E(-1)) ** 4 / 2,
                                   "focal_eiou": 0.0}),
     # Unclamped, its "area" (-2)·(-2) = 4 would give GIoU = 1, i.e. a zero loss. Clamped:
-    # w = h = 0 at centre (2, 2); C = 2x2, ρ² = 2, c² = 8; CIoU: v = 1/4, α = 1/5;
+    # w = h = 0 at center (2, 2); C = 2x2, ρ² = 2, c² = 8; CIoU: v = 1/4, α = 1/5;
     # SIoU: Λ = 1 (45°), ρ_x = ρ_y = 1/4, ω_w = ω_h = 1.
     "inverted": (INVERTED, {"iou": 1.0, "giou": 1.0, "diou": 1.25, "ciou": 1.3, "eiou": 3.25,
                             "siou": 1 + (1 - E(-0.25)) + (1 - E(-1)) ** 4, "focal_eiou": 0.0}),
@@ -226,7 +225,7 @@ def test_siou_theta_changes_only_the_shape_cost():
 
 
 def test_ciou_constant_is_four_over_pi_squared():
-    # Same centre, IoU = 1/2: 2x2 target, 1x2 prediction. v = (4/π²)(π/4 - atan(1/2))².
+    # Same center, IoU = 1/2: 2x2 target, 1x2 prediction. v = (4/π²)(π/4 - atan(1/2))².
     v = 4 / math.pi**2 * (math.pi / 4 - math.atan(0.5)) ** 2
     expected = 0.5 + v * v / (0.5 + v)
     got = per_box(boxes.CIoULoss(), np.array([[0, 0, 2, 2.0]], "float32"),
@@ -278,6 +277,28 @@ def test_matches_keras_bounding_box_utilities():
         converted = xyxy_to(a, ours)
         np.testing.assert_allclose(np_(boxes.to_xyxy(converted, ours)),
                                    np_(bb.convert_format(converted, theirs, "xyxy")), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", boxes.IOU_KINDS)
+@pytest.mark.parametrize("box_format", boxes.BOX_FORMATS)
+def test_loss_class_function_and_measure_agree(kind, box_format):
+    """The class, the functional form and 1 - elementwise_box_iou are one definition."""
+    y_true, y_pred = overlapping_pairs(6, seed=21)
+    y_true[0], y_pred[0] = DISJOINT  # and one pair that does not overlap
+    t, p = xyxy_to(y_true, box_format), xyxy_to(y_pred, box_format)
+    by_class = per_box(make_loss(kind, box_format=box_format), t, p)
+    by_function = np_(getattr(boxes, f"{kind}_loss")(t, p, box_format=box_format))
+    by_measure = 1.0 - np_(boxes.elementwise_box_iou(p, t, kind=kind, box_format=box_format))
+    np.testing.assert_array_equal(by_function, by_class)
+    np.testing.assert_allclose(by_measure, by_class, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(by_class, ref_loss(y_true, y_pred, kind), rtol=2e-5, atol=2e-5)
+
+
+def test_every_iou_loss_class_shares_the_base_and_names_a_known_kind():
+    for kind, loss_cls in IOU_LOSSES.items():
+        assert issubclass(loss_cls, boxes._IoUFamilyLoss) and loss_cls.kind == kind
+    assert boxes.FocalEIoULoss.kind == "eiou"  # its weight multiplies the EIoU loss
+    assert set(boxes.PENALTIES) == set(boxes.IOU_KINDS)
 
 
 # --------------------------------------------------------------------------- gradients
@@ -434,38 +455,27 @@ def test_bad_arguments_raise_value_error():
         boxes.box_iou(a[0], a)
     with pytest.raises(ValueError, match=r"\(\.\.\., 4\)"):
         boxes.elementwise_box_iou(a[:, :2], a)
-    with pytest.raises(ValueError, match="eps"):
+    with pytest.raises(ValueError, match=r"eps must be a finite number > 0, got 0\.0"):
         boxes.GIoULoss(eps=0.0)
-    with pytest.raises(ValueError, match="gamma"):
+    with pytest.raises(ValueError, match=r"eps must be a finite number > 0, got -1e-07"):
+        boxes.giou_loss(a, a, eps=-1e-7)
+    with pytest.raises(ValueError, match=r"gamma must be a finite number >= 0, got -1\.0"):
         boxes.FocalEIoULoss(gamma=-1.0)
-    with pytest.raises(ValueError, match="theta"):
+    with pytest.raises(ValueError, match=r"gamma must be a finite number >= 0, got -1"):
+        boxes.focal_eiou_loss(a, a, gamma=-1)
+    with pytest.raises(ValueError, match=r"theta must be a finite number >= 1 \(the paper uses "
+                                         r"2 to 6\), got 0\.5"):
         boxes.SIoULoss(theta=0.5)
-    with pytest.raises(ValueError, match="beta"):
+    with pytest.raises(ValueError, match=r"beta must be a finite number >= 0, got -0\.1"):
         boxes.SmoothL1Loss(beta=-0.1)
+    with pytest.raises(ValueError, match=r"box_format must be one of 'xyxy', 'xywh', 'cxcywh', "
+                                         r"got 'yxyx'"):
+        boxes.SmoothL1Loss(box_format="yxyx")
 
 
-# --------------------------------------------------------------------------- contract
-
-# tests/loss_contract.py trains on class labels (`random_data`), so its serialization and
-# policy checks are repeated here with box targets. To keep the file fast on a shared CPU,
-# one model carries one box head per loss class (8 outputs, 8 losses): each compile,
-# save/load and mixed-precision fit then checks all classes at once (~10 graph traces
-# instead of ~70). `check_sample_weight` is the contract's own, per class.
-
-CONFIGURED = {
-    boxes.IoULoss: dict(box_format="cxcywh", eps=1e-9),
-    boxes.GIoULoss: dict(box_format="xywh"),
-    boxes.DIoULoss: dict(eps=1e-6),
-    boxes.CIoULoss: dict(box_format="xywh"),
-    boxes.EIoULoss: dict(box_format="cxcywh"),
-    boxes.FocalEIoULoss: dict(gamma=1.0, box_format="xywh"),
-    boxes.SIoULoss: dict(theta=2.0, box_format="cxcywh"),
-    boxes.SmoothL1Loss: dict(beta=0.25, box_format=None),
-}
-
-
-def configured_losses():
-    return [cls(**CONFIGURED[cls]) for cls in ALL_LOSSES]
+# --------------------------------------------------------------------------- training, weights
+# (save/load, the policies, dtype and sample_weight for every box loss:
+# test_loss_contract_all.py)
 
 
 def box_head(name=None):
@@ -476,81 +486,14 @@ def box_head(name=None):
         bias_initializer=keras.initializers.Constant([0.2, 0.2, 0.8, 0.8]))
 
 
-def box_data(n=32, seed=0):
-    x = np.random.default_rng(seed).normal(size=(n, 8)).astype("float32")
-    y = random_boxes((n,), seed=seed, low=0.3, high=0.6)
-    return x, [y] * len(ALL_LOSSES)
-
-
-def multi_head_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((8,))
-    embedding = keras.layers.Dense(4, name="embedding")(inputs)
-    outputs = [box_head(f"box_{i}")(embedding) for i in range(len(ALL_LOSSES))]
-    return keras.Model(inputs, outputs)
-
-
-def test_contract_serialization(tmp_path):
-    for loss in configured_losses():
-        clone = loss.__class__.from_config(loss.get_config())
-        assert clone.get_config() == loss.get_config()
-    x, y = box_data()
-    model = multi_head_model()
-    # Eager steps: graph tracing is covered by the policy checks below and costs ~3 s here.
-    model.compile(optimizer="adam", loss=configured_losses(), run_eagerly=True)
-    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path, safe_mode=True)
-    assert len(restored.loss) == len(ALL_LOSSES)
-    for got, cls in zip(restored.loss, ALL_LOSSES):
-        assert type(got) is cls
-        assert got.get_config() == cls(**CONFIGURED[cls]).get_config()
-    # Same predictions and the same value of every restored loss (eager calls: predict and
-    # evaluate would trace two more graphs each for what these lines check).
-    outputs, restored_outputs = model(x), restored(x)
-    for loss, restored_loss, y_i, out, restored_out in zip(model.loss, restored.loss, y,
-                                                           outputs, restored_outputs):
-        np.testing.assert_allclose(np_(restored_out), np_(out), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(float(restored_loss(y_i, restored_out)),
-                                   float(loss(y_i, out)), rtol=1e-5)
-    restored.run_eagerly = True
-    history = restored.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    assert all(np.all(np.isfinite(v)) for v in history.history.values())
-
-
-def finite_box_fit(model, losses, jit_compile=False):
-    x, y = box_data()
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=losses, jit_compile=jit_compile)
-    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    for key, values in history.history.items():
-        assert np.all(np.isfinite(values)), (key, values)
-    weights = np.concatenate([np.ravel(np_(w)) for w in model.weights])
-    assert np.all(np.isfinite(weights.astype("float32")))
-
-
-@pytest.mark.parametrize("policy, jit_compile", [("mixed_float16", False),
-                                                 ("mixed_bfloat16", True)])
-def test_contract_policies(policy, jit_compile):
-    # The contract's three fits (float16, bfloat16, float32 + XLA) in two: XLA runs on the
-    # bfloat16 model, which exercises the same ops.
-    keras.config.set_dtype_policy(policy)  # conftest restores float32
-    finite_box_fit(multi_head_model(), configured_losses(), jit_compile=jit_compile)
-
-
-@pytest.mark.parametrize("loss_cls", ALL_LOSSES, ids=lambda c: c.__name__)
-def test_contract_sample_weight(loss_cls):
-    y_true, y_pred = overlapping_pairs(8, seed=19)
-    check_sample_weight(lambda: loss_cls(**CONFIGURED[loss_cls]), y_true, y_pred)
-
-
 def test_default_loss_trains_a_box_regressor():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8,))
     model = keras.Model(inputs, box_head()(keras.layers.Dense(4)(inputs)))
-    x, y = box_data()
+    x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+    y = random_boxes((32,), seed=0, low=0.3, high=0.6)
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss=boxes.GIoULoss())
-    history = model.fit(x, y[0], epochs=3, batch_size=32, verbose=0).history["loss"]
+    history = model.fit(x, y, epochs=3, batch_size=32, verbose=0).history["loss"]
     assert np.all(np.isfinite(history)) and history[-1] < history[0], history
 
 

@@ -1,5 +1,6 @@
 """Tests for losses/classification.py: NumPy references written here, Keras built-ins where the
-conventions coincide, hand-computed cases, limits, gradients, the loss contract, bad input."""
+conventions coincide, hand-computed cases, limits, gradients, configs, bad input. (The loss
+contract — save/load, policies, sample_weight, dtype — is test_loss_contract_all.py's.)"""
 
 import inspect
 
@@ -8,11 +9,10 @@ import numpy as np
 import pytest
 from keras import ops
 from gradients import value_and_grad
-from loss_contract import check_policies, check_sample_weight, check_serialization
+from loss_contract import check_sample_weight
 
 import losses
 from losses import classification as cls
-from losses.heads import build_head
 
 C = 4
 RNG = np.random.default_rng(1234)
@@ -357,39 +357,25 @@ def test_huge_logit_values_are_exact():
                                [2 / 3, 0.0, 1.5 / 3], rtol=1e-6, atol=1e-7)
 
 
-# --------------------------------------------------------------------------- contract
+# --------------------------------------------------------------------------- configs, labels
 
 
-CONTRACT = {
-    "focal": (lambda: cls.FocalLoss(alpha=[0.2, 0.3, 0.5], gamma=1.5),
-              lambda: cls.FocalLoss()),
-    "weighted_ce": (lambda: cls.WeightedCrossEntropy(weights=[0.5, 1.0, 2.0]),
-                    lambda: cls.WeightedCrossEntropy()),
-    "hinge": (lambda: cls.MulticlassHinge("weston_watkins", margin=0.5),
-              lambda: cls.MulticlassHinge()),
-    "prob_mse": (lambda: cls.ProbabilityMSE(), lambda: cls.ProbabilityMSE()),
-}
-
-
-@pytest.mark.parametrize("name", sorted(CONTRACT))
-def test_loss_contract(name, tmp_path):
-    configured, default = CONTRACT[name]
-    head = lambda: build_head("softmax", 3)  # noqa: E731
-    check_serialization(configured, head, 3, tmp_path)
-    check_policies(default, head, 3)
+def test_sample_weight_with_one_hot_labels():
     labels = np.array([0, 1, 2, 1, 0])
     logits = RNG.normal(size=(5, 3)).astype("float32")
-    check_sample_weight(configured, labels, logits)
-    check_sample_weight(default, np.eye(3)[labels], logits)
+    for make_loss in (cls.FocalLoss, cls.WeightedCrossEntropy, cls.MulticlassHinge,
+                      cls.ProbabilityMSE):
+        check_sample_weight(make_loss, np.eye(3)[labels], logits)
 
 
 NON_DEFAULT = [
     cls.FocalLoss(alpha=[0.2, 0.3, 0.5], gamma=0.5, from_logits=False, reduction="sum",
-                  name="f"),
+                  name="f", dtype="float16"),
     cls.WeightedCrossEntropy(weights=[0.5, 1.0, 2.0], from_logits=False, reduction="sum",
-                             name="w"),
-    cls.MulticlassHinge(variant="weston_watkins", margin=0.5, reduction="sum", name="h"),
-    cls.ProbabilityMSE(from_logits=False, reduction="sum", name="p"),
+                             name="w", dtype="float16"),
+    cls.MulticlassHinge(variant="weston_watkins", margin=0.5, reduction="sum", name="h",
+                        dtype="float16"),
+    cls.ProbabilityMSE(from_logits=False, reduction="sum", name="p", dtype="float16"),
 ]
 
 
@@ -397,12 +383,15 @@ NON_DEFAULT = [
 def test_get_config_holds_every_constructor_argument(loss):
     config = loss.get_config()
     assert set(config) == set(inspect.signature(type(loss).__init__).parameters) - {"self"}
+    assert config["reduction"] == "sum" and config["dtype"] == "float16"
     clone = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(clone) is type(loss) and clone.get_config() == config
     probabilities = np_softmax(LOGITS[:, :3]).astype("float32")
     labels = np.array([0, 2, 1, 2, 1, 0])
     np.testing.assert_allclose(float(clone(labels, probabilities)),
                                float(loss(labels, probabilities)), rtol=1e-6)
+    # the float32 default and its config entry
+    assert type(loss)().get_config()["dtype"] == "float32"
 
 
 @pytest.mark.parametrize("name, kind", [("focal", cls.FocalLoss),
@@ -455,17 +444,26 @@ def test_per_class_length_mismatch_names_both_numbers():
 
 
 def test_bad_options_raise():
-    with pytest.raises(ValueError, match="variant must be one of weston_watkins, crammer_singer"):
+    with pytest.raises(ValueError, match="variant must be one of 'weston_watkins', "
+                                         "'crammer_singer', got 'ovr'"):
         cls.MulticlassHinge(variant="ovr")
     with pytest.raises(ValueError, match="got 'svm'"):
         cls.multiclass_hinge(LABELS, LOGITS, variant="svm")
-    with pytest.raises(ValueError, match="gamma must be >= 0"):
+    with pytest.raises(ValueError, match=r"gamma must be a finite number >= 0, got -1\.0"):
         cls.FocalLoss(gamma=-1.0)
+    with pytest.raises(ValueError, match="gamma must be a finite number >= 0, got nan"):
+        cls.focal_loss(LABELS, LOGITS, gamma=float("nan"))
+    with pytest.raises(ValueError, match=r"margin must be a finite number >= 0, got -0\.5"):
+        cls.MulticlassHinge(margin=-0.5)
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 0, got -1"):
+        cls.FocalLoss(alpha=-1)
     with pytest.raises(ValueError, match="alpha must hold finite values >= 0"):
         cls.FocalLoss(alpha=[1.0, -1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="weights must be None or a list"):
         cls.WeightedCrossEntropy(weights=2.0)
-    with pytest.raises(ValueError, match=r"beta must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"beta must be in \[0, 1\), got 1\.0"):
         cls.effective_number_weights([0, 1], 2, beta=1.0)
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
+        cls.inverse_frequency_weights([0, 1], 0)
     with pytest.raises(ValueError, match="at least 2 classes"):
         cls.MulticlassHinge()(np.array([0, 0]), np.zeros((2, 1), "float32"))

@@ -1,5 +1,6 @@
 """Tests for losses/head_model.py: one integer label array through a dict-output head, metrics
-and predict on the scores, save/load with safe_mode, the inference sub-model, jit_compile."""
+and predict on the scores, save/load with safe_mode, the inference sub-model, jit_compile, and
+`HeadOutputLoss`, the base of the losses that read head outputs."""
 
 import keras
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from keras import ops
 
 from losses import margin as mg
-from losses.head_model import HeadModel, head_outputs
+from losses.head_model import HeadModel, HeadOutputLoss, head_keys, head_outputs
 from losses.heads import LargeMarginHead, SphereHead, build_head, make_model
 
 C = 4
@@ -17,9 +18,9 @@ FEATURES = 8
 def blobs(n=64, seed=0):
     """Four well-separated Gaussian classes in 8-D, integer labels."""
     rng = np.random.default_rng(seed)
-    centres = 3.0 * rng.normal(size=(C, FEATURES))
+    centers = 3.0 * rng.normal(size=(C, FEATURES))
     y = np.arange(n) % C
-    x = centres[y] + 0.5 * rng.normal(size=(n, FEATURES))
+    x = centers[y] + 0.5 * rng.normal(size=(n, FEATURES))
     return x.astype("float32"), y.astype("int64")
 
 
@@ -108,7 +109,9 @@ def test_inference_model_gives_the_same_scores_and_reloads(trained, tmp_path):
 
 
 def test_export_serves_scores_from_the_input_alone(trained, tmp_path):
-    import tensorflow as tf  # SavedModel export is TensorFlow's (GUIDE.md §1)
+    # Keras exports a SavedModel through TensorFlow, so this test needs it (the JAX run of
+    # `make test` deselects it: its venv has no TensorFlow).
+    import tensorflow as tf
 
     model, _, _, x, _ = trained
     model.export(str(tmp_path / "exported"), verbose=False)
@@ -184,6 +187,61 @@ def test_a_loss_missing_its_keys_fails_at_fit_with_the_head_it_needs():
 def test_head_outputs_helper():
     values = {"scores": 1, "cos": 2}
     assert head_outputs(values, ("cos", "scores"), "MyLoss", "a 'cosine' head") == [2, 1]
-    with pytest.raises(ValueError, match=r"MyLoss needs 'dist' from a 'centre' head; got keys "
+    with pytest.raises(ValueError, match=r"MyLoss needs 'dist' from a 'center' head; got keys "
                                          r"\['cos', 'scores'\]"):
-        head_outputs(values, ("dist",), "MyLoss", "a 'centre' head")
+        head_outputs(values, ("dist",), "MyLoss", "a 'center' head")
+
+
+class NormTimesCosLoss(HeadOutputLoss):
+    """A head-output loss written here: mean over classes of norm·cos, per sample."""
+
+    head_keys = ("cos", "norm")
+    head_hint = "a 'large_margin' head"
+
+    def call(self, y_true, y_pred):
+        cos, norm = self.head_values(y_pred)
+        return ops.mean(ops.cast(cos, "float32") * ops.cast(norm, "float32"), axis=-1)
+
+
+class FirstColumnLoss(HeadOutputLoss):
+    head_keys = ("cos",)
+    tensor_key = "cos"
+    head_hint = "a 'cosine' head"
+
+    def call(self, y_true, y_pred):
+        (cos,) = self.head_values(y_pred)
+        return ops.cast(cos[:, 0], "float32")
+
+
+def test_head_output_loss_reads_its_keys_in_order_and_names_what_is_missing():
+    rng = np.random.default_rng(5)
+    cos = rng.uniform(-1, 1, (3, C)).astype("float32")
+    norm = rng.uniform(0, 2, (3, C)).astype("float32")
+    loss = NormTimesCosLoss(reduction=None)
+    assert head_keys(loss) == ("cos", "norm")
+    got = ops.convert_to_numpy(loss(np.zeros(3), {"norm": norm, "cos": cos, "scores": cos}))
+    np.testing.assert_allclose(got, (cos.astype("float64") * norm).mean(-1), rtol=1e-5,
+                               atol=1e-7)
+    with pytest.raises(ValueError, match=r"NormTimesCosLoss needs 'cos', 'norm' from a "
+                                         r"'large_margin' head; got keys \['cos', 'scores'\]"):
+        loss(np.zeros(3), {"cos": cos, "scores": cos})
+    with pytest.raises(ValueError, match=r"NormTimesCosLoss needs 'cos', 'norm' .* single tensor "
+                                         r"of shape \(3, 4\)"):
+        loss(np.zeros(3), cos)  # no tensor_key: a plain tensor is refused
+    # with a tensor_key, a plain tensor stands for that output
+    first = FirstColumnLoss(reduction=None)
+    np.testing.assert_allclose(ops.convert_to_numpy(first(np.zeros(3), cos)), cos[:, 0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(first(np.zeros(3), {"cos": cos})),
+                               cos[:, 0], rtol=1e-6)
+
+
+def test_a_head_model_hands_a_head_output_loss_the_whole_dict():
+    x, y = blobs(n=16)
+    model = HeadModel.from_backbone(backbone(seed=5), LargeMarginHead(C, name="lm"))
+    model.compile(optimizer="sgd", loss=NormTimesCosLoss())
+    outputs = model(x)
+    expected = np.mean(ops.convert_to_numpy(outputs["cos"]) * ops.convert_to_numpy(
+        outputs["norm"]))
+    assert model.evaluate(x, y, batch_size=16, verbose=0) == pytest.approx(expected, rel=1e-5)
+

@@ -1,7 +1,8 @@
-"""Tests for losses/intra_inter.py: the intra_inter head (cos θ, centres, learned/running
+"""Tests for losses/intra_inter.py: the intra_inter head (cos θ, centers, learned/running
 Mahalanobis metric) and IntraInterLoss against NumPy references written here, hand cases,
 the ArcFace / CosFace / softmax limits, the hinge, gradients, positive-definiteness after
-training, finite values at the edges, the loss contract, HeadModel training and bad input."""
+training, finite values at the edges, sample weights, HeadModel training and bad input. (The
+loss contract — save/load, policies, dtype — is test_loss_contract_all.py's.)"""
 
 import math
 
@@ -10,8 +11,7 @@ import numpy as np
 import pytest
 from gradients import value_and_grad
 from keras import ops
-from loss_contract import (check_fits_integer_labels, check_policies, check_sample_weight,
-                           check_serialization)
+from loss_contract import check_fits_integer_labels, check_sample_weight
 
 from losses import margin as mg
 from losses.head_model import HeadModel
@@ -84,10 +84,10 @@ def np_running_metric(cov, eps, alpha):
     return dim * inv / np.trace(inv)
 
 
-def np_distances(e, centres, metric):
-    out = np.zeros((len(e), len(centres)))
+def np_distances(e, centers, metric):
+    out = np.zeros((len(e), len(centers)))
     for i, x in enumerate(np.asarray(e, "float64")):
-        for j, c in enumerate(np.asarray(centres, "float64")):
+        for j, c in enumerate(np.asarray(centers, "float64")):
             out[i, j] = (x - c) @ metric @ (x - c)
     return out
 
@@ -111,10 +111,10 @@ def random_spd(dim, rng):
 
 
 def built_head(metric, x, rng, **kwargs):
-    """A head built on `x`, with random W, centres and a random (non-identity) metric."""
+    """A head built on `x`, with random W, centers and a random (non-identity) metric."""
     head = IntraInterHead(C, metric=metric, **kwargs)
     head(x)
-    head.centre_vectors.assign(rng.normal(size=(C, x.shape[1])).astype("float32"))
+    head.center_vectors.assign(rng.normal(size=(C, x.shape[1])).astype("float32"))
     if metric == "learned":
         head.metric_factor.assign(rng.normal(size=(x.shape[1], x.shape[1])).astype("float32"))
     else:
@@ -134,7 +134,7 @@ def test_head_matches_numpy(metric, normalize):
                       shrinkage=0.2)
     out = numpy_outputs(head, x)
     w = ops.convert_to_numpy(head.kernel).astype("float64")
-    centres = ops.convert_to_numpy(head.centre_vectors).astype("float64")
+    centers = ops.convert_to_numpy(head.center_vectors).astype("float64")
     if metric == "learned":
         metric_np = np_learned_metric(ops.convert_to_numpy(head.metric_factor), 0.01)
     else:
@@ -145,12 +145,12 @@ def test_head_matches_numpy(metric, normalize):
     np.testing.assert_array_equal(out["scores"], out["cos"])
     np.testing.assert_allclose(ops.convert_to_numpy(head.metric_matrix()), metric_np,
                                rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(out["distances"], np_distances(e, centres, metric_np),
+    np.testing.assert_allclose(out["distances"], np_distances(e, centers, metric_np),
                                rtol=1e-4, atol=1e-5)
     assert out["distances"].shape == (5, C) and out["distances"].dtype == np.float32
     np.testing.assert_allclose(np.trace(ops.convert_to_numpy(head.metric_matrix())), D,
                                rtol=1e-5)
-    np.testing.assert_array_equal(ops.convert_to_numpy(head.centres()), centres)
+    np.testing.assert_array_equal(ops.convert_to_numpy(head.centers()), centers)
     weights = ops.convert_to_numpy(head.class_weights())  # what MarginMonitor reads
     assert weights.shape == (D, C)
     np.testing.assert_allclose(np.linalg.norm(weights, axis=0), 1.0, rtol=1e-6)
@@ -164,29 +164,29 @@ def test_identity_metric_gives_squared_euclidean_distances(metric, normalize):
     x = rng.normal(size=(6, D)).astype("float32")
     head = IntraInterHead(C, metric=metric, normalize_embedding=normalize)
     head(x)
-    centres = rng.normal(size=(C, D)).astype("float32")
-    head.centre_vectors.assign(centres)
+    centers = rng.normal(size=(C, D)).astype("float32")
+    head.center_vectors.assign(centers)
     np.testing.assert_allclose(ops.convert_to_numpy(head.metric_matrix()), np.eye(D),
                                atol=1e-6)
     e = np_unit(x, 1) if normalize else x.astype("float64")
-    euclidean = ((e[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    euclidean = ((e[:, None, :] - centers[None, :, :]) ** 2).sum(-1)
     np.testing.assert_allclose(numpy_outputs(head, x)["distances"], euclidean, rtol=1e-5,
                                atol=1e-5)
 
 
-def test_centres_start_at_the_class_directions():
+def test_centers_start_at_the_class_directions():
     head = IntraInterHead(C)
     head.build((None, D))
     w = ops.convert_to_numpy(head.kernel)
-    np.testing.assert_allclose(ops.convert_to_numpy(head.centres()), np_unit(w, 0).T,
+    np.testing.assert_allclose(ops.convert_to_numpy(head.centers()), np_unit(w, 0).T,
                                rtol=1e-6, atol=1e-7)
-    # With M = I, the distance to a unit-norm centre is 2 - 2·cos θ at the start.
+    # With M = I, the distance to a unit-norm center is 2 - 2·cos θ at the start.
     x = np.random.default_rng(8).normal(size=(5, D)).astype("float32")
     out = numpy_outputs(head, x)
     np.testing.assert_allclose(out["distances"], 2.0 - 2.0 * out["cos"], atol=1e-5)
-    other = IntraInterHead(C, centre_initializer="zeros")
+    other = IntraInterHead(C, center_initializer="zeros")
     other.build((None, D))
-    np.testing.assert_array_equal(ops.convert_to_numpy(other.centres()), 0.0)
+    np.testing.assert_array_equal(ops.convert_to_numpy(other.centers()), 0.0)
 
 
 def test_mahalanobis_hand_case():
@@ -195,7 +195,7 @@ def test_mahalanobis_hand_case():
     head = IntraInterHead(2, epsilon=1.0, normalize_embedding=False)
     head.build((None, 2))
     head.metric_factor.assign(np.float32([[1.0, 0.0], [1.0, 1.0]]))
-    head.centre_vectors.assign(np.float32([[0.0, 0.0], [1.0, 2.0]]))
+    head.center_vectors.assign(np.float32([[0.0, 0.0], [1.0, 2.0]]))
     got = numpy_outputs(head, np.float32([[1.0, 2.0]]))["distances"]
     np.testing.assert_allclose(got, [[7.2, 0.0]], rtol=1e-6, atol=1e-6)
 
@@ -205,12 +205,12 @@ def test_running_covariance_update_follows_the_predicted_class():
     x = rng.normal(size=(7, D)).astype("float32")
     head = IntraInterHead(C, metric="running", momentum=0.9, shrinkage=0.3, epsilon=0.01)
     head(x)
-    head.centre_vectors.assign(rng.normal(size=(C, D)).astype("float32"))
-    centres = ops.convert_to_numpy(head.centre_vectors).astype("float64")
+    head.center_vectors.assign(rng.normal(size=(C, D)).astype("float32"))
+    centers = ops.convert_to_numpy(head.center_vectors).astype("float64")
     w = ops.convert_to_numpy(head.kernel)
     e = np_unit(x, 1)
     predicted = np.argmax(e @ np_unit(w, 0), axis=1)
-    residual = e - centres[predicted]
+    residual = e - centers[predicted]
     expected = 0.9 * np.eye(D) + 0.1 * residual.T @ residual / len(x)
 
     out = numpy_outputs(head, x, training=True)
@@ -218,7 +218,7 @@ def test_running_covariance_update_follows_the_predicted_class():
                                atol=1e-6)
     # this training call already measures with the updated estimate
     metric_np = np_running_metric(expected, 0.01, 0.3)
-    np.testing.assert_allclose(out["distances"], np_distances(e, centres, metric_np),
+    np.testing.assert_allclose(out["distances"], np_distances(e, centers, metric_np),
                                rtol=1e-4, atol=1e-5)
     # inference calls read it and leave it alone
     numpy_outputs(head, x)
@@ -318,15 +318,15 @@ def test_no_margin_no_lambdas_is_softmax_on_scaled_cosine(margin_type):
 
 
 @pytest.mark.parametrize("exclusion", ["mean", "nearest"])
-def test_hinge_is_zero_when_every_other_centre_is_beyond_delta(exclusion):
+def test_hinge_is_zero_when_every_other_center_is_beyond_delta(exclusion):
     dist = np.full((N, C), 1.5, "float32")
-    dist[np.arange(N), LABELS] = RNG.uniform(0.0, 0.5, size=N)  # own centre: anything
+    dist[np.arange(N), LABELS] = RNG.uniform(0.0, 0.5, size=N)  # own center: anything
     with_inter = IntraInterLoss(lambda_intra=0.3, lambda_inter=10.0, delta=1.4,
                                 exclusion=exclusion)
     without = IntraInterLoss(lambda_intra=0.3, lambda_inter=0.0, exclusion=exclusion)
     np.testing.assert_allclose(per_sample(with_inter, LABELS, head_dict(dist=dist)),
                                per_sample(without, LABELS, head_dict(dist=dist)), rtol=1e-6)
-    # one other centre moved inside δ turns it on, by λ_inter·(δ - d)/(C - 1) or λ_inter·(δ - d)
+    # one other center moved inside δ turns it on, by λ_inter·(δ - d)/(C - 1) or λ_inter·(δ - d)
     dist[0, 1] = 1.0
     diff = (per_sample(with_inter, LABELS, head_dict(dist=dist))
             - per_sample(without, LABELS, head_dict(dist=dist)))
@@ -361,58 +361,42 @@ def test_finite_values_and_gradients_at_cos_plus_minus_one(margin_type):
 
 @pytest.mark.parametrize("metric", ["learned", "running"])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_zero_embeddings_and_embeddings_at_a_centre_are_finite(metric, normalize):
+def test_zero_embeddings_and_embeddings_at_a_center_are_finite(metric, normalize):
     rng = np.random.default_rng(5)
     head = IntraInterHead(3, metric=metric, normalize_embedding=normalize)
     head.build((None, 2))
-    centres = np_unit(rng.normal(size=(3, 2)), 1).astype("float32")
-    head.centre_vectors.assign(centres)
+    centers = np_unit(rng.normal(size=(3, 2)), 1).astype("float32")
+    head.center_vectors.assign(centers)
     loss = IntraInterLoss()
 
     def fn(x):
         return loss(EDGE_LABELS, head(x))
 
     zeros = np.zeros((4, 2), "float32")
-    at_centres = centres[EDGE_LABELS]  # every embedding exactly at its own class centre
-    for x in (zeros, at_centres):
+    at_centers = centers[EDGE_LABELS]  # every embedding exactly at its own class center
+    for x in (zeros, at_centers):
         value, grad = value_and_grad(fn, x)
         assert np.isfinite(value) and np.all(np.isfinite(grad))
-    d = ops.convert_to_numpy(head(at_centres)["distances"])
+    d = ops.convert_to_numpy(head(at_centers)["distances"])
     np.testing.assert_allclose(d[np.arange(4), EDGE_LABELS], 0.0, atol=1e-6)
 
 
-# --------------------------------------------------------------------------- loss contract
-
-CONTRACT = {
-    "learned": (lambda: IntraInterLoss(margin=0.3, scale=16.0, lambda_intra=1.0, delta=0.8),
-                lambda: build_head("intra_inter", C)),
-    "running": (lambda: IntraInterLoss(margin=0.2, margin_type="cos", exclusion="nearest"),
-                lambda: build_head("intra_inter", C, metric="running", momentum=0.9)),
-}
-
-
-@pytest.mark.parametrize("name", sorted(CONTRACT))
-def test_serialization(name, tmp_path):
-    make_loss, make_head = CONTRACT[name]
-    check_serialization(make_loss, make_head, C, tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(CONTRACT))
-def test_policies(name):
-    make_loss, make_head = CONTRACT[name]
-    check_policies(make_loss, make_head, C)
+# --------------------------------------------------------------------------- configs, weights
+# (save/load and the policies: test_loss_contract_all.py)
 
 
 def test_sample_weight():
-    check_sample_weight(CONTRACT["learned"][0], LABELS, head_dict())
-    check_sample_weight(CONTRACT["running"][0], LABELS, head_dict())
+    check_sample_weight(lambda: IntraInterLoss(margin=0.3, scale=16.0, lambda_intra=1.0,
+                                               delta=0.8), LABELS, head_dict())
+    check_sample_weight(lambda: IntraInterLoss(margin=0.2, margin_type="cos",
+                                               exclusion="nearest"), LABELS, head_dict())
 
 
-@pytest.mark.parametrize("centre_initializer", ["class_weights", "zeros"])
-def test_head_config_round_trip(centre_initializer):
+@pytest.mark.parametrize("center_initializer", ["class_weights", "zeros"])
+def test_head_config_round_trip(center_initializer):
     head = build_head("intra_inter", C, metric="running", normalize_embedding=False,
                       epsilon=1e-2, shrinkage=0.3, momentum=0.5,
-                      centre_initializer=centre_initializer)
+                      center_initializer=center_initializer)
     clone = IntraInterHead.from_config(head.get_config())
     assert clone.get_config() == head.get_config()
     assert (clone.metric, clone.momentum, clone.normalize_embedding) == ("running", 0.5, False)
@@ -488,6 +472,7 @@ def test_missing_head_outputs_name_the_head_and_the_keys():
     (dict(exclusion="all"), "exclusion must be one of 'mean', 'nearest'"),
     (dict(margin=2.0), r"margin must be in \[0, π/2\] radians"),
     (dict(margin=-0.1), "margin must be a finite number >= 0"),
+    (dict(margin=-0.1, margin_type="cos"), r"margin must be a finite number >= 0, got -0\.1"),
     (dict(scale=0.0), "scale must be a finite number > 0"),
     (dict(lambda_intra=-1.0), "lambda_intra must be a finite number >= 0"),
     (dict(lambda_inter=float("inf")), "lambda_inter must be a finite number >= 0"),
@@ -506,9 +491,9 @@ def test_cosface_margin_may_exceed_pi_over_two():
     (dict(metric="mahalanobis"), "metric must be one of 'learned', 'running'"),
     (dict(normalize_embedding="yes"), "normalize_embedding must be True or False"),
     (dict(epsilon=0.0), "epsilon must be a finite number > 0"),
-    (dict(shrinkage=1.0), r"shrinkage must be in \[0, 1\)"),
-    (dict(momentum=1.5), r"momentum must be in \[0, 1\)"),
-    (dict(momentum=-0.1), "momentum must be a finite number >= 0"),
+    (dict(shrinkage=1.0), r"shrinkage must be in \[0, 1\), got 1\.0"),
+    (dict(momentum=1.5), r"momentum must be in \[0, 1\), got 1\.5"),
+    (dict(momentum=-0.1), r"momentum must be in \[0, 1\), got -0\.1"),
 ])
 def test_bad_head_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

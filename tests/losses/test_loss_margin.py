@@ -1,18 +1,18 @@
 """Tests for losses/margin.py and the cosine/sphere/large-margin heads: NumPy references written
 here, Keras cross-entropy as the m = 0 / m = 1 limit, hand cases, ψ's shape, finite values and
-gradients at the edges, the loss contract, recipes and bad input."""
+gradients at the edges, sample weights, recipes and bad input. (The loss contract — save/load,
+policies, dtype — is test_loss_contract_all.py's.)"""
 
 import math
 
 import keras
-import loss_contract
 import numpy as np
 import pytest
 from keras import ops
-from loss_contract import check_policies, check_sample_weight, check_serialization
+from loss_contract import check_sample_weight
 
 from losses import margin as mg
-from losses.heads import CosineHead, LargeMarginHead, SphereHead, build_head, make_model
+from losses.heads import CosineHead, LargeMarginHead, SphereHead, build_head
 from losses.registry import get_recipe
 
 C = 4
@@ -380,33 +380,18 @@ def test_zero_embeddings_give_finite_loss_and_gradients(head_name, make_loss):
     assert np.all(np.isfinite(gradient(fn, zeros)))
 
 
-# --------------------------------------------------------------------------- loss contract
-
-CONTRACT = {
-    "cosface": (lambda: mg.CosFaceLoss(margin=0.2, scale=16.0), "cosine"),
-    "arcface": (lambda: mg.ArcFaceLoss(margin=0.3, scale=16.0, easy_margin=True), "cosine"),
-    "lsoftmax": (lambda: mg.LargeMarginSoftmaxLoss(margin=3, lambda_base=100.0), "large_margin"),
-    "sphereface": (lambda: mg.SphereFaceLoss(margin=2, lambda_min=1.0), "sphere"),
-}
+# --------------------------------------------------------------------------- sample weights
 
 
-@pytest.mark.parametrize("name", sorted(CONTRACT))
-def test_serialization(name, tmp_path):
-    make_loss, head = CONTRACT[name]
-    check_serialization(make_loss, lambda: build_head(head, C), C, tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(CONTRACT))
-def test_policies(name):
-    make_loss, head = CONTRACT[name]
-    check_policies(make_loss, lambda: build_head(head, C), C)
-
-
-def test_sample_weight():
-    check_sample_weight(CONTRACT["cosface"][0], LABELS, COS)
-    check_sample_weight(CONTRACT["arcface"][0], LABELS, COS)
-    check_sample_weight(CONTRACT["lsoftmax"][0], LABELS, large_margin_dict(step=10.0))
-    check_sample_weight(CONTRACT["sphereface"][0], LABELS, sphere_dict(step=10.0))
+def test_sample_weight_with_annealed_lambda_and_head_dicts():
+    # λ read from the head's step counter (10 steps in), cos θ from a dict or a tensor
+    check_sample_weight(lambda: mg.CosFaceLoss(margin=0.2, scale=16.0), LABELS,
+                        large_margin_dict())
+    check_sample_weight(lambda: mg.ArcFaceLoss(margin=0.3, scale=16.0), LABELS, COS)
+    check_sample_weight(lambda: mg.LargeMarginSoftmaxLoss(margin=3, lambda_base=100.0), LABELS,
+                        large_margin_dict(step=10.0))
+    check_sample_weight(lambda: mg.SphereFaceLoss(margin=2, lambda_min=1.0), LABELS,
+                        sphere_dict(step=10.0))
 
 
 @pytest.mark.parametrize("name", ["cosface", "arcface", "lsoftmax", "sphereface"])
@@ -475,17 +460,26 @@ def test_margin_must_be_a_positive_integer(m):
 
 
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"scale must be a finite number > 0, got 0\.0"):
         mg.CosFaceLoss(scale=0.0)
-    with pytest.raises(ValueError, match="margin must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"margin must be a finite number >= 0, got -0\.1"):
         mg.CosFaceLoss(margin=-0.1)
-    with pytest.raises(ValueError, match=r"margin must be in \[0, π/2\]"):
+    with pytest.raises(ValueError, match=r"margin must be in \[0, π/2\] radians, got 2\.0"):
         mg.ArcFaceLoss(margin=2.0)
-    with pytest.raises(ValueError, match="easy_margin must be True or False"):
+    with pytest.raises(ValueError, match=r"margin must be in \[0, π/2\] radians, got -0\.1"):
+        mg.ArcFaceLoss(margin=-0.1)
+    assert mg.ArcFaceLoss(margin=math.pi / 2).margin == math.pi / 2  # the closed end
+    with pytest.raises(ValueError, match="easy_margin must be True or False, got 'yes'"):
         mg.ArcFaceLoss(easy_margin="yes")
-    with pytest.raises(ValueError, match="lambda_min must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"lambda_min must be a finite number >= 0, got -1\.0"):
         mg.SphereFaceLoss(lambda_min=-1.0)
-    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
+    with pytest.raises(ValueError, match="lambda_gamma must be a finite number >= 0, got inf"):
+        mg.LargeMarginSoftmaxLoss(lambda_gamma=float("inf"))
+    with pytest.raises(ValueError, match="scale must be a finite number > 0, got True"):
+        mg.ArcFaceLoss(scale=True)
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
         CosineHead(0)
+    with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got 2\.5"):
+        CosineHead(2.5)
     with pytest.raises(ValueError, match=r"expects embeddings of shape \(batch, dim\)"):
         CosineHead(3)(np.ones((2, 3, 4), "float32"))

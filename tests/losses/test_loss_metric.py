@@ -1,7 +1,8 @@
-"""Tests for losses/metric.py and the "embedding" / "centre" heads: brute-force NumPy references
+"""Tests for losses/metric.py and the "embedding" / "center" heads: brute-force NumPy references
 written here (loops over all pairs and triplets), hand-computed cases, limits (one class, zero
 and identical embeddings), finite-difference gradients, Keras cross-entropy as the λ = 0 limit,
-the loss contract for every class, HeadModel fits with integer labels, recipes, bad input."""
+configs and sample weights of every mining, HeadModel fits with integer labels, recipes, bad
+input. (The loss contract — save/load, policies, dtype — is test_loss_contract_all.py's.)"""
 
 import itertools
 import math
@@ -12,10 +13,10 @@ import numpy as np
 import pytest
 from gradients import value_and_grad
 from keras import ops
-from loss_contract import check_policies, check_sample_weight, check_serialization
+from loss_contract import check_sample_weight
 
 from losses import metric as mt
-from losses.heads import CentreHead, EmbeddingHead, build_head, list_heads, make_model
+from losses.heads import CenterHead, EmbeddingHead, build_head, list_heads, make_model
 from losses.registry import get_recipe
 
 RNG = np.random.default_rng(11)
@@ -156,19 +157,19 @@ def test_embedding_head_outputs_logits_and_the_embedding():
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "mahalanobis"])
-def test_centre_head_distances_match_numpy(metric):
-    head = CentreHead(C, metric=metric, epsilon=0.01)
+def test_center_head_distances_match_numpy(metric):
+    head = CenterHead(C, metric=metric, epsilon=0.01)
     head(EMB)  # build
     if metric == "mahalanobis":
         head.metric_factor.assign(RNG.normal(size=(D, D)).astype("float32"))
     out = {k: ops.convert_to_numpy(v) for k, v in head(EMB).items()}
-    centres = ops.convert_to_numpy(head.centres()).astype("float64")
+    centers = ops.convert_to_numpy(head.centers()).astype("float64")
     if metric == "euclidean":
         m = np.eye(D)
     else:
         factor = ops.convert_to_numpy(head.metric_factor).astype("float64")
         m = factor @ factor.T + 0.01 * np.eye(D)
-    expected = np.array([[(x - c) @ m @ (x - c) for c in centres] for x in EMB.astype("float64")])
+    expected = np.array([[(x - c) @ m @ (x - c) for c in centers] for x in EMB.astype("float64")])
     np.testing.assert_allclose(out["distances"], expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ops.convert_to_numpy(head.metric_matrix()), m, rtol=1e-5,
                                atol=1e-6)
@@ -177,53 +178,53 @@ def test_centre_head_distances_match_numpy(metric):
     np.testing.assert_allclose(ops.convert_to_numpy(head.distances(EMB)), out["distances"])
 
 
-def test_centre_head_moving_average_follows_wen_et_al_with_predicted_classes():
-    head = CentreHead(C, centre_update="moving_average", alpha=0.5)
+def test_center_head_moving_average_follows_wen_et_al_with_predicted_classes():
+    head = CenterHead(C, center_update="moving_average", alpha=0.5)
     out = head(EMB, training=False)  # builds; no update outside training
-    before = ops.convert_to_numpy(head.centres()).astype("float64")
-    np.testing.assert_array_equal(before, ops.convert_to_numpy(head.centres()))
-    assert not head.class_centres.trainable
+    before = ops.convert_to_numpy(head.centers()).astype("float64")
+    np.testing.assert_array_equal(before, ops.convert_to_numpy(head.centers()))
+    assert not head.class_centers.trainable
     predicted = np.argmax(ops.convert_to_numpy(out["scores"]), axis=1)
     out = head(EMB, training=True)
-    after = ops.convert_to_numpy(head.centres())
+    after = ops.convert_to_numpy(head.centers())
     expected = before.copy()
     for j in range(C):  # c_j -= α Σ_i δ_ij (c_j - x_i) / (1 + Σ_i δ_ij)
         members = EMB[predicted == j].astype("float64")
         expected[j] -= 0.5 * (len(members) * before[j] - members.sum(0)) / (1 + len(members))
     np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-6)
-    # the step's distances use the centres from before the update
+    # the step's distances use the centers from before the update
     np.testing.assert_allclose(ops.convert_to_numpy(out["distances"]),
                                [[np.sum((x - c) ** 2) for c in before] for x in EMB],
                                rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["embedding", "centre"])
+@pytest.mark.parametrize("name", ["embedding", "center"])
 def test_heads_config_round_trip_and_registry(name):
-    kwargs = {"metric": "mahalanobis", "centre_update": "moving_average", "alpha": 0.3,
-              "epsilon": 0.1} if name == "centre" else {}
+    kwargs = {"metric": "mahalanobis", "center_update": "moving_average", "alpha": 0.3,
+              "epsilon": 0.1} if name == "center" else {}
     head = build_head(name, C, kernel_initializer="he_normal", **kwargs)
     clone = type(head).from_config(head.get_config())
     assert clone.get_config() == head.get_config() and name in list_heads()
 
 
-def test_centre_head_rejects_bad_options():
-    for kwargs, match in [({"metric": "cosine"}, "metric"), ({"centre_update": "ema"}, "centre"),
+def test_center_head_rejects_bad_options():
+    for kwargs, match in [({"metric": "cosine"}, "metric"), ({"center_update": "ema"}, "center"),
                           ({"alpha": 0.0}, "alpha"), ({"epsilon": -1.0}, "epsilon")]:
         with pytest.raises(ValueError, match=match):
-            CentreHead(C, **kwargs)
+            CenterHead(C, **kwargs)
 
 
-# --------------------------------------------------------------------------- centre loss
+# --------------------------------------------------------------------------- center loss
 
 
-def test_center_loss_matches_numpy_and_reads_the_centre_head():
+def test_center_loss_matches_numpy_and_reads_the_center_head():
     distances = RNG.uniform(0, 5, size=(N, C)).astype("float32")
     got = per_sample(mt.CenterLoss(), LABELS, {"distances": distances})
     np.testing.assert_allclose(got, 0.5 * distances[np.arange(N), LABELS], rtol=1e-6)
-    head = CentreHead(C)
+    head = CenterHead(C)
     out = head(EMB)
-    centres = ops.convert_to_numpy(head.centres())
-    expected = 0.5 * np.mean(np.sum((EMB - centres[LABELS]) ** 2, axis=1))
+    centers = ops.convert_to_numpy(head.centers())
+    expected = 0.5 * np.mean(np.sum((EMB - centers[LABELS]) ** 2, axis=1))
     np.testing.assert_allclose(float(mt.CenterLoss()(np.eye(C)[LABELS], out)), expected,
                                rtol=1e-5)
 
@@ -397,22 +398,8 @@ def test_joint_loss_serializes_the_nested_loss():
     assert clone.get_config() == config
 
 
-# --------------------------------------------------------------------------- the loss contract
-
-# The metric losses are checked inside the JointLoss they are trained with (the nested loss is
-# saved, restored and compared with it, and its maths runs under every policy); each class's
-# own config is checked on its own. One fit per family keeps the file fast.
-CONTRACT = {
-    "center": (lambda: mt.JointLoss(mt.CenterLoss(), metric_weight=0.1),
-               lambda: build_head("centre", C, metric="mahalanobis",
-                                  centre_update="moving_average")),
-    "contrastive": (lambda: mt.JointLoss(mt.ContrastiveLoss(mining="hard", normalize=True)),
-                    lambda: build_head("embedding", C)),
-    "triplet": (lambda: mt.JointLoss(mt.TripletLoss(mining="semi_hard"), metric_weight=0.5),
-                lambda: build_head("embedding", C)),
-    "triplet_constrained": (lambda: mt.TripletConstrainedLoss(mining="batch_all"),
-                            lambda: build_head("softmax", C)),
-}
+# ---------------------------------------------------------------- configs, sample weights
+# (save/load and the policies for every class: test_loss_contract_all.py)
 
 
 @pytest.mark.parametrize("loss", [
@@ -422,7 +409,7 @@ CONTRACT = {
     mt.TripletConstrainedLoss(alpha=0.2, beta=0.3, form="hinge", margin=0.4, features="logits",
                               mining="batch_all"),
     mt.JointLoss(mt.CenterLoss(), metric_weight=0.2, cross_entropy_weight=0.5)])
-def test_contract_config_complete(loss):
+def test_non_default_configs_round_trip(loss):
     loss_contract.check_config_complete(loss)
     clone = type(loss).from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
@@ -430,19 +417,7 @@ def test_contract_config_complete(loss):
     assert type(restored) is type(loss) and restored.get_config() == loss.get_config()
 
 
-@pytest.mark.parametrize("name", sorted(CONTRACT))
-def test_contract_serialization(name, tmp_path):
-    make_loss, make_head = CONTRACT[name]
-    check_serialization(make_loss, make_head, C, tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(CONTRACT))
-def test_contract_policies(name):
-    make_loss, make_head = CONTRACT[name]
-    check_policies(make_loss, make_head, C)
-
-
-def test_contract_sample_weight():
+def test_sample_weight_for_every_mining():
     labels = np.array([0, 1, 0, 1, 2, 2, 3, 3])
     emb = RNG.normal(size=(8, D)).astype("float32")
     scores = RNG.normal(size=(8, C)).astype("float32")
@@ -462,7 +437,7 @@ def test_contract_sample_weight():
 
 
 @pytest.mark.parametrize("head,make_loss", [
-    ("centre", lambda: mt.JointLoss(mt.CenterLoss(), metric_weight=0.1)),
+    ("center", lambda: mt.JointLoss(mt.CenterLoss(), metric_weight=0.1)),
     ("embedding", lambda: mt.JointLoss(mt.TripletLoss(), metric_weight=1.0))])
 def test_head_model_fits_with_integer_labels(head, make_loss):
     # batches of 16 from y = arange % C are 4×4 P×K batches (what PKBatches gives;
@@ -475,7 +450,7 @@ def test_head_model_fits_with_integer_labels(head, make_loss):
 
 
 @pytest.mark.parametrize("name,head,balanced,kind", [
-    ("centre", "centre", False, mt.CenterLoss), ("contrastive", "embedding", True,
+    ("center", "center", False, mt.CenterLoss), ("contrastive", "embedding", True,
                                                  mt.ContrastiveLoss),
     ("triplet", "embedding", True, mt.TripletLoss),
     ("triplet_constrained", "softmax", True, mt.TripletConstrainedLoss)])
@@ -509,13 +484,13 @@ def test_errors_name_what_was_expected():
         mt.TripletConstrainedLoss()(np.eye(3)[[0, 1, 2, 0]], SCORES[:4])
     with pytest.raises(ValueError, match=r"labels must be in \[0, 3\]"):
         mt.CenterLoss()(LABELS + 1, {"distances": SCORES})
-    with pytest.raises(ValueError, match="'centre' head"):
+    with pytest.raises(ValueError, match="'center' head"):
         mt.CenterLoss()(LABELS, {"scores": SCORES, "embedding": EMB})
-    with pytest.raises(ValueError, match="'centre' head"):
+    with pytest.raises(ValueError, match="'center' head"):
         mt.CenterLoss()(LABELS, SCORES)
     with pytest.raises(ValueError, match="'embedding' head"):
         mt.TripletLoss()(LABELS, {"scores": SCORES})
-    with pytest.raises(ValueError, match="'centre' head"):
+    with pytest.raises(ValueError, match="'center' head"):
         mt.JointLoss(mt.CenterLoss())(LABELS, SCORES)
     with pytest.raises(ValueError, match="mining"):
         mt.triplet_loss(LABELS, EMB, mining="hardest")

@@ -136,18 +136,18 @@ def test_cosine_similarity_and_normalize():
 
 def test_mahalanobis_distances_match_the_explicit_metric():
     factor = RNG.normal(size=(4, 4)).astype("float32")
-    centres = RNG.normal(size=(3, 4)).astype("float32")
+    centers = RNG.normal(size=(3, 4)).astype("float32")
     eps = 0.01
     m = factor.astype("float64") @ factor.T + eps * np.eye(4)
-    expected = np.array([[(x - c) @ m @ (x - c) for c in centres.astype("float64")]
+    expected = np.array([[(x - c) @ m @ (x - c) for c in centers.astype("float64")]
                          for x in EMB.astype("float64")])
-    got = to_numpy(dist.mahalanobis_squared_distances(EMB, centres, factor, eps))
+    got = to_numpy(dist.mahalanobis_squared_distances(EMB, centers, factor, eps))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(to_numpy(dist.metric_matrix(factor, eps)), m, rtol=1e-5,
                                atol=1e-5)
     # L = 0 leaves εI: still positive-definite
-    got = to_numpy(dist.mahalanobis_squared_distances(EMB, centres, np.zeros((4, 4)), eps))
-    np.testing.assert_allclose(got, eps * np_sq(EMB, centres), rtol=1e-4, atol=1e-6)
+    got = to_numpy(dist.mahalanobis_squared_distances(EMB, centers, np.zeros((4, 4)), eps))
+    np.testing.assert_allclose(got, eps * np_sq(EMB, centers), rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- masks
