@@ -123,6 +123,9 @@ def run(config: TrainConfig) -> dict:
         "train_samples": prepared.train_samples_per_epoch,
         "parameters": task_metrics.get("parameters", primary.count_params()),
         "seed": config.seed,
+        # the detector trains outside op determinism (XLA); record what was in force
+        "op_determinism": bool(config.deterministic and task.op_determinism
+                               and keras.backend.backend() == "tensorflow"),
         "versions": versions(),
         "config": config.to_json(),
     }
