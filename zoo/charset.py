@@ -24,6 +24,14 @@ from losses.sequence import BLANK_INDEX, PAD_VALUE
 DIGITS = string.digits
 # The 36 case-insensitive classes of the CRNN paper's lexicon-free setting (plus the blank).
 LOWERCASE_ALPHANUMERIC = string.digits + string.ascii_lowercase
+UPPERCASE_ALPHANUMERIC = string.digits + string.ascii_uppercase
+PUNCTUATION = "-.,:/'&()#+"
+# Named character sets for `--charset` (text task): what the synthetic lines are drawn from.
+CHARSETS = {
+    "lower": LOWERCASE_ALPHANUMERIC,
+    "upper": UPPERCASE_ALPHANUMERIC,
+    "full": string.digits + string.ascii_uppercase + string.ascii_lowercase + PUNCTUATION,
+}
 
 
 @keras.saving.register_keras_serializable(package="losslab")

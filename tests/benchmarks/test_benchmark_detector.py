@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks import detector as bench
-from test_detector import write_voc_fixture
+from voc_fixtures import write_voc_fixture
 
 
 def tiny_args(tmp_path):

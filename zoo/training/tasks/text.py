@@ -212,6 +212,14 @@ def _subset(lines: TextLines, indices) -> TextLines:
                      tuple(lines.texts[i] for i in indices), lines.charset, names)
 
 
+def named_charset(config) -> Charset | None:
+    """The `charset` option's `Charset` (zoo.charset.CHARSETS), or None when not given."""
+    from zoo.charset import CHARSETS
+
+    name = config.options.get("charset")
+    return None if name is None else Charset(CHARSETS[name])
+
+
 def image_height(config) -> int:
     """The line height of a run: its `image_height` option, 32 by default."""
     return int(config.options.get("image_height", IMAGE_HEIGHT))
@@ -230,15 +238,17 @@ def synthetic_data(config) -> TextData:
     `image_height(config)` px high and 4 times as wide."""
     per_epoch = int(config.train_limit or DEFAULT_TRAIN_SAMPLES)
     height = image_height(config)
+    charset = named_charset(config) or Charset()
     train = SyntheticTextStream(per_epoch, config.epochs, config.batch_size,
-                                seed=(config.seed, TRAIN_STREAM), height=height)
+                                seed=(config.seed, TRAIN_STREAM), height=height,
+                                charset=charset)
     n_validation = int(round(config.validation_split * train.samples_per_epoch))
     validation = (synthetic_text_set(n_validation, seed=(config.seed, VALIDATION_STREAM),
-                                     height=height, width=train.width)
+                                     charset=charset, height=height, width=train.width)
                   if n_validation > 0 else None)
     test = synthetic_text_set(int(config.test_limit or DEFAULT_TEST_SAMPLES),
-                              seed=(config.seed, TEST_STREAM), height=height,
-                              width=train.width)
+                              seed=(config.seed, TEST_STREAM), charset=charset,
+                              height=height, width=train.width)
     info = {"source": SYNTH_TEXT, "train_lines_per_epoch": train.samples_per_epoch,
             "train_lines_total": train.num_samples,
             "validation_lines": n_validation, "test_lines": len(test),
@@ -297,7 +307,7 @@ def split_lines(config, lines: TextLines, source, info=None) -> TextData:
 def folder_data(config, root: Path, labels="auto") -> TextData:
     """A folder of labelled crops split into training, validation and test lines."""
     pairs = read_labels(root, labels)
-    charset = folder_charset([text for _, text in pairs])
+    charset = named_charset(config) or folder_charset([text for _, text in pairs])
     lines = load_text_folder(root, charset=charset, labels=labels,
                              height=image_height(config))
     return split_lines(config, lines, root, {"labels": labels})
@@ -306,7 +316,8 @@ def folder_data(config, root: Path, labels="auto") -> TextData:
 def boxes_data(config, root: Path) -> TextData:
     """Text boxes annotated in a folder of images (`load_text_boxes`), cut out with the
     default margin and split like a folder of crops."""
-    charset = folder_charset([box.text for box in read_text_boxes(root)])
+    charset = named_charset(config) or folder_charset(
+        [box.text for box in read_text_boxes(root)])
     lines = load_text_boxes(root, charset=charset, height=image_height(config))
     return split_lines(config, lines, root, {"format": "file x y w h TEXT",
                                              "margin": BOX_MARGIN})
@@ -398,7 +409,11 @@ class TextTask(Task):
                "image_height": Option(IMAGE_HEIGHT, "text: height in pixels of the text "
                                       "lines and of the model's input (a multiple of 16 "
                                       "from 32 up; 48 or 64 for whole crops such as number "
-                                      "plates)", type=int)}
+                                      "plates)", type=int),
+               "charset": Option(None, "text: the characters the model reads: lower "
+                                 "(digits + a-z), upper (digits + A-Z), full (digits, both "
+                                 "cases, -.,:/'&()#+); default lower for synth_text, else the "
+                                 "labels' own", type=str, choices=("lower", "upper", "full"))}
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; a text recognizer "
                            "has per-frame character logits, not classes of images",
