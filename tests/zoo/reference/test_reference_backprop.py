@@ -11,6 +11,17 @@ import zoo
 from zoo.reference import backprop as bp
 
 F32_TOL = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def _seeded_weights():
+    """Fixed initial weights for every test. Unseeded, the weights depended on what earlier
+    tests drew from the global RNG. In one full-suite run a single element of c3/kernel's
+    gradient was off by 6e-3 while all others agreed to 1e-6: the mark of a max-pooling
+    window whose two largest inputs lie within float32 rounding, where the NumPy forward
+    pass and TensorFlow's (oneDNN) pick different maxima and route the gradient to different
+    pixels. The same checks pass for each of 40 seeded draws."""
+    keras.utils.set_random_seed(1234)
 F64_TOL = 1e-10
 
 
