@@ -76,6 +76,7 @@ MIN_HEIGHT = 16  # the renderer's font sizes (2·height - 20 ...) need at least 
 MIN_LENGTH, MAX_LENGTH = 4, 10
 # Part of the cache key of `synthetic_text_set`: bump it whenever rendering changes.
 GENERATOR_VERSION = 1
+PLATES_VERSION = 1  # ... and this one whenever the plate rendering changes
 CSV_NAME = "labels.csv"
 _HEADER_CELLS = {"filename", "file", "image", "path", "name"}
 BOX_MARGIN = 0.1  # of the box height, on each side of a text box
@@ -246,6 +247,11 @@ class SyntheticText(keras.utils.PyDataset):
         augment: augment the renderings (False: black text in the first font on white).
             Defaults to True.
         fonts: .ttf paths. Defaults to `dejavu_fonts()`.
+        plate_fraction: the share of samples drawn as number-plate crops
+            (`zoo.datasets.synthetic_plates.render_plate`: 5-8 capitals and digits of the
+            charset on a plate with border, band, separators and surroundings) instead of
+            plain lines. Defaults to 0 (plain lines only; the streams of earlier versions
+            are unchanged).
         **kwargs: `keras.utils.PyDataset` arguments (workers, use_multiprocessing,
             max_queue_size).
 
@@ -256,8 +262,10 @@ class SyntheticText(keras.utils.PyDataset):
 
     def __init__(self, num_samples=10_000, batch_size=32, charset=LOWERCASE_ALPHANUMERIC,
                  min_length=MIN_LENGTH, max_length=MAX_LENGTH, height=HEIGHT, width=None,
-                 seed=0, augment=True, fonts=None, **kwargs):
+                 seed=0, augment=True, fonts=None, plate_fraction=0.0, **kwargs):
         super().__init__(**kwargs)
+        if not 0.0 <= float(plate_fraction) <= 1.0:
+            raise ValueError(f"plate_fraction must be in [0, 1]; got {plate_fraction!r}")
         if not 1 <= int(min_length) <= int(max_length):
             raise ValueError(f"need 1 <= min_length <= max_length; got min_length="
                              f"{min_length}, max_length={max_length}")
@@ -272,21 +280,40 @@ class SyntheticText(keras.utils.PyDataset):
         self.seed = tuple(seed) if isinstance(seed, (tuple, list)) else int(seed)
         self.augment = bool(augment)
         self.fonts = [Path(p) for p in fonts] if fonts is not None else dejavu_fonts()
+        self.plate_fraction = float(plate_fraction)
+        if self.plate_fraction > 0:
+            from zoo.datasets.synthetic_plates import plate_alphabet
+
+            plate_alphabet(self.charset)  # a charset without capitals or digits: ValueError
+
+    def _draw(self, index):
+        """(rng, text, plate groups or None) of sample `index`; the rng continues into the
+        rendering."""
+        rng = _rng(self.seed, index)
+        if self.plate_fraction > 0 and rng.random() < self.plate_fraction:
+            from zoo.datasets.synthetic_plates import random_plate_text
+
+            text, groups = random_plate_text(rng, self.charset, self.min_length,
+                                             self.max_length)
+            return rng, text, groups
+        return rng, random_text(rng, self.charset, self.min_length, self.max_length), None
 
     def __len__(self):
         return math.ceil(self.num_samples / self.batch_size)
 
     def text(self, index: int) -> str:
         """The string of sample `index` (cheap: nothing is rendered)."""
-        return random_text(_rng(self.seed, index), self.charset, self.min_length,
-                           self.max_length)
+        return self._draw(index)[1]
 
     def sample(self, index: int):
         """(uint8 (height, width) image, text) of sample `index`."""
         if not 0 <= index < self.num_samples:
             raise IndexError(f"sample {index} out of range [0, {self.num_samples})")
-        rng = _rng(self.seed, index)
-        text = random_text(rng, self.charset, self.min_length, self.max_length)
+        rng, text, groups = self._draw(index)
+        if groups is not None:
+            from zoo.datasets.synthetic_plates import render_plate
+
+            return render_plate(groups, rng, self.fonts, self.height, self.width), text
         image = render_text_line(text, rng, self.fonts, self.height, self.width, self.augment)
         return image, text
 
@@ -310,7 +337,7 @@ class SyntheticText(keras.utils.PyDataset):
 
 def synthetic_text_set(num_samples=1000, seed=1, charset=LOWERCASE_ALPHANUMERIC,
                        min_length=MIN_LENGTH, max_length=MAX_LENGTH, height=HEIGHT,
-                       width=None, augment=True, cache=True) -> TextLines:
+                       width=None, augment=True, cache=True, plate_fraction=0.0) -> TextLines:
     """A fixed synthetic set (e.g. the test set), cached under `cache_dir()/synth_text/`.
 
     The cache key covers every argument (the height and the resolved width included), the
@@ -323,10 +350,13 @@ def synthetic_text_set(num_samples=1000, seed=1, charset=LOWERCASE_ALPHANUMERIC,
             to 1 (`SyntheticText` defaults to 0).
         charset, min_length, max_length, height, width, augment: as `SyntheticText`.
         cache: read/write the cache. Defaults to True.
+        plate_fraction: as `SyntheticText`. Defaults to 0.
     """
     lines = SyntheticText(num_samples, 256, charset, min_length, max_length, height, width,
-                          seed, augment)
-    key = json.dumps({"version": GENERATOR_VERSION, "n": lines.num_samples,
+                          seed, augment, plate_fraction=plate_fraction)
+    plates = ({"plate_fraction": lines.plate_fraction, "plates_version": PLATES_VERSION}
+              if lines.plate_fraction > 0 else {})  # plain sets keep their old cache keys
+    key = json.dumps({**plates, "version": GENERATOR_VERSION, "n": lines.num_samples,
                       "seed": lines.seed, "charset": lines.charset.characters,
                       "lengths": [lines.min_length, lines.max_length],
                       "size": [lines.height, lines.width], "augment": lines.augment,

@@ -12,6 +12,8 @@ that height and the model is built for it (`input_shape=(H, None, 1)`, H a multi
 from 32 up). A whole crop (a number plate with its border and a margin) at 32 px leaves
 its characters only about half the line high (~16 px); 48 or 64 gives them more pixels.
 Synthetic lines keep their aspect ratio: 4·H px wide (128 at 32 px), T = H - 1 frames.
+`--plate-fraction F` draws that share of the synthetic samples as number-plate crops
+(`zoo.datasets.synthetic_plates`; needs `--charset upper` or `full`).
 
 Data (`TextData`):
 
@@ -38,6 +40,9 @@ Data (`TextData`):
   `zoo.datasets.text.load_text_boxes`): each box is cut out with 10 % of its height as a
   margin on each side, then treated as a folder crop: the same charset rule, padding and
   seeded split (`split_lines`).
+- With `--test-dataset SPEC` (`config.test_dataset`) on `folder:` or `boxes:` data, the run
+  keeps no test split of its own: SPEC's lines are the test lines (a user's held-out
+  photos), and all of `--dataset` is training and validation.
 
 Model: `zoo.create_model(config.model, charset=charset, input_shape=(H, None, 1))`, so the
 saved model carries its vocabulary and its height. Optimiser: Adam with cosine decay over
@@ -239,20 +244,22 @@ def synthetic_data(config) -> TextData:
     per_epoch = int(config.train_limit or DEFAULT_TRAIN_SAMPLES)
     height = image_height(config)
     charset = named_charset(config) or Charset()
+    plates = float(config.options.get("plate_fraction", 0.0))
     train = SyntheticTextStream(per_epoch, config.epochs, config.batch_size,
                                 seed=(config.seed, TRAIN_STREAM), height=height,
-                                charset=charset)
+                                charset=charset, plate_fraction=plates)
     n_validation = int(round(config.validation_split * train.samples_per_epoch))
     validation = (synthetic_text_set(n_validation, seed=(config.seed, VALIDATION_STREAM),
-                                     charset=charset, height=height, width=train.width)
+                                     charset=charset, height=height, width=train.width,
+                                     plate_fraction=plates)
                   if n_validation > 0 else None)
     test = synthetic_text_set(int(config.test_limit or DEFAULT_TEST_SAMPLES),
                               seed=(config.seed, TEST_STREAM), charset=charset,
-                              height=height, width=train.width)
+                              height=height, width=train.width, plate_fraction=plates)
     info = {"source": SYNTH_TEXT, "train_lines_per_epoch": train.samples_per_epoch,
             "train_lines_total": train.num_samples,
             "validation_lines": n_validation, "test_lines": len(test),
-            "lengths": [train.min_length, train.max_length],
+            "lengths": [train.min_length, train.max_length], "plate_fraction": plates,
             "seeds": {"train": [config.seed, TRAIN_STREAM],
                       "validation": [config.seed, VALIDATION_STREAM],
                       "test": [config.seed, TEST_STREAM]},
@@ -269,7 +276,8 @@ def folder_charset(texts) -> Charset:
     return Charset.from_texts(texts)
 
 
-def split_lines(config, lines: TextLines, source, info=None) -> TextData:
+def split_lines(config, lines: TextLines, source, info=None,
+                test_fraction=FOLDER_TEST_FRACTION) -> TextData:
     """Fixed lines split by a permutation seeded with `config.seed`: 10 % test (at most
     `test_limit`), `validation_split` validation, the rest training (at most `train_limit`).
 
@@ -280,9 +288,11 @@ def split_lines(config, lines: TextLines, source, info=None) -> TextData:
         lines: all the lines, padded to one width.
         source: the folder they came from (named in errors and in `info["source"]`).
         info: more facts for metrics.json. Defaults to None.
+        test_fraction: the share held out as test lines; 0 keeps none (the returned
+            `test` is then None: the caller supplies the test lines). Defaults to 0.1.
     """
     n = len(lines)
-    n_test = max(1, int(round(FOLDER_TEST_FRACTION * n)))
+    n_test = max(1, int(round(test_fraction * n))) if test_fraction > 0 else 0
     n_validation = (max(1, int(round(config.validation_split * n)))
                     if config.validation_split > 0 else 0)
     if n - n_test - n_validation < 1:
@@ -294,12 +304,12 @@ def split_lines(config, lines: TextLines, source, info=None) -> TextData:
     train_indices = order[n_test + n_validation:][:config.train_limit or None]
     train = _subset(lines, np.sort(train_indices))
     validation = _subset(lines, np.sort(validation_indices)) if n_validation else None
-    test = _subset(lines, np.sort(test_indices))
+    test = _subset(lines, np.sort(test_indices)) if n_test else None
     width = int(lines.x.shape[2])
     info = {"source": str(source), **(info or {}), "crops": n, "train_lines": len(train),
             "validation_lines": len(validation) if validation else 0,
-            "test_lines": len(test), "split_seed": config.seed,
-            "test_fraction": FOLDER_TEST_FRACTION, "new_lines_every_epoch": False}
+            "test_lines": len(test) if test else 0, "split_seed": config.seed,
+            "test_fraction": test_fraction, "new_lines_every_epoch": False}
     steps = math.ceil(len(train) / config.batch_size)
     return TextData(train, validation, test, lines.charset, width, steps, len(train), info)
 
@@ -310,7 +320,7 @@ def folder_data(config, root: Path, labels="auto") -> TextData:
     charset = named_charset(config) or folder_charset([text for _, text in pairs])
     lines = load_text_folder(root, charset=charset, labels=labels,
                              height=image_height(config))
-    return split_lines(config, lines, root, {"labels": labels})
+    return split_lines(config, lines, root, {"labels": labels}, _own_test_fraction(config))
 
 
 def boxes_data(config, root: Path) -> TextData:
@@ -320,7 +330,30 @@ def boxes_data(config, root: Path) -> TextData:
         [box.text for box in read_text_boxes(root)])
     lines = load_text_boxes(root, charset=charset, height=image_height(config))
     return split_lines(config, lines, root, {"format": "file x y w h TEXT",
-                                             "margin": BOX_MARGIN})
+                                             "margin": BOX_MARGIN}, _own_test_fraction(config))
+
+
+def _own_test_fraction(config) -> float:
+    """10 % of a real dataset held out as test lines, none when `--test-dataset` names
+    the test lines (a user's own held-out set: then all the data trains or validates)."""
+    return 0.0 if config.test_dataset else FOLDER_TEST_FRACTION
+
+
+def load_test_lines(config, spec, charset: Charset, height: int) -> TextLines:
+    """All the lines of dataset `spec` read with `charset` at `height` px (a test set)."""
+    kind, root, labels = parse_text_dataset(spec)
+    if kind == SYNTH_TEXT:
+        return synthetic_text_set(int(config.test_limit or DEFAULT_TEST_SAMPLES),
+                                  seed=(config.seed, TEST_STREAM), charset=charset,
+                                  height=height, width=4 * height,
+                                  plate_fraction=float(config.options.get("plate_fraction",
+                                                                          0.0)))
+    if kind == "boxes":
+        return load_text_boxes(root, charset=charset, height=height)
+    test = load_text_folder(root, charset=charset, labels=labels, height=height)
+    if config.test_limit:
+        test = _subset(test, np.arange(min(config.test_limit, len(test))))
+    return test
 
 
 def load_text_data(config) -> TextData:
@@ -332,13 +365,18 @@ def load_text_data(config) -> TextData:
         data = boxes_data(config, root)
     else:
         data = folder_data(config, root, labels)
+    if data.test is None:  # real data with --test-dataset: that is the test split
+        data.test = load_test_lines(config, config.test_dataset, data.charset,
+                                    image_height(config))
+        data.info.update(test_source=config.test_dataset, test_lines=len(data.test))
     frames = crnn_frames(data.width)
     counts = {"frames": frames}
     named = {"validation": data.validation, "test": data.test}
     if isinstance(data.train, TextLines):
         named["train"] = data.train
     for name, split in named.items():
-        counts[f"{name}_infeasible"] = infeasible_count(split.y, frames) if split else 0
+        counts[f"{name}_infeasible"] = (infeasible_count(split.y, crnn_frames(split.x.shape[2]))
+                                        if split else 0)
     bad = {k: v for k, v in counts.items() if k.endswith("_infeasible") and v}
     if bad:
         warnings.warn(f"{bad} labels need more than the {frames} frames of {data.width}-px-"
@@ -413,7 +451,11 @@ class TextTask(Task):
                "charset": Option(None, "text: the characters the model reads: lower "
                                  "(digits + a-z), upper (digits + A-Z), full (digits, both "
                                  "cases, -.,:/'&()#+); default lower for synth_text, else the "
-                                 "labels' own", type=str, choices=("lower", "upper", "full"))}
+                                 "labels' own", type=str, choices=("lower", "upper", "full")),
+               "plate_fraction": Option(0.0, "text: share of synth_text samples drawn as "
+                                        "number-plate crops (border, band, separators, "
+                                        "surroundings; 5-8 capitals and digits) instead of "
+                                        "plain lines, 0-1", type=float)}
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; a text recognizer "
                            "has per-frame character logits, not classes of images",
@@ -434,9 +476,18 @@ class TextTask(Task):
         except (TypeError, ValueError) as error:
             raise ConfigError(f"image_height: {error}") from None
         try:
-            parse_text_dataset(config.dataset)
+            kind = parse_text_dataset(config.dataset)[0]
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        fraction = float(self.option(config, "plate_fraction"))
+        if not 0.0 <= fraction <= 1.0:
+            raise ConfigError(f"plate_fraction must be in [0, 1], got {fraction}")
+        if fraction > 0 and kind != SYNTH_TEXT:
+            raise ConfigError(f"plate_fraction applies to synth_text only (the synthetic "
+                              f"lines); {config.dataset!r} is read as it is")
+        if fraction > 0 and (named_charset(config) or Charset()).characters.islower():
+            raise ConfigError("plate_fraction draws capitals and digits: use --charset upper "
+                              "or full")
 
     def prepare(self, config):
         data = load_text_data(config)
@@ -507,6 +558,9 @@ class TextTask(Task):
             "files": files,
         }
 
+    def compile_for_scoring(self, config, model):
+        return compile_text_model(model, config, 1)
+
     def test_data(self, config, spec, models):
         """All of `spec` as the test lines, read with the model's charset and height."""
         from zoo.models.crnn import charset_of
@@ -514,17 +568,7 @@ class TextTask(Task):
         model = models["model"]
         charset = charset_of(model)
         height = int(model.input_shape[1])
-        kind, root, labels = parse_text_dataset(spec)
-        if kind == SYNTH_TEXT:
-            test = synthetic_text_set(int(config.test_limit or DEFAULT_TEST_SAMPLES),
-                                      seed=(config.seed, TEST_STREAM), charset=charset,
-                                      height=height, width=4 * height)
-        elif kind == "boxes":
-            test = load_text_boxes(root, charset=charset, height=height)
-        else:
-            test = load_text_folder(root, charset=charset, labels=labels, height=height)
-            if config.test_limit:
-                test = _subset(test, np.arange(min(config.test_limit, len(test))))
+        test = load_test_lines(config, spec, charset, height)
         data = TextData(None, None, test, charset, int(test.x.shape[2]), 0, 0,
                         {"source": spec, "test_lines": len(test)})
         return Prepared(data, model, 0, info=data.info)
