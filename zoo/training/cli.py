@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the head alone for the first EPOCHS epochs, then everything")
     add("--test-dataset", default=None, metavar="SPEC",
         help="after training, also score on all of SPEC (a dataset form of the task), "
-        "into RUN/evaluations/ (as python -m zoo.evaluate)")
+        "into RUN/evaluations/ (as python -m zoo.evaluate); for text models trained on "
+        "folder: or boxes: data, SPEC is then the test split and all of --dataset trains "
+        "or validates")
     add("--debug", action="store_true", help="show the traceback of an error")
     seen = set()
     for task in TASKS.values():

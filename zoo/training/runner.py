@@ -64,8 +64,9 @@ def resolve(config: TrainConfig):
     return config, task
 
 
-# settings that may change between a run and its --resume (they do not change the result)
-RESUME_MAY_CHANGE = ("resume", "verbose", "tensorboard", "test_dataset", "out", "callbacks")
+# settings that may change between a run and its --resume (they do not change the result;
+# test_dataset does: a text model on real data then keeps no test split of its own)
+RESUME_MAY_CHANGE = ("resume", "verbose", "tensorboard", "out", "callbacks")
 
 
 def comparable(settings: dict) -> dict:

@@ -217,6 +217,24 @@ def test_folder_splits_partition_the_crops(tmp_path):
                                root, "lines.csv")
 
 
+def test_a_test_dataset_is_the_test_split_of_real_data(tmp_path):
+    train_root = write_folder(tmp_path / "mine", [t.lower() for t in FOLDER_TEXTS])
+    test_root = write_folder(tmp_path / "held_out", ["ab1", "c2", "zz"])
+    config = train.TrainConfig(out="unused", test_dataset=f"folder:{test_root},lines.csv",
+                               **{**TINY, "dataset": f"folder:{train_root},lines.csv"})
+    data = text_train.load_text_data(config)
+    # no test lines of its own: round(0.5 * 12) = 6 validation, the other 6 train
+    assert (len(data.train), len(data.validation)) == (6, 6)
+    assert sorted(data.train.texts + data.validation.texts) == sorted(
+        t.lower() for t in FOLDER_TEXTS)
+    assert data.test.texts == ("ab1", "c2", "zz")
+    assert data.info["test_source"] == config.test_dataset
+    # without it, 10 % of the same folder is held out as before
+    alone = text_train.load_text_data(train.TrainConfig(
+        out="unused", **{**TINY, "dataset": f"folder:{train_root},lines.csv"}))
+    assert (len(alone.train), len(alone.validation), len(alone.test)) == (5, 6, 1)
+
+
 def test_dataset_names_and_default_run_folder(tmp_path):
     assert text_train.parse_text_dataset("synth_text") == ("synth_text", None, None)
     kind, root, labels = text_train.parse_text_dataset("folder:/data/a,b,labels.csv")
