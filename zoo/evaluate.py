@@ -1,14 +1,17 @@
-"""Score a trained run on any data: `python -m zoo.evaluate RUN --dataset SPEC`.
+"""Score a trained run or shipped weights on any data:
+`python -m zoo.evaluate RUN_OR_WEIGHTS --dataset SPEC`.
 
     python -m zoo.evaluate runs/lenet5-fashion_mnist-softmax --dataset mnist
     python -m zoo.evaluate runs/crnn_small-synth_text-ctc --dataset folder:my_crops
     python -m zoo.evaluate runs/detector-voc-kangaroo-eiou --dataset voc:other_photos
+    python -m zoo.evaluate crnn_small.synth_plates --dataset boxes:my_photos
 
 The whole of SPEC is the test set (a folder is not split). The run's task scores it with the
-same metrics, plots and gallery as a training run; they go to RUN/evaluations/SLUG/ (or
-`--out`), with a metrics.json that names the run and the data. From Python:
-`evaluate_run(run_folder, dataset)` returns the metrics dict. `zoo.train --test-dataset SPEC`
-calls it after training.
+same metrics, plots and gallery as a training run; they go to RUN/evaluations/SLUG/ (for
+weights MODEL.TAG: runs/evaluations/MODEL.TAG/SLUG/; or `--out`), with a metrics.json that
+names the run and the data. Shipped weights are scored as their card's recipe compiles them
+(the task's loss and metrics). From Python: `evaluate_run(run_or_weights, dataset)` returns
+the metrics dict. `zoo.train --test-dataset SPEC` calls it after training.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def load_run(run_folder):
     from zoo.training.tasks import task_for_model
 
     folder = Path(run_folder)
+    if not folder.exists():
+        raise ConfigError(f"{folder}: neither a run folder nor shipped weights (see python -m "
+                          f"zoo.weights list)")
     metrics_file = folder / "metrics.json"
     if not metrics_file.exists():
         raise ConfigError(f"{folder}: not a finished run (no metrics.json)")
@@ -52,15 +58,46 @@ def load_run(run_folder):
     return config, task, stored, models
 
 
+def load_weights(name: str):
+    """(config, task, card, {stage: model}) of shipped weights "MODEL.TAG": the model built
+    with them and compiled as the card's recipe compiles it."""
+    from zoo import weights
+    from zoo.registry import create_model
+    from zoo.training.tasks import task_for_model
+
+    card = weights.card(name)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in card["recipe"].items() if k in fields})
+    task = task_for_model(card["model"])
+    model = create_model(card["model"], weights=name.split(".", 1)[1])
+    task.compile_for_scoring(config, model)
+    return config, task, card, {task.stages[0]: model, "class_names": None}
+
+
+def is_weights_name(source) -> bool:
+    """Whether `source` names shipped weights ("MODEL.TAG") rather than a folder."""
+    from zoo import weights
+
+    return not Path(source).exists() and str(source) in weights.list_weights()
+
+
 def evaluate_run(run_folder, dataset: str, test_limit=None, out=None) -> dict:
-    """Score the run in `run_folder` on all of `dataset`; returns (and writes) the metrics."""
-    config, task, stored, models = load_run(run_folder)
+    """Score the run in `run_folder`, or the shipped weights named by it ("MODEL.TAG"), on
+    all of `dataset`; returns (and writes) the metrics."""
+    if is_weights_name(run_folder):
+        config, task, stored, models = load_weights(str(run_folder))
+        default_out = Path("runs") / "evaluations" / str(run_folder)
+    else:
+        config, task, stored, models = load_run(run_folder)
+        default_out = Path(run_folder) / "evaluations"
     config = dataclasses.replace(config, test_limit=test_limit, resume=False)
     prepared = task.test_data(config, dataset, models)
-    out = Path(out) if out else Path(run_folder) / "evaluations" / task.dataset_slug(dataset)
+    out = Path(out) if out else default_out / task.dataset_slug(dataset)
     out.mkdir(parents=True, exist_ok=True)
     task_metrics = task.evaluate(config, prepared, models, RunFolder(out))
-    metrics = {"task": task.name, "run": str(Path(run_folder).resolve()),
+    source = (str(run_folder) if is_weights_name(run_folder)
+              else str(Path(run_folder).resolve()))
+    metrics = {"task": task.name, "run": source,
                "dataset": dataset, **task_metrics, "versions": versions(),
                "config": config.to_json()}
     metrics["files"] = sorted(p.name for p in out.iterdir() if p.name != "metrics.json") + [
@@ -72,7 +109,8 @@ def evaluate_run(run_folder, dataset: str, test_limit=None, out=None) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="a finished run folder")
+    parser.add_argument("run", help="a finished run folder, or shipped weights MODEL.TAG "
+                        "(python -m zoo.weights list)")
     parser.add_argument("--dataset", required=True, help="the data to score on (a dataset "
                         "form of the run's task; see python -m zoo.train --help)")
     parser.add_argument("--test-limit", type=int, default=None, help="score the first N only")

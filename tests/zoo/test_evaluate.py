@@ -83,3 +83,22 @@ def test_a_text_run_scored_on_a_folder_of_crops(tmp_path):
     edits = sum(reference_edit_distance(t, r) for t, r in zip(lines.texts, read))
     assert stored["test_cer"] == pytest.approx(edits / sum(len(t) for t in lines.texts))
     assert (out / "evaluations" / "folder-crops" / "gallery.png").stat().st_size > 0
+
+
+def test_shipped_weights_are_scored_by_name(tmp_path):
+    """`zoo.evaluate lenet5.mnist --dataset mnist`: the card's model with its weights, scored
+    like a run; accuracy checked against an argmax over the same model's predictions."""
+    from zoo.registry import create_model
+
+    stored = evaluate.evaluate_run("lenet5.mnist", "mnist", test_limit=300, out=tmp_path / "e")
+    assert stored["run"] == "lenet5.mnist"
+    test = datasets.load("mnist", "test", limit=300)
+    logits = create_model("lenet5", weights="mnist").predict(test.x, verbose=0)
+    assert stored["test_accuracy"] == pytest.approx(np.mean(logits.argmax(-1) == test.y))
+    assert stored["test_accuracy"] > 0.95
+    assert (tmp_path / "e" / "metrics.json").exists()
+
+
+def test_an_unknown_source_is_neither_a_run_nor_weights(capsys):
+    assert evaluate.main(["lenet5.nothing", "--dataset", "mnist"]) == 2
+    assert "neither a run folder nor shipped weights" in capsys.readouterr().err

@@ -125,6 +125,12 @@ class Task:
         into `folder`; returns the task's metrics (merged into metrics.json)."""
         raise NotImplementedError
 
+    def compile_for_scoring(self, config, model):
+        """Compile a model built from shipped weights (`zoo.evaluate MODEL.TAG`) with the
+        task's loss and metrics, as `prepare` would; `config` is the weights' recipe."""
+        raise ConfigError(f"scoring shipped weights of {self.name} models is not supported; "
+                          f"score a run folder instead")
+
     def test_data(self, config, spec: str, models: dict) -> Prepared:
         """A `Prepared` whose data holds `spec` as the test split (the whole of it), for
         scoring trained `models` on data of the user's (`python -m zoo.evaluate`)."""

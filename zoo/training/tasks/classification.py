@@ -166,6 +166,9 @@ class ClassificationTask(Task):
             "files": ["model.keras", "history.csv", "curves.png", "confusion_matrix.png"],
         }
 
+    def compile_for_scoring(self, config, model):
+        return compile_model(model, config, int(model.output_shape[-1]), 1)
+
     def test_data(self, config, spec, models):
         if spec not in datasets.list_datasets():
             raise ConfigError(f"unknown classification dataset {spec!r}; known: "
