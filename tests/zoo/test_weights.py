@@ -41,7 +41,9 @@ def test_every_shipped_file_loads_verified_and_predicts_as_its_card_says(name, t
         charset = charset_of(model)
         height = card["builder_kwargs"]["input_shape"][0]
         lines = synthetic_text_set(200, seed=(card["recipe"]["seed"], TEST_STREAM),
-                                   charset=charset, height=height)
+                                   charset=charset, height=height,
+                                   plate_fraction=card["recipe"]["options"].get(
+                                       "plate_fraction", 0.0))
         read = []
         for frames in model.predict(lines.x, verbose=0):  # greedy, written out here
             path = frames.argmax(-1)

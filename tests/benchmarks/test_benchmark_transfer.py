@@ -1,0 +1,70 @@
+"""benchmarks/transfer.py: the scoring normalisation, the stored split, and a tiny run of
+every part on stand-in plate photos (synthetic plates pasted into grey images)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import transfer
+from zoo.charset import CHARSETS, Charset
+from zoo.datasets.synthetic_plates import random_plate_text, render_plate
+from zoo.datasets.text import dejavu_fonts
+
+
+def stand_in_plates(folder, count):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        text, groups = random_plate_text(rng, Charset(CHARSETS["upper"]))
+        photo = np.full((100, 240), 90, np.uint8)
+        photo[20:68, 20:212] = render_plate(groups, rng, dejavu_fonts(), 48, 192)
+        Image.fromarray(photo).convert("RGB").save(folder / f"p{i:02d}.jpg")
+        (folder / f"p{i:02d}.txt").write_text(f"p{i:02d}.jpg\t20\t20\t192\t48\t{text}\n")
+    return folder
+
+
+def test_every_reader_is_scored_after_the_same_normalisation():
+    assert transfer.normalise("rk-755aj") == "RK755AJ"
+    assert transfer.normalise("W·053 011 ") == "W053011"
+    result = transfer.scores(["RK755AJ", "AB12"], ["RK-755AJ", "A812"])
+    assert result["cer"] == pytest.approx(1 / 11)  # one substitution in 11 characters
+    assert result["sequence_accuracy"] == 0.5
+
+
+def test_the_split_is_seeded_stored_once_and_checked(tmp_path):
+    plates = stand_in_plates(tmp_path / "plates", 10)
+    path = tmp_path / "split.json"
+    split = transfer.plate_split(plates, path)
+    assert len(split["test"]) == 2 and len(split["train"]) == 8  # ceil(0.2 * 10) test
+    assert sorted(split["test"] + split["train"]) == [f"p{i:02d}" for i in range(10)]
+    order = np.random.default_rng(transfer.SPLIT_SEED).permutation(10)
+    assert split["test"] == sorted(f"p{i:02d}" for i in order[:2])
+    assert transfer.plate_split(plates, path) == split  # read back, not redrawn
+    (plates / f"{split['test'][0]}.txt").unlink()
+    with pytest.raises(SystemExit, match="lacks photos"):
+        transfer.plate_split(plates, path)
+
+
+@pytest.mark.slow
+def test_transfer_smoke(tmp_path, monkeypatch):
+    plates = stand_in_plates(tmp_path / "plates", 15)
+    monkeypatch.setattr(transfer, "SPLIT_FILE", tmp_path / "split.json")
+    transfer.main(["--plates", str(plates), "--seeds", "0", "--epochs", "1",
+                   "--lenet-images", "128", "--lenet-epochs", "1", "--work",
+                   str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")])
+    results = json.loads((tmp_path / "results" / "transfer.json").read_text())
+    rows = results["text"]["rows"]
+    assert set(rows) == {*transfer.PRETRAINED, "scratch", "fine_tuned"}
+    assert len(rows["fine_tuned"]["per_seed"][0]["reads"]) == 3  # ceil(0.2 * 15) test crops
+    assert rows["fine_tuned"]["cer"]["n"] == 1
+    for name in transfer.PRETRAINED:
+        assert 0 <= rows[name]["cer"]
+    lenet = results["lenet"]
+    assert set(lenet["rows"]) == {"scratch", "fine_tuned"}
+    assert lenet["shipped"]["lenet5.mnist"]["test_accuracy"] > 0.98
+    for name in ("transfer.md", "transfer.png", "transfer_gallery.png"):
+        assert (tmp_path / "results" / name).stat().st_size > 0
