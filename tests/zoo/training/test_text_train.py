@@ -235,6 +235,20 @@ def test_a_test_dataset_is_the_test_split_of_real_data(tmp_path):
     assert (len(alone.train), len(alone.validation), len(alone.test)) == (5, 6, 1)
 
 
+def test_augmented_lines_train_on_real_crops_only(tmp_path, capsys):
+    root = write_folder(tmp_path / "crops", FOLDER_TEXTS)
+    out = tmp_path / "run"
+    assert train.main(["--model", "crnn_small", "--dataset", f"folder:{root},lines.csv",
+                       "--epochs", "2", "--batch-size", "4", "--augment-lines",
+                       "--out", str(out)]) == 0
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["config"]["options"]["augment_lines"] is True
+    assert len(read_rows(out / "history.csv")) == 2
+    assert train.main(["--model", "crnn_small", "--augment-lines", "--out",
+                       str(tmp_path / "no")]) == 2
+    assert "synth_text draws new" in capsys.readouterr().err
+
+
 def test_dataset_names_and_default_run_folder(tmp_path):
     assert text_train.parse_text_dataset("synth_text") == ("synth_text", None, None)
     kind, root, labels = text_train.parse_text_dataset("folder:/data/a,b,labels.csv")

@@ -12,6 +12,8 @@ that height and the model is built for it (`input_shape=(H, None, 1)`, H a multi
 from 32 up). A whole crop (a number plate with its border and a margin) at 32 px leaves
 its characters only about half the line high (~16 px); 48 or 64 gives them more pixels.
 Synthetic lines keep their aspect ratio: 4·H px wide (128 at 32 px), T = H - 1 frames.
+`--augment-lines` perturbs each real training crop anew every epoch
+(`zoo.datasets.line_augment`: shear, rotation, scale, shift, contrast, blur, noise).
 `--plate-fraction F` draws that share of the synthetic samples as number-plate crops
 (`zoo.datasets.synthetic_plates`; needs `--charset upper` or `full`).
 
@@ -84,6 +86,7 @@ import numpy as np
 from losses.sequence import CTCInfeasibleCount, CTCLoss, min_frames
 from zoo.charset import Charset
 from zoo.models.crnn import check_height, crnn_frames, decode_logits, export_recognizer
+from zoo.datasets.line_augment import AugmentedLines, EpochOf
 from zoo.datasets.text import (BOX_MARGIN, SyntheticText, TextLines, load_text_boxes,
                                load_text_folder, read_labels, read_text_boxes,
                                synthetic_text_set)
@@ -452,6 +455,10 @@ class TextTask(Task):
                                  "(digits + a-z), upper (digits + A-Z), full (digits, both "
                                  "cases, -.,:/'&()#+); default lower for synth_text, else the "
                                  "labels' own", type=str, choices=("lower", "upper", "full")),
+               "augment_lines": Option(False, "text: each epoch, perturb every real "
+                                       "training crop a little (shear, rotation, scale, "
+                                       "shift, contrast, blur, noise); folder: and boxes: "
+                                       "data"),
                "plate_fraction": Option(0.0, "text: share of synth_text samples drawn as "
                                         "number-plate crops (border, band, separators, "
                                         "surroundings; 5-8 capitals and digits) instead of "
@@ -485,6 +492,9 @@ class TextTask(Task):
         if fraction > 0 and kind != SYNTH_TEXT:
             raise ConfigError(f"plate_fraction applies to synth_text only (the synthetic "
                               f"lines); {config.dataset!r} is read as it is")
+        if self.option(config, "augment_lines") and kind == SYNTH_TEXT:
+            raise ConfigError("augment_lines perturbs real crops; synth_text draws new, "
+                              "augmented lines every epoch already")
         if fraction > 0 and (named_charset(config) or Charset()).characters.islower():
             raise ConfigError("plate_fraction draws capitals and digits: use --charset upper "
                               "or full")
@@ -503,6 +513,11 @@ class TextTask(Task):
             # in order: Keras would otherwise shuffle the batches of the whole stream at once
             fit_kwargs = dict(steps_per_epoch=data.steps_per_epoch, shuffle=False)
             extra = [StreamPosition(data.train)]
+        elif self.option(config, "augment_lines"):
+            fit_data = AugmentedLines(data.train.x, data.train.y, config.batch_size,
+                                      config.seed)
+            fit_kwargs = dict(shuffle=False)  # AugmentedLines shuffles, seeded per epoch
+            extra = [EpochOf(fit_data)]
         else:
             fit_data = data.train.x
             fit_kwargs = dict(y=data.train.y, batch_size=config.batch_size, shuffle=True)
