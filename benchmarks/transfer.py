@@ -340,17 +340,18 @@ def plot_gallery(results, plates_test: Path, path, size=12):
     if text["peer"]["available"]:
         readers.append(("peer", text["peer"]["reads"]))
     count = min(size, len(lines))
-    fig, axes = plt.subplots((count + 2) // 3, 3, figsize=(12, 1.45 * ((count + 2) // 3)),
-                             squeeze=False)
+    rows = (count + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 1.9 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), range(count)):
         ax.imshow(lines.x[i, ..., 0], cmap="gray", vmin=0, vmax=1)
         truth = lines.texts[i]
-        parts = [f"truth {truth}"] + [f"{name} {normalise(reads[i]) or '∅'}"
-                                      for name, reads in readers]
+        parts = [f"{name} {normalise(reads[i]) or '∅'}"
+                 + ("" if normalise(reads[i]) == truth else " ✗") for name, reads in readers]
         wrong = any(normalise(reads[i]) != truth for _, reads in readers)
-        ax.set_title(" | ".join(parts), fontsize=7, color="tab:red" if wrong else "black")
+        ax.set_title(f"truth {truth}\n" + " | ".join(parts), fontsize=8,
+                     color="tab:red" if wrong else "black")
     fig.suptitle("plates-eu test crops: what each reader read (normalised)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -15,7 +15,9 @@ One crop (all levels are grey values in [0, 1]; every draw is from `rng`):
    horizontally to 55-90 % of its width, as plate typefaces are condensed; groups separated
    by a gap, a dash or a small emblem (an oval with a dot), none of which is labelled;
 3. panel: a light panel (0.6-1.0) 1.3-1.7 × the character height, dark characters
-   (0.0-0.35), a dark border (3 plates in 4), a dark band on the left with one or two small
+   (0.0-0.35) — or, one plate in five, the reverse: light characters on a dark panel, as
+   on some older and some commercial plates — a border in the characters' shade (3 plates
+   in 4), a dark band on the left with one or two small
    light letters and a ring of dots (the EU band, 2 plates in 3), a line of small print
    under the characters (1 plate in 4);
 4. surroundings: a margin of car body (any level, smooth texture) of 5-25 % of the panel
@@ -25,9 +27,6 @@ One crop (all levels are grey values in [0, 1]; every draw is from `rng`):
    global contrast and brightness change, pixel noise;
 6. like a real crop: resized to the line height keeping the aspect ratio, squeezed only
    if wider than the line, padded on the right by repeating the last column.
-
-Inverted plates (light characters on a dark panel) are not drawn: the crops of the plate
-sets this targets are dark on light.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ import numpy as np
 from zoo.charset import Charset
 
 PLATE_LENGTHS = (5, 8)
+INVERTED_SHARE = 0.2  # plates drawn light on dark
 
 
 def plate_alphabet(charset: Charset) -> tuple:
@@ -183,6 +183,9 @@ def render_plate(groups, rng, fonts, height, width) -> np.ndarray:
     ink_mask, cap = _draw_characters(groups, rng, _plate_font(rng, fonts), size)
     panel_level = float(rng.uniform(0.6, 1.0))
     ink_level = float(rng.uniform(0.0, min(0.35, panel_level - 0.3)))
+    inverted = rng.random() < INVERTED_SHARE
+    if inverted:  # light characters on a dark panel
+        panel_level, ink_level = 1.0 - panel_level, 1.0 - ink_level
 
     panel_h = int(cap * rng.uniform(1.3, 1.7))
     print_mask = None
@@ -226,6 +229,7 @@ def render_plate(groups, rng, fonts, height, width) -> np.ndarray:
     if rng.random() < 0.75:
         t = max(int(panel_h * rng.uniform(0.02, 0.06)), 1)
         level = float(rng.uniform(0.0, 0.3))
+        level = 1.0 - level if inverted else level
         panel[:t], panel[-t:], panel[:, :t], panel[:, -t:] = level, level, level, level
 
     # surroundings, wide enough that the rotation and shear never show an empty corner

@@ -76,7 +76,7 @@ MIN_HEIGHT = 16  # the renderer's font sizes (2·height - 20 ...) need at least 
 MIN_LENGTH, MAX_LENGTH = 4, 10
 # Part of the cache key of `synthetic_text_set`: bump it whenever rendering changes.
 GENERATOR_VERSION = 1
-PLATES_VERSION = 1  # ... and this one whenever the plate rendering changes
+PLATES_VERSION = 2  # ... and this one whenever the plate rendering changes
 CSV_NAME = "labels.csv"
 _HEADER_CELLS = {"filename", "file", "image", "path", "name"}
 BOX_MARGIN = 0.1  # of the box height, on each side of a text box
