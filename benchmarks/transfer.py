@@ -75,8 +75,9 @@ def normalise(text: str) -> str:
     return re.sub(r"[^0-9A-Z]", "", str(text).upper())
 
 
-def plate_split(plates: Path, path: Path = SPLIT_FILE) -> dict:
-    """The stored split of the plate photos, written once (seeded) if absent."""
+def plate_split(plates: Path, path: Path | None = None) -> dict:
+    """The stored split of the plate photos (`SPLIT_FILE`), written once (seeded) if absent."""
+    path = Path(path or SPLIT_FILE)
     names = sorted(p.stem for p in plates.glob("*.txt"))
     if path.exists():
         split = json.loads(path.read_text())
@@ -225,7 +226,8 @@ def text_benchmark(args) -> dict:
     return {
         "split": {k: split[k] for k in ("seed", "test_fraction", "photos")}
         | {"test_photos": len(split["test"]), "train_photos": len(split["train"]),
-           "file": str(SPLIT_FILE.relative_to(REPO))},
+           "file": (str(SPLIT_FILE.relative_to(REPO)) if SPLIT_FILE.is_relative_to(REPO)
+                    else str(SPLIT_FILE))},
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size,
                    "learning_rate": args.learning_rate, "image_height": 48,
                    "charset": "full", "validation_split": 0.1, "augment_lines": True,
