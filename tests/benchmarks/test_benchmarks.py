@@ -63,3 +63,20 @@ def test_loss_comparison_merge_replaces_rows_and_checks_the_recipe(tmp_path):
     with pytest.raises(SystemExit, match="epochs"):
         loss_comparison.main([*common[:4], "--epochs", "2", *common[6:], "--losses", "hinge",
                               "--merge"])
+
+
+@pytest.mark.slow
+def test_lenet_recipe_smoke(tmp_path):
+    from benchmarks import lenet_recipe
+
+    lenet_recipe.main(["--seeds", "1", "2", "--epochs", "1", "--train-limit", "256",
+                       "--work", str(tmp_path / "work"), "--results-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "lenet_recipe.json").read_text())
+    for dataset in ("mnist", "fashion_mnist"):
+        row = results["datasets"][dataset]
+        accuracies = [r["test_accuracy"] for r in row["runs"]]
+        assert [r["seed"] for r in row["runs"]] == [1, 2]
+        assert row["test_accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
+        assert row["recipe"]["options"] == {"augment": "shift"}  # the shipped recipe
+        assert row["seeds_meeting_target"] == sum(a >= row["target"] for a in accuracies)
+    assert (tmp_path / "lenet_recipe.png").stat().st_size > 0
