@@ -87,16 +87,16 @@ def evaluate_run(run_folder, dataset: str, test_limit=None, out=None) -> dict:
     if is_weights_name(run_folder):
         config, task, stored, models = load_weights(str(run_folder))
         default_out = Path("runs") / "evaluations" / str(run_folder)
+        source = str(run_folder)
     else:
         config, task, stored, models = load_run(run_folder)
         default_out = Path(run_folder) / "evaluations"
+        source = str(Path(run_folder).resolve())
     config = dataclasses.replace(config, test_limit=test_limit, resume=False)
     prepared = task.test_data(config, dataset, models)
     out = Path(out) if out else default_out / task.dataset_slug(dataset)
     out.mkdir(parents=True, exist_ok=True)
     task_metrics = task.evaluate(config, prepared, models, RunFolder(out))
-    source = (str(run_folder) if is_weights_name(run_folder)
-              else str(Path(run_folder).resolve()))
     metrics = {"task": task.name, "run": source,
                "dataset": dataset, **task_metrics, "versions": versions(),
                "config": config.to_json()}

@@ -162,6 +162,13 @@ def _small_print(rng, fonts, size, width):
     return mask
 
 
+def _ink(panel, mask, top, left, level):
+    """Paint `mask` (1 = ink) into `panel` at (top, left) in grey `level`, in place."""
+    region = panel[top:top + mask.shape[0], left:left + mask.shape[1]]
+    m = mask[:region.shape[0], :region.shape[1]]
+    region[:] = region * (1 - m) + level * m
+
+
 def render_plate(groups, rng, fonts, height, width) -> np.ndarray:
     """One synthetic plate crop (see the module docstring) as uint8 (height, width).
 
@@ -202,15 +209,11 @@ def render_plate(groups, rng, fonts, height, width) -> np.ndarray:
     top = int((panel_h - cap - (print_mask.shape[0] + cap // 10 if print_mask is not None
                                 else 0)) * rng.uniform(0.3, 0.7))
     x0 = band_w + side
-    region = panel[top:top + ink_mask.shape[0], x0:x0 + ink_mask.shape[1]]
-    m = ink_mask[:region.shape[0], :region.shape[1]]
-    region[:] = region * (1 - m) + ink_level * m
+    _ink(panel, ink_mask, top, x0, ink_level)
     if print_mask is not None:
         y = min(top + ink_mask.shape[0] + cap // 10, panel_h - print_mask.shape[0])
         x = x0 + int((ink_mask.shape[1] - print_mask.shape[1]) * rng.uniform(0, 1))
-        region = panel[y:y + print_mask.shape[0], x:x + print_mask.shape[1]]
-        m = print_mask[:region.shape[0], :region.shape[1]]
-        region[:] = region * (1 - m) + ink_level * m
+        _ink(panel, print_mask, y, x, ink_level)
     if band_w:
         band_level = float(rng.uniform(0.1, 0.5))
         light = min(band_level + float(rng.uniform(0.35, 0.8)), 1.0)

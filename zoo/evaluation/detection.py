@@ -458,10 +458,7 @@ class DetectionEvaluator(keras.callbacks.Callback):
 # ------------------------------------------------------------------ plots
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the backend is the user's (see zoo.evaluation.plots)
 
     return plt
 

@@ -1,16 +1,17 @@
-"""Plots of a training run, saved as PNG (matplotlib's Agg backend: no display needed)."""
+"""Plots of a training run, saved as PNG (figures are saved and closed: no display needed).
+
+The backend is left to the user: forcing Agg on import would silence every inline figure
+of a notebook that imports the zoo; matplotlib falls back to Agg by itself when there is
+no display."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
 
 def save_figure(fig, path, title: str = "", dpi: int = 120) -> Path:
