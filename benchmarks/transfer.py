@@ -14,7 +14,7 @@ Text (real EU number plates, `plates-eu`: 108 photos, one plate box and its text
   crnn_small trained from scratch on the training photos; the shipped weights fine-tuned on
   them (`--init-from`, the same recipe otherwise: epochs, batch, learning rate, 48 px,
   the 73-character charset, `--augment-lines`: chosen over no augmentation on a validation
-  split of the training photos, CER 1.1 % against 2.2 %); each trained row over `--seeds`.
+  split of the training photos, never on the test photos); each trained row over `--seeds`.
 - Peer: `rapidocr-onnxruntime`'s PP-OCRv4 recogniser (ships in the wheel, runs offline on
   onnxruntime; recognition only, on the same crops in colour: the box grown by 10 % of its
   height on each side, as our loader cuts it).

@@ -26,8 +26,12 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_smoke_mode(path, tmp_path):
     notebook = nbformat.read(path, as_version=4)
-    assert not any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"), \
-        "notebooks are stored without outputs"
+    if any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"):
+        # stored outputs must be those of a full run, saying how long it took and where
+        run = notebook.metadata.get("losslab_execution", {})
+        assert run.get("mode", "").startswith("full"), \
+            "a notebook stored with outputs must record a full (SMOKE = False) run"
+        assert run.get("seconds", 0) > 0 and run.get("machine")
     client = NotebookClient(smoke(notebook), timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
