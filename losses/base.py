@@ -18,7 +18,9 @@ everywhere:
   message (an InvalidArgumentError wrapping it), instead of a silently wrong loss.
 - `class_inputs(y_true, y_pred)`: labels for per-class outputs (B, C) — the class count
   read from `y_pred`, the labels checked against it and against the batch — as int32
-  labels, float32 `y_pred` and float32 one-hot rows.
+  labels, float32 `y_pred` and float32 one-hot rows. Rows whose label is out of range are
+  NaN in the returned `y_pred` and one-hot rows (`poison_invalid`): under XLA, where assertions are dropped,
+  a bad label gives a NaN loss, never a plausible number.
 - `softmax_cross_entropy(one_hot, logits)`: -log softmax(logits)_y per sample.
 """
 
@@ -246,8 +248,23 @@ def class_inputs(y_true, y_pred, what="y_pred"):
     num_classes = class_count(y_pred, what)
     labels = sparse_labels(y_true, num_classes)
     check_batch(labels, y_pred)
-    return labels, as_float32(y_pred), ops.one_hot(labels, num_classes, dtype="float32"), \
-        num_classes
+    valid = ops.logical_and(ops.greater_equal(labels, 0), ops.less(labels, num_classes))
+    # both poisoned: XLA turns one_hot * x into a select, which would drop a NaN of x alone
+    return labels, poison_invalid(as_float32(y_pred), valid), \
+        poison_invalid(ops.one_hot(labels, num_classes, dtype="float32"), valid), num_classes
+
+
+def poison_invalid(values, valid):
+    """`values` (B, ...) float with the rows of samples whose `valid` (B,) is False set to NaN.
+
+    Out-of-range labels raise a `ValueError` when their values are known (eager, NumPy) and
+    stop a TensorFlow graph through an assertion; XLA (`jit_compile=True`, `jax.jit`) drops
+    assertions, and a gather or one-hot of an out-of-range label would quietly give a
+    plausible finite loss. A NaN row makes every loss computed from it, and its gradient,
+    NaN instead, which `keras.callbacks.TerminateOnNaN` (and any look at the loss) catches.
+    """
+    valid = ops.reshape(valid, (-1,) + (1,) * (len(values.shape) - 1))
+    return values + ops.where(valid, 0.0, float("nan"))
 
 
 def softmax_cross_entropy(one_hot, logits):

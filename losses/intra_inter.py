@@ -290,7 +290,8 @@ def intra_inter_loss(y_true, cos, distances, margin=0.5, scale=30.0, margin_type
                          f"got shape {d_shape}")
     if shape[0] is not None and d_shape[0] is not None and shape[0] != d_shape[0]:
         raise ValueError(f"cos θ has {shape[0]} samples but distances has {d_shape[0]}")
-    _, _, one_hot, _ = class_inputs(y_true, cos, "cos θ")
+    # cos θ comes back NaN in the rows of out-of-range labels (caught even under XLA)
+    _, cos, one_hot, _ = class_inputs(y_true, cos, "cos θ")
 
     # Validated one-hot labels go to the margin losses of losses.margin unchanged.
     if margin_type == "arc":

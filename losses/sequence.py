@@ -27,7 +27,8 @@ import numpy as np
 from keras import ops
 
 import keras
-from losses.base import Loss, as_float32, check_batch, check_rank, concrete_numpy, static_shape
+from losses.base import (Loss, as_float32, check_batch, check_rank, concrete_numpy, poison_invalid,
+                         static_shape)
 
 BLANK_INDEX = 0
 PAD_VALUE = -1
@@ -93,13 +94,20 @@ def sequence_labels(y_true, num_classes, pad_value=PAD_VALUE, what="y_true"):
                              f"{num_classes} classes (blank = {BLANK_INDEX}), or the padding "
                              f"{pad_value}; got ids in [{real.min()}, {real.max()}]")
     labels = ops.cast(y_true, "int32")
-    is_pad = ops.equal(labels, pad_value)
-    in_range = ops.logical_and(ops.greater(labels, BLANK_INDEX), ops.less(labels, num_classes))
-    trailing = ops.logical_or(ops.logical_not(is_pad[:, :-1]), is_pad[:, 1:])
-    valid = ops.logical_and(ops.all(ops.logical_or(is_pad, in_range)), ops.all(trailing))
+    valid = ops.all(valid_rows(labels, num_classes, pad_value))
     return _assert_labels_graph(
         labels, valid, f"{what} label ids must be in [1, {num_classes - 1}] followed only by "
                        f"padding {pad_value}")
+
+
+def valid_rows(labels, num_classes, pad_value=PAD_VALUE):
+    """(B,) bool: True where a label row is ids in [1, num_classes - 1] followed only by
+    `pad_value` (int32 labels of `sequence_labels`)."""
+    is_pad = ops.equal(labels, pad_value)
+    in_range = ops.logical_and(ops.greater(labels, BLANK_INDEX), ops.less(labels, num_classes))
+    trailing = ops.logical_or(ops.logical_not(is_pad[:, :-1]), is_pad[:, 1:])
+    return ops.logical_and(ops.all(ops.logical_or(is_pad, in_range), axis=1),
+                           ops.all(trailing, axis=1))
 
 
 def label_length(y_true, pad_value=PAD_VALUE):
@@ -182,7 +190,9 @@ def ctc_loss(y_true, y_pred, logit_length=None, pad_value=PAD_VALUE, zero_infini
     num_classes = _num_classes(y_pred)
     check_batch(y_true, y_pred)
     labels = sequence_labels(y_true, num_classes, pad_value)
-    logits = as_float32(y_pred)
+    # under XLA the graph assertion is dropped: a bad row's loss (and gradient) is NaN instead
+    valid = valid_rows(labels, num_classes, pad_value)
+    logits = poison_invalid(as_float32(y_pred), valid)
     lengths = _logit_lengths(logit_length, logits, labels[:, 0])
     is_label = ops.not_equal(labels, pad_value)
     infeasible = infeasible_mask(labels, lengths, pad_value)
@@ -193,7 +203,8 @@ def ctc_loss(y_true, y_pred, logit_length=None, pad_value=PAD_VALUE, zero_infini
     target_length = ops.where(infeasible, 0, label_length(labels, pad_value))
     raw = ops.ctc_loss(targets, logits, target_length, lengths, mask_index=BLANK_INDEX)
     fill = 0.0 if zero_infinity else float("inf")
-    return ops.where(infeasible, ops.cast(fill, "float32"), ops.cast(raw, "float32"))
+    return poison_invalid(
+        ops.where(infeasible, ops.cast(fill, "float32"), ops.cast(raw, "float32")), valid)
 
 
 @keras.saving.register_keras_serializable(package="losslab")

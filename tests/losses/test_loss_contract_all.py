@@ -407,3 +407,40 @@ def test_the_shared_model_gives_each_loss_its_own_output():
         assert len(own) >= 2, (i, [w.path for w in model.weights])
     assert sum(len([w for w in model.weights if w.path.split("/")[0].split("_")[0] == f"out{i}"])
                for i in range(len(SHARED))) == len(model.weights)  # no weight outside a branch
+
+
+# --------------------------------------------------------------------------- labels under XLA
+
+LABELLED = [(cls, case) for cls, case in CASE_LIST if case.output in ("head", "sequence")]
+
+
+def xla_compiled(function):
+    """`function` compiled by XLA on the current backend (where assertions are dropped)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=True, autograph=False)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(function)
+    pytest.skip(f"no XLA compilation on the {keras.backend.backend()} backend")
+
+
+@pytest.mark.parametrize("cls, case", LABELLED,
+                         ids=[f"{c.__name__}-{k.label}" for c, k in LABELLED])
+def test_an_out_of_range_label_gives_nan_under_xla(cls, case):
+    """A label the model has no class (or CTC id) for: NaN under XLA, never a plausible loss.
+
+    Each case's valid batch gives a finite loss through the same compiled function, so the
+    NaN comes from the bad label, not from the compilation."""
+    loss = factory(cls, case)()
+    y_true, y_pred = eager_inputs(case, loss)
+    call = xla_compiled(lambda y, p: loss(y, p))
+    assert np.isfinite(float(keras.ops.convert_to_numpy(call(y_true, y_pred))))
+    bad = np.array(y_true, copy=True)
+    if case.output == "head":
+        bad[0] = C  # classes are 0 .. C-1
+    else:
+        bad[0, 0] = SYMBOLS  # ids are 1 .. SYMBOLS-1
+    assert np.isnan(float(keras.ops.convert_to_numpy(call(bad, y_pred)))), cls.__name__
