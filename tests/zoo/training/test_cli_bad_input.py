@@ -171,3 +171,21 @@ def test_resume_with_other_settings_is_refused(capsys, tmp_path):
     code, err = run_cli(["--model", "lenet5", "--epochs", "5", "--out", str(out), "--resume"],
                         capsys)
     assert_one_line_exit_2(code, err, "was started with", "epochs=3 (now 5)")
+
+
+def test_a_label_out_of_range_stops_the_run_before_training(capsys, tmp_path, monkeypatch):
+    """The data-side check: XLA-compiled steps would drop the losses' own assertions."""
+    from zoo import datasets
+
+    def load(name, split="train", limit=None, **kwargs):
+        y = np.arange(8) % 3
+        if split == "test":
+            y[2] = 3  # three classes: ids 0, 1, 2
+        return datasets.Split(np.zeros((8, 28, 28, 1), np.float32), y, ("a", "b", "c"))
+
+    monkeypatch.setattr(datasets, "load", load)
+    out = tmp_path / "run"
+    code, err = run_cli(["--model", "lenet5", "--dataset", "mnist", "--epochs", "1",
+                         "--validation-split", "0", "--out", str(out)], capsys)
+    assert_one_line_exit_2(code, err, "test labels must be class ids in [0, 2]", "[0, 3]")
+    assert_not_finished(out)

@@ -15,6 +15,7 @@ import numpy as np
 import losses
 from zoo import datasets
 from zoo.datasets.augment import AUGMENTATIONS, ShiftedBatches
+from zoo.datasets.label_checks import check_class_labels
 from zoo.datasets.samplers import PKBatches
 from zoo.evaluation.classification import confusion_matrix
 from zoo.evaluation.plots import plot_confusion_matrix, plot_history
@@ -98,6 +99,9 @@ class ClassificationTask(Task):
                       if config.validation_split > 0 else None)
         test = datasets.load(config.dataset, "test", limit=config.test_limit, **common)
         num_classes = len(train.class_names)
+        for split, part in (("train", train), ("validation", validation), ("test", test)):
+            if part is not None:  # once here: XLA-compiled steps drop the losses' assertions
+                check_class_labels(part.y, num_classes, split)
         recipe = losses.get_recipe(config.loss)
         augment = self.option(config, "augment")
         if augment != "none":

@@ -43,6 +43,7 @@ import numpy as np
 
 from zoo.datasets.detection import (IMAGE_SIZE, BoxAugmenter, DetectionBatches, DetectionSet,
                                     flip_horizontal)
+from zoo.datasets.label_checks import check_class_labels
 from zoo.boxes import nms
 from zoo.models.detector.model import classifier_loss, crop_classifier, default_head, detector
 from zoo.models.detector.pipeline import TwoStepDetector, _sigmoid, classifier_crops
@@ -445,6 +446,9 @@ class DetectionTask(Task):
         train_set, test_set, info = load_detection_data(
             config.dataset, config.train_limit, config.test_limit,
             image_size=self.option(config, "image_size"))
+        for split, part in (("train", train_set), ("test", test_set)):
+            objects = part.classes[part.classes != -1]  # -1 pads; once, outside XLA steps
+            check_class_labels(objects, len(train_set.class_names), split)
         model, batches = build_detector(
             train_set, config.loss, config.epochs, config.batch_size, config.learning_rate,
             config.seed, bool(self.option(config, "one_step")), augment=info["augment"],
