@@ -68,16 +68,19 @@ class AugmentedLines(keras.utils.PyDataset):
         y: int32 (N, L) padded labels.
         batch_size: lines per batch. Defaults to 32.
         seed: an int. Defaults to 0.
+        perturb: perturb every line (False: the lines as they are, still shuffled per
+            epoch). Defaults to True.
         **kwargs: `keras.utils.PyDataset` arguments.
     """
 
-    def __init__(self, x, y, batch_size=32, seed=0, **kwargs):
+    def __init__(self, x, y, batch_size=32, seed=0, perturb=True, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = np.asarray(x, np.float32), np.asarray(y)
         if len(self.x) != len(self.y) or len(self.x) == 0:
             raise ValueError(f"need as many labels as images, at least one; got {len(self.x)} "
                              f"images and {len(self.y)} labels")
         self.batch_size, self.seed = int(batch_size), int(seed)
+        self.perturb = bool(perturb)
         self.epoch = 0  # set by `EpochOf` at each epoch's start, so a resumed fit goes on
 
     def __len__(self):
@@ -88,6 +91,8 @@ class AugmentedLines(keras.utils.PyDataset):
             raise IndexError(f"batch {index} out of range [0, {len(self)})")
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
         chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
+        if not self.perturb:
+            return self.x[chosen], self.y[chosen]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         images = np.stack([perturb_line(self.x[k, ..., 0], rng) for k in chosen])[..., None]
         return images, self.y[chosen]

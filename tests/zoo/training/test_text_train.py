@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import keras
 import numpy as np
@@ -418,3 +419,23 @@ def test_gallery_shows_the_mistakes_first_then_the_first_lines(tmp_path):
     images = np.random.default_rng(0).uniform(size=(30, 32, 64, 1))
     path = plots.plot_text_gallery(images, truths, predictions, tmp_path / "g.png", size=6)
     assert path.stat().st_size > 0
+
+
+def test_synthetic_lines_mixed_into_real_crops(tmp_path, capsys):
+    root = write_folder(tmp_path / "crops", FOLDER_TEXTS)
+    out = tmp_path / "run"
+    assert train.main(["--model", "crnn_small", "--dataset", f"folder:{root},lines.csv",
+                       "--epochs", "1", "--batch-size", "4", "--synthetic-share", "0.5",
+                       "--out", str(out)]) == 0
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["config"]["options"]["synthetic_share"] == 0.5
+    assert len(read_rows(out / "history.csv")) == 1
+    refused = {"synth_text is all synthetic": ["--synthetic-share", "0.5"],
+               r"synthetic_share must be in \[0, 0.9\]": ["--dataset", f"folder:{root},lines.csv",
+                                                          "--synthetic-share", "0.95"],
+               "plate_fraction applies to synthetic lines": [
+                   "--dataset", f"folder:{root},lines.csv", "--plate-fraction", "0.5"]}
+    for message, extra in refused.items():
+        assert train.main(["--model", "crnn_small", *extra, "--out",
+                           str(tmp_path / "no")]) == 2
+        assert re.search(message, capsys.readouterr().err), message

@@ -16,6 +16,10 @@ Synthetic lines keep their aspect ratio: 4·H px wide (128 at 32 px), T = H - 1 
 (`zoo.datasets.line_augment`: shear, rotation, scale, shift, contrast, blur, noise).
 `--plate-fraction F` draws that share of the synthetic samples as number-plate crops
 (`zoo.datasets.synthetic_plates`; needs `--charset upper` or `full`).
+`--synthetic-share S` (real data) appends freshly rendered synthetic lines to every batch
+of real crops, S of the batch (`zoo.datasets.line_mix`; stream seeded (seed, 3), plates
+among them with `--plate-fraction`), so that fine-tuning on a few dozen crops keeps
+training on the synthetic task too.
 
 Data (`TextData`):
 
@@ -87,6 +91,8 @@ from losses.sequence import CTCInfeasibleCount, CTCLoss, min_frames
 from zoo.charset import Charset
 from zoo.models.crnn import check_height, crnn_frames, decode_logits, export_recognizer
 from zoo.datasets.line_augment import AugmentedLines, EpochOf
+from zoo.datasets.label_checks import check_sequence_labels
+from zoo.datasets.line_mix import MixedLines
 from zoo.datasets.text import (BOX_MARGIN, SyntheticText, TextLines, load_text_boxes,
                                load_text_folder, read_labels, read_text_boxes,
                                synthetic_text_set)
@@ -112,7 +118,8 @@ BEAM_WIDTH = 10  # TF's CPU beam search costs ~4 ms per line at width 10, ~50 ms
 IMAGE_HEIGHT = 32  # the default line height (the CRNN paper's)
 EVAL_BATCH_SIZE = 256
 # second entry of the synthetic seeds (config.seed, stream): one random stream per split
-TRAIN_STREAM, VALIDATION_STREAM, TEST_STREAM = 0, 1, 2
+TRAIN_STREAM, VALIDATION_STREAM, TEST_STREAM, MIX_STREAM = 0, 1, 2, 3
+MIX_SAMPLES = 1_000_000  # synthetic lines that --synthetic-share draws from, in turn
 
 
 def parse_text_dataset(spec: str):
@@ -380,6 +387,9 @@ def load_text_data(config) -> TextData:
     for name, split in named.items():
         counts[f"{name}_infeasible"] = (infeasible_count(split.y, crnn_frames(split.x.shape[2]))
                                         if split else 0)
+    for name, split in named.items():  # once here: XLA-compiled steps drop the assertions
+        if split:
+            check_sequence_labels(split.y, data.charset.num_classes, name)
     bad = {k: v for k, v in counts.items() if k.endswith("_infeasible") and v}
     if bad:
         warnings.warn(f"{bad} labels need more than the {frames} frames of {data.width}-px-"
@@ -459,10 +469,15 @@ class TextTask(Task):
                                        "training crop a little (shear, rotation, scale, "
                                        "shift, contrast, blur, noise); folder: and boxes: "
                                        "data"),
-               "plate_fraction": Option(0.0, "text: share of synth_text samples drawn as "
-                                        "number-plate crops (border, band, separators, "
+               "plate_fraction": Option(0.0, "text: share of the synthetic samples "
+                                        "(synth_text, or those of --synthetic-share) drawn "
+                                        "as number-plate crops (border, band, separators, "
                                         "surroundings; 5-8 capitals and digits) instead of "
-                                        "plain lines, 0-1", type=float)}
+                                        "plain lines, 0-1", type=float),
+               "synthetic_share": Option(0.0, "text: share of every training batch of real "
+                                         "crops (folder: and boxes: data) made of freshly "
+                                         "rendered synthetic lines, 0-0.9 (0: none)",
+                                         type=float)}
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; a text recognizer "
                            "has per-frame character logits, not classes of images",
@@ -489,13 +504,22 @@ class TextTask(Task):
         fraction = float(self.option(config, "plate_fraction"))
         if not 0.0 <= fraction <= 1.0:
             raise ConfigError(f"plate_fraction must be in [0, 1], got {fraction}")
-        if fraction > 0 and kind != SYNTH_TEXT:
-            raise ConfigError(f"plate_fraction applies to synth_text only (the synthetic "
-                              f"lines); {config.dataset!r} is read as it is")
+        share = float(self.option(config, "synthetic_share"))
+        if not 0.0 <= share <= 0.9:
+            raise ConfigError(f"synthetic_share must be in [0, 0.9], got {share}")
+        if share > 0 and kind == SYNTH_TEXT:
+            raise ConfigError("synthetic_share mixes synthetic lines into real crops; "
+                              "synth_text is all synthetic already")
+        if fraction > 0 and kind != SYNTH_TEXT and share == 0:
+            raise ConfigError(f"plate_fraction applies to synthetic lines (synth_text, or "
+                              f"those mixed in by --synthetic-share); {config.dataset!r} is "
+                              f"read as it is")
         if self.option(config, "augment_lines") and kind == SYNTH_TEXT:
             raise ConfigError("augment_lines perturbs real crops; synth_text draws new, "
                               "augmented lines every epoch already")
-        if fraction > 0 and (named_charset(config) or Charset()).characters.islower():
+        # real data without --charset reads with its labels' characters: checked when drawn
+        if fraction > 0 and (kind == SYNTH_TEXT or named_charset(config)) and (
+                named_charset(config) or Charset()).characters.islower():
             raise ConfigError("plate_fraction draws capitals and digits: use --charset upper "
                               "or full")
 
@@ -513,9 +537,17 @@ class TextTask(Task):
             # in order: Keras would otherwise shuffle the batches of the whole stream at once
             fit_kwargs = dict(steps_per_epoch=data.steps_per_epoch, shuffle=False)
             extra = [StreamPosition(data.train)]
-        elif self.option(config, "augment_lines"):
+        elif self.option(config, "augment_lines") or self.option(config, "synthetic_share"):
             fit_data = AugmentedLines(data.train.x, data.train.y, config.batch_size,
-                                      config.seed)
+                                      config.seed,
+                                      perturb=bool(self.option(config, "augment_lines")))
+            share = float(self.option(config, "synthetic_share"))
+            if share > 0:
+                synthetic = SyntheticText(
+                    MIX_SAMPLES, seed=(config.seed, MIX_STREAM), charset=data.charset,
+                    height=image_height(config), width=data.width,
+                    plate_fraction=float(self.option(config, "plate_fraction")))
+                fit_data = MixedLines(fit_data, synthetic, share, config.batch_size)
             fit_kwargs = dict(shuffle=False)  # AugmentedLines shuffles, seeded per epoch
             extra = [EpochOf(fit_data)]
         else:

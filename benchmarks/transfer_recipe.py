@@ -1,0 +1,171 @@
+"""Choosing the plate fine-tuning recipe by cross-validation on the training photos only.
+
+    python benchmarks/transfer_recipe.py [--plates ../shared/datasets/plates-eu] \
+        [--recipes base mix50 ...] [--folds 3] [--seeds 0]
+
+`benchmarks/transfer.py` scores every reader on 22 test photos that no training or tuning
+run may see. Its fine-tuning recipe is chosen here instead: the 86 training photos of the
+stored split (`benchmarks/splits/plates_eu.json`) are cut into `--folds` folds by a
+permutation seeded with 0; each candidate recipe fine-tunes `crnn_small.synth_plates` on
+all folds but one (10 % of them for validation, as in the benchmark) and reads the plates
+of the fold left out, for every fold and seed. A recipe's score is the CER over all the
+held-out crops (normalised as in the benchmark: upper case, 0-9 and A-Z), with the σ over
+(fold, seed) cells.
+
+Candidates (`RECIPES`) change one lever at a time from the benchmark's recipe (40 epochs,
+batch 16, Adam 1e-3 cosine, 48 px, charset `full`, `--augment-lines`): synthetic plates
+mixed into every batch (`--synthetic-share`, `--plate-fraction`), a longer schedule, a
+lower learning rate; and the line height (32, 48 or 64 px: the shipped 48-px weights
+continued for `ADAPT_EPOCHS` epochs of synthetic data at each height, then fine-tuned at
+it). Every cell is a resumable run folder under `--work`. Writes
+`results/transfer_recipe.json` and `transfer_recipe.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from zoo import quiet  # noqa: E402
+
+quiet.silence_tensorflow()
+
+import numpy as np  # noqa: E402
+
+from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
+from benchmarks.transfer import (DEFAULT_PLATES, FINE_TUNE_FROM, REPO, materialise,  # noqa: E402
+                                 plate_split, read_with_model, scores)
+
+BASE = {"epochs": 40, "batch_size": 16, "learning_rate": 1e-3,
+        "options": {"charset": "full", "image_height": 48, "augment_lines": True}}
+RECIPES = {
+    "base": {},
+    "mix25": {"options": {"synthetic_share": 0.25, "plate_fraction": 1.0}},
+    "mix50": {"options": {"synthetic_share": 0.5, "plate_fraction": 1.0}},
+    "mix50_lines": {"options": {"synthetic_share": 0.5, "plate_fraction": 0.5}},
+    "epochs80": {"epochs": 80},
+    "mix50_epochs80": {"epochs": 80, "options": {"synthetic_share": 0.5,
+                                                 "plate_fraction": 1.0}},
+    "lr5e-4": {"learning_rate": 5e-4},
+    # line height: the shipped weights (48 px) continued for ADAPT_EPOCHS at the height,
+    # then fine-tuned at it; 48 px continued alike, so that every height has the same budget
+    "h32": {"adapt_height": 32, "options": {"image_height": 32}},
+    "h48": {"adapt_height": 48},
+    "h64": {"adapt_height": 64, "options": {"image_height": 64}},
+}
+ADAPT_EPOCHS = 3
+FOLD_SEED = 0
+
+
+def recipe_settings(name: str) -> dict:
+    """The benchmark's recipe with candidate `name`'s changes."""
+    change = RECIPES[name]
+    return {**BASE, **{k: v for k, v in change.items() if k != "options"},
+            "options": {**BASE["options"], **change.get("options", {})}}
+
+
+def adapted(args, height: int) -> str:
+    """The run folder of `FINE_TUNE_FROM` continued for ADAPT_EPOCHS epochs of 12,800 new
+    synthetic samples (its own data: half plain lines, half plates) at `height` px; the
+    CRNN's weights do not depend on the height, so the 48-px weights load at any height."""
+    from zoo.training import TrainConfig, run
+
+    out = args.work / f"adapt-h{height}"
+    if not (out / "metrics.json").exists():
+        print(f"[recipe] adapting {FINE_TUNE_FROM} to {height} px", flush=True)
+        run(TrainConfig(model="crnn_small", dataset="synth_text", epochs=ADAPT_EPOCHS,
+                        train_limit=12800, test_limit=500, batch_size=32, learning_rate=5e-4,
+                        seed=0, init_from=FINE_TUNE_FROM, out=str(out), resume=True,
+                        verbose=2 if args.verbose else 0,
+                        options={"charset": "full", "image_height": height,
+                                 "plate_fraction": 0.5}))
+    return str(out)
+
+
+def folds(train_photos, k: int) -> list:
+    """`k` disjoint folds of the training photos (a permutation seeded with FOLD_SEED)."""
+    order = np.random.default_rng(FOLD_SEED).permutation(len(train_photos))
+    return [sorted(train_photos[i] for i in order[f::k]) for f in range(k)]
+
+
+def cell(args, name, fold, seed, folders) -> dict:
+    import keras
+
+    from zoo.training import TrainConfig, run
+
+    settings = recipe_settings(name)
+    out = args.work / name / f"fold{fold}-seed{seed}"
+    if not (out / "metrics.json").exists():
+        print(f"[recipe] {name}, fold {fold}, seed {seed}: training", flush=True)
+        run(TrainConfig(model="crnn_small", dataset=f"boxes:{folders['train']}",
+                        test_dataset=f"boxes:{folders['test']}", epochs=settings["epochs"],
+                        batch_size=settings["batch_size"],
+                        learning_rate=settings["learning_rate"], validation_split=0.1,
+                        seed=seed, out=str(out), resume=True,
+                        init_from=(adapted(args, settings["adapt_height"])
+                                   if "adapt_height" in settings else FINE_TUNE_FROM),
+                        verbose=2 if args.verbose else 0, options=settings["options"]))
+    model = keras.saving.load_model(out / "model.keras")
+    truths, reads, _ = read_with_model(model, folders["test"])
+    result = {"fold": fold, "seed": seed, "lines": len(truths), "truths": truths,
+              "reads": reads, **scores(truths, reads)}
+    print(f"[recipe] {name}, fold {fold}, seed {seed}: CER {result['cer']:.4f}", flush=True)
+    return result
+
+
+def markdown(results) -> str:
+    rows = ["| recipe | changes | CV CER (all held-out crops) | σ over cells | plates read "
+            "exactly |", "|---|---|---|---|---|"]
+    for name, row in sorted(results["recipes"].items(), key=lambda kv: kv[1]["cer"]):
+        rows.append(f"| {name} | {json.dumps(RECIPES[name]) if RECIPES[name] else '—'} | "
+                    f"{100 * row['cer']:.2f} % | {100 * row['cer_cells']['std']:.2f} | "
+                    f"{100 * row['sequence_accuracy']:.1f} % |")
+    return (f"# Fine-tuning recipe chosen by {results['folds']}-fold cross-validation on the "
+            f"{results['train_photos']} training photos\n\n" + "\n".join(rows) +
+            f"\n\nChosen: **{results['chosen']}** (lowest CV CER). The test photos of "
+            f"`benchmarks/splits/plates_eu.json` were not read.\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plates", type=Path, default=DEFAULT_PLATES)
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=list(RECIPES))
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "transfer_recipe")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    split = plate_split(args.plates)
+    parts = folds(split["train"], args.folds)
+    fold_folders = []
+    for f, held_out in enumerate(parts):
+        training = sorted(p for g, part in enumerate(parts) if g != f for p in part)
+        fold_folders.append(materialise(args.plates, {"train": training, "test": held_out},
+                                        args.work / f"fold{f}"))
+    recipes = {}
+    for name in args.recipes:
+        cells = [cell(args, name, f, seed, fold_folders[f])
+                 for seed in args.seeds for f in range(args.folds)]
+        truths = [t for c in cells for t in c["truths"]]
+        reads = [r for c in cells for r in c["reads"]]
+        recipes[name] = {"settings": recipe_settings(name), "cells": cells, **scores(truths, reads),
+                         "cer_cells": mean_std([c["cer"] for c in cells])}
+        print(f"[recipe] {name}: CV CER {recipes[name]['cer']:.4f}", flush=True)
+    results = {"folds": args.folds, "seeds": args.seeds, "fold_seed": FOLD_SEED,
+               "train_photos": len(split["train"]), "fine_tune_from": FINE_TUNE_FROM,
+               "recipes": recipes, "chosen": min(recipes, key=lambda n: recipes[n]["cer"]),
+               "environment": environment()}
+    write_json(args.results_dir / "transfer_recipe.json", results)
+    write_text(args.results_dir / "transfer_recipe.md", markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
