@@ -189,3 +189,15 @@ def test_a_label_out_of_range_stops_the_run_before_training(capsys, tmp_path, mo
                          "--validation-split", "0", "--out", str(out)], capsys)
     assert_one_line_exit_2(code, err, "test labels must be class ids in [0, 2]", "[0, 3]")
     assert_not_finished(out)
+
+
+@pytest.mark.parametrize("value", ["100", "16", "0"])
+def test_detector_image_size_must_fit_the_backbone_strides(value, capsys, tmp_path):
+    out = tmp_path / "run"
+    code, err = run_cli(["--model", "detector", "--image-size", value, "--out", str(out)],
+                        capsys)
+    assert_one_line_exit_2(code, err, "image_size must be a multiple of 16 from 32 up",
+                           f"got {value}")
+    assert not out.exists()
+    assert train.parse_args(["--model", "detector", "--image-size", "256"]).options == {
+        "image_size": 256}

@@ -14,7 +14,8 @@ crops + background crops). The two are independent, so either can be retrained a
 Datasets of the run (`load_detection_data`):
 - `synth_scenes`: 2000 training scenes (seed 0) and 500 test scenes (seed 1), trained with
   random horizontal flips;
-- `voc:PATH`: a Pascal VOC folder (`load_voc`, images letterboxed to 128x128). If
+- `voc:PATH`: a Pascal VOC folder (`load_voc`, images letterboxed to `--image-size`, 128
+  px by default). If
   `PATH/ImageSets/Main/` has `test.txt`, the test images are those and the training images
   `trainval.txt` (else `train.txt`); else `val.txt` with `train.txt`; else every annotated
   image, split 80/20 by a permutation seeded with `SPLIT_SEED` = 0 (fixed, so runs with
@@ -58,6 +59,7 @@ SPLIT_SEED, TEST_FRACTION = 0, 0.2
 DATASET_FORMS = {"synth_scenes": "synth_scenes", "voc": "voc:PATH",
                  "coco": "coco:ANNOTATIONS.json[,IMAGES_DIR]"}
 CLASSIFIER_EPOCHS = 8
+SIZE_MULTIPLE = 16  # the default detector's deepest stride (its stride-8 grid reads stage 16)
 
 
 def random_flip(image, boxes, classes, rng):
@@ -326,6 +328,18 @@ def _image_set_split(root, names):
     return parts[0], parts[1], f"ImageSets/Main/{chosen[0]} and {chosen[1]}"
 
 
+def checked_image_size(value) -> tuple:
+    """The run's (height, width): `value` an int or a pair, each a multiple of
+    `SIZE_MULTIPLE` (the backbone's deepest stride) and at least 2 of them; else ConfigError."""
+    sizes = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if (len(sizes) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer))
+                               or s < 2 * SIZE_MULTIPLE or s % SIZE_MULTIPLE for s in sizes)):
+        raise ConfigError(f"image_size must be a multiple of {SIZE_MULTIPLE} from "
+                          f"{2 * SIZE_MULTIPLE} up (or a (height, width) pair of such), got "
+                          f"{value!r}")
+    return int(sizes[0]), int(sizes[1])
+
+
 def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=None,
                         image_size=IMAGE_SIZE, split_seed=SPLIT_SEED,
                         test_fraction=TEST_FRACTION):
@@ -422,7 +436,11 @@ class DetectionTask(Task):
         # Python only (no command-line flag): more builder arguments, e.g. small widths
         "detector_kwargs": Option(None, "", type="python"),
         "classifier_kwargs": Option(None, "", type="python"),
-        "image_size": Option(IMAGE_SIZE, "", type="python"),
+        "image_size": Option(IMAGE_SIZE[0], "detection: side in pixels of the square input "
+                             "that images are letterboxed to (a multiple of 16 from 32 up; "
+                             "in Python also (height, width)); objects shrink with the "
+                             "image, so large photos with small objects need more",
+                             type=int),
     }
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; the detector's "
@@ -441,11 +459,12 @@ class DetectionTask(Task):
         epochs = self.option(config, "classifier_epochs")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"classifier_epochs must be a whole number >= 1, got {epochs!r}")
+        checked_image_size(self.option(config, "image_size"))
 
     def prepare(self, config):
         train_set, test_set, info = load_detection_data(
             config.dataset, config.train_limit, config.test_limit,
-            image_size=self.option(config, "image_size"))
+            image_size=checked_image_size(self.option(config, "image_size")))
         for split, part in (("train", train_set), ("test", test_set)):
             objects = part.classes[part.classes != -1]  # -1 pads; once, outside XLA steps
             check_class_labels(objects, len(train_set.class_names), split)
@@ -546,13 +565,13 @@ class DetectionTask(Task):
         kind = self.dataset_kind(spec)
         where = spec.split(":", 1)[1]
         class_names = tuple(models["class_names"])
-        image_size = tuple(self.option(config, "image_size"))
+        size = checked_image_size(self.option(config, "image_size"))
         if kind == DATASET_FORMS["voc"]:
-            test = load_voc(where, class_names=class_names, image_size=image_size)
+            test = load_voc(where, class_names=class_names, image_size=size)
         elif kind == DATASET_FORMS["coco"]:
             annotations, _, images_dir = where.partition(",")
             test = load_coco(annotations, images_dir or None, class_names=class_names,
-                             image_size=image_size)
+                             image_size=size)
         else:
             raise ConfigError("score the detector on voc:PATH or coco:FILE; synth_scenes "
                               "is scored by the training run itself")
