@@ -122,3 +122,42 @@ def plot_text_gallery(images, truths, predictions, path, title="", size=GALLERY_
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)
+
+
+def plot_sphere_embeddings(panels: dict, path, class_names=None, title="",
+                           max_points=2000) -> Path:
+    """3-D embeddings scaled to unit length, one sphere per panel, coloured by class.
+
+    A cosine head and its margin losses (CosFace, ArcFace) score only the direction of an
+    embedding, so the unit sphere is where they act: a margin shows as tight, separated
+    caps; softmax leaves broader, touching ones.
+
+    Args:
+        panels: {title: (embeddings (n, 3), labels (n,))}.
+        path: the PNG to write.
+        class_names: legend names by label. Defaults to None (the labels).
+        title: the figure title. Defaults to "".
+        max_points: at most this many points per panel (the first ones). Defaults to 2000.
+    """
+    fig = plt.figure(figsize=(5.2 * len(panels), 5.0))
+    colours = sns.color_palette("tab10", 10)
+    for column, (name, (embeddings, labels)) in enumerate(panels.items(), 1):
+        e = np.asarray(embeddings, np.float64)[:max_points]
+        if e.ndim != 2 or e.shape[1] != 3:
+            raise ValueError(f"{name}: a sphere needs 3-D embeddings, got shape {e.shape}")
+        y = np.asarray(labels).reshape(-1)[:max_points]
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        ax = fig.add_subplot(1, len(panels), column, projection="3d")
+        u, v = np.meshgrid(np.linspace(0, 2 * np.pi, 30), np.linspace(0, np.pi, 15))
+        ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v),
+                          color="0.85", linewidth=0.4)
+        for label in np.unique(y):
+            chosen = y == label
+            ax.scatter(*e[chosen].T, s=3, color=colours[int(label) % 10], depthshade=False,
+                       label=class_names[int(label)] if class_names else str(label))
+        ax.set_title(name)
+        ax.set_box_aspect((1, 1, 1))
+        ax.set_xticks([]), ax.set_yticks([]), ax.set_zticks([])
+    fig.axes[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7,
+                        markerscale=3, frameon=False)
+    return save_figure(fig, path, title)
