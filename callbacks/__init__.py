@@ -4,8 +4,10 @@
   trajectories of a few scalar weights; bounded in memory, saved to / loaded from .npz.
 - `MarginMonitor`: class separation (intra / inter centroid distances, Fisher, Mahalanobis)
   and, with a cosine head, angular margins of the embedding of a fixed probe set.
+- `RetrievalMonitor`: retrieval metrics of that embedding (precision@1, R-precision, MAP@R,
+  Recall@k; `callbacks.retrieval`, with NMI/AMI of k-means clusters in `clustering_scores`).
 
-Both write plain floats into `logs` at every epoch end, with the same keys from epoch 0, so
+All write plain floats into `logs` at every epoch end, with the same keys from epoch 0, so
 History, CSVLogger and TensorBoard record them: place them before those loggers.
 """
 
@@ -16,6 +18,8 @@ from callbacks.margin_monitor import (
     project_2d,
     separation_metrics,
 )
+from callbacks.retrieval import clustering_scores, nearest_neighbours, retrieval_metrics
+from callbacks.retrieval_monitor import RetrievalMonitor
 from callbacks.plots import (
     plot_embedding_snapshots,
     plot_margin_metrics,
@@ -28,6 +32,10 @@ from callbacks.weight_trace import WeightTrace, aggregate_by_layer, load_trace
 __all__ = [
     "WeightTrace",
     "MarginMonitor",
+    "RetrievalMonitor",
+    "retrieval_metrics",
+    "clustering_scores",
+    "nearest_neighbours",
     "load_trace",
     "aggregate_by_layer",
     "separation_metrics",

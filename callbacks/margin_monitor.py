@@ -179,6 +179,31 @@ def project_2d(embeddings, previous_components=None):
     return centred @ components.T, components
 
 
+def embedding_submodel(model, layer_name="embedding") -> keras.Model:
+    """The model from `model`'s input to its embedding: the layer named `layer_name`, else
+    the model's exposed `embedding_model` (a Model, or a method returning one)."""
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError:
+        layer = None
+    if layer is not None:
+        try:
+            return keras.Model(model.inputs, layer.output, name=f"{model.name}_probe")
+        except (AttributeError, ValueError) as err:
+            raise ValueError(
+                f"cannot build the embedding sub-model of {model.name!r} from layer "
+                f"{layer_name!r} (a subclassed model? expose `embedding_model`): "
+                f"{err}") from None
+    exposed = getattr(model, "embedding_model", None)
+    if isinstance(exposed, keras.Model):
+        return exposed
+    if callable(exposed):
+        return exposed()
+    names = [layer.name for layer in model.layers]
+    raise ValueError(f"{model.name!r} has no layer {layer_name!r} and no "
+                     f"`embedding_model`; expected the embedding layer among {names}")
+
+
 def find_cosine_heads(model):
     """Layers of `model` (nested models included) that have a callable `class_weights`."""
     found = []
@@ -294,26 +319,7 @@ class MarginMonitor(keras.callbacks.Callback):
 
     # ------------------------------------------------------------------ set-up
     def _build_embedder(self, model):
-        try:
-            layer = model.get_layer(self.layer_name)
-        except ValueError:
-            layer = None
-        if layer is not None:
-            try:
-                return keras.Model(model.inputs, layer.output, name=f"{model.name}_probe")
-            except (AttributeError, ValueError) as err:
-                raise ValueError(
-                    f"cannot build the embedding sub-model of {model.name!r} from layer "
-                    f"{self.layer_name!r} (a subclassed model? expose `embedding_model`): "
-                    f"{err}") from None
-        exposed = getattr(model, "embedding_model", None)
-        if isinstance(exposed, keras.Model):
-            return exposed
-        if callable(exposed):
-            return exposed()
-        names = [layer.name for layer in model.layers]
-        raise ValueError(f"{model.name!r} has no layer {self.layer_name!r} and no "
-                         f"`embedding_model`; expected the embedding layer among {names}")
+        return embedding_submodel(model, self.layer_name)
 
     def _find_head(self, model):
         if self.cosine_head is None:
