@@ -162,8 +162,8 @@ def main(argv=None):
                "train_photos": len(split["train"]), "fine_tune_from": FINE_TUNE_FROM,
                "recipes": recipes, "chosen": min(recipes, key=lambda n: recipes[n]["cer"]),
                "environment": environment()}
-    write_json(args.results_dir / "transfer_recipe.json", results)
-    write_text(args.results_dir / "transfer_recipe.md", markdown(results))
+    write_json("transfer_recipe", results, args.results_dir)
+    write_text("transfer_recipe.md", markdown(results), args.results_dir)
     print(markdown(results))
 
 
