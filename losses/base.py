@@ -46,10 +46,29 @@ class Loss(keras.losses.Loss):
     float32; the losses compute in float32 whatever it is). Keras' losses leave `dtype` out
     of their config; here it is saved, so a loss comes back from `get_config` /
     `model.save` with every constructor argument.
+
+    An empty batch (zero samples, known when the loss is called) gives what Keras's own
+    losses give for one, the empty per-sample loss under the same reduction, instead of an
+    error from a max, an arg-min or a scatter over zero rows.
     """
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if _static_batch(y_pred) == 0 or _static_batch(y_true) == 0:
+            nothing = np.zeros((0, 1), "float32")
+            return keras.losses.MeanSquaredError(reduction=self.reduction,
+                                                 dtype=self.dtype)(nothing, nothing)
+        return super().__call__(y_true, y_pred, sample_weight)
 
     def get_config(self):
         return {**super().get_config(), "dtype": self.dtype}
+
+
+def _static_batch(x):
+    """The batch size known now (of the first entry of a dict), else None."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()), None)
+    shape = static_shape(x) if x is not None else ()
+    return shape[0] if shape else None
 
 
 # --------------------------------------------------------------------------- argument checks

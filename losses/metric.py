@@ -291,17 +291,27 @@ def triplet_loss(y_true, y_pred, margin=0.3, mining="batch_hard", distance="eucl
         valid = _as_float(_mining.triplet_mask(labels))
         losses = valid * hinge(ops.expand_dims(d, 2) - ops.expand_dims(d, 1))   # [a, p, n]
         count = ops.sum(_as_float(losses > 1e-16))
-        return _share(ops.sum(losses, axis=(1, 2)), count, batch_size)
+        return _nan_unless_finite(_share(ops.sum(losses, axis=(1, 2)), count, batch_size),
+                                  embedding)
     if mining == "batch_hard":
         positive, negative, valid = _mining.batch_hard(d, labels)
         valid = _as_float(valid)
         losses = valid * hinge(_mining.gather_columns(d, positive)
                                - _mining.gather_columns(d, negative))
-        return _share(losses, ops.sum(valid), batch_size)
+        return _nan_unless_finite(_share(losses, ops.sum(valid), batch_size), embedding)
     negative, valid, _ = _mining.semi_hard_negatives(d, labels)
     valid = _as_float(valid)
     losses = valid * hinge(d - _mining.gather_columns(d, negative))                  # [a, p]
-    return _share(ops.sum(losses, axis=1), ops.sum(valid), batch_size)
+    return _nan_unless_finite(_share(ops.sum(losses, axis=1), ops.sum(valid), batch_size),
+                              embedding)
+
+
+def _nan_unless_finite(per_sample, embedding):
+    """`per_sample` made NaN when any embedding value is NaN or inf: mining (arg-min/max,
+    a hinge's max(0, ·)) would otherwise pass over the bad distances and return a finite
+    loss whose gradient is NaN."""
+    finite = ops.all(ops.isfinite(embedding))
+    return per_sample + ops.where(finite, 0.0, float("nan"))
 
 
 @keras.saving.register_keras_serializable(package="losslab")

@@ -444,3 +444,43 @@ def test_an_out_of_range_label_gives_nan_under_xla(cls, case):
     else:
         bad[0, 0] = SYMBOLS  # ids are 1 .. SYMBOLS-1
     assert np.isnan(float(keras.ops.convert_to_numpy(call(bad, y_pred)))), cls.__name__
+
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def _first_rows(value, n):
+    if isinstance(value, dict):
+        return {k: np.asarray(v)[:n] for k, v in value.items()}
+    return np.asarray(value)[:n]
+
+
+@pytest.mark.parametrize("cls, case", CASE_LIST, ids=CASE_IDS)
+def test_an_empty_batch_gives_an_empty_loss_like_keras(cls, case):
+    """Zero samples: no error and no NaN; the result is what Keras's own losses give for
+    an empty batch (the empty per-sample loss, reduced by the same rule)."""
+    loss = factory(cls, case)()
+    y_true, y_pred = eager_inputs(case, loss)
+    reference = keras.losses.MeanSquaredError(reduction=loss.reduction)(
+        np.zeros((0, 1), "float32"), np.zeros((0, 1), "float32"))
+    found = loss(_first_rows(y_true, 0), _first_rows(y_pred, 0))
+    assert keras.ops.shape(found) == keras.ops.shape(reference)
+    assert not np.any(np.isnan(keras.ops.convert_to_numpy(found)))
+
+
+NAN_EMBEDDING_LOSSES = [mt.TripletLoss(mining=m) for m in ("batch_all", "batch_hard",
+                                                              "semi_hard")] + \
+    [mt.ContrastiveLoss(mining=m) for m in ("all", "hard")]
+
+
+@pytest.mark.parametrize("loss", NAN_EMBEDDING_LOSSES,
+                         ids=lambda v: f"{type(v).__name__}-{v.mining}")
+def test_a_nan_embedding_gives_a_nan_loss(loss):
+    """A NaN in the embedding must not hide behind mining (a finite loss with NaN
+    gradients): the loss is NaN too, eagerly and under XLA."""
+    y_true = _class_labels(8, 0)
+    y_pred = np.random.default_rng(0).normal(size=(8, D)).astype("float32")
+    y_pred[0, 0] = np.nan
+    assert np.isnan(float(keras.ops.convert_to_numpy(loss(y_true, y_pred))))
+    call = xla_compiled(lambda y, p: loss(y, p))
+    assert np.isnan(float(keras.ops.convert_to_numpy(call(y_true, y_pred))))
