@@ -91,7 +91,19 @@ def test_fresh_run_clears_an_old_one(tmp_path):
 def test_lenet_embed_with_the_softmax_recipe(tmp_path):
     metrics = train.run(train.TrainConfig(model="lenet_embed", embedding_dim=8, epochs=1,
                                           out=str(tmp_path), **SMALL))
-    assert metrics["parameters"] == keras.saving.load_model(tmp_path / "model.keras").count_params()
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert metrics["parameters"] == model.count_params()
+    # an embedding model is also scored by retrieval on the test images' embeddings
+    from callbacks.retrieval import retrieval_metrics
+    from zoo import datasets
+
+    test = datasets.load("fashion_mnist", "test", limit=SMALL["test_limit"])
+    embeddings = keras.Model(model.inputs, model.get_layer("embedding").output).predict(
+        test.x, verbose=0)
+    expected = retrieval_metrics(embeddings, test.y)
+    assert metrics["retrieval"]["map_at_r"] == pytest.approx(expected["map_at_r"], abs=1e-6)
+    assert metrics["retrieval"]["queries"] == expected["queries"] == SMALL["test_limit"]
+    assert 0 <= metrics["retrieval"]["ami"] <= 1
 
 
 def test_cli_rejects_unknown_names_and_has_help(capsys):

@@ -19,6 +19,7 @@ from zoo.datasets.label_checks import check_class_labels
 from zoo.datasets.samplers import PKBatches
 from zoo.evaluation.classification import confusion_matrix
 from zoo.evaluation.plots import plot_confusion_matrix, plot_history
+from zoo.models.lenet import EMBEDDING_LAYER
 from zoo.registry import create_model, model_accepts
 from zoo.training.config import ConfigError
 from zoo.training.optimizers import make_optimizer
@@ -53,6 +54,21 @@ def compile_model(model, config, num_classes: int, steps: int):
                   loss=recipe.build_loss(num_classes),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     return model
+
+
+def embedding_retrieval(model, test) -> dict:
+    """Retrieval metrics of the test images' embeddings (each image searches the others by
+    cosine similarity; `callbacks.retrieval`), and NMI/AMI of their k-means clusters: how
+    an embedding model is judged in metric learning, also on classes it never trained on
+    (`zoo.evaluate RUN --dataset OTHER`)."""
+    from callbacks.margin_monitor import embedding_submodel
+    from callbacks.retrieval import clustering_scores, retrieval_metrics
+
+    embeddings = embedding_submodel(model, EMBEDDING_LAYER).predict(
+        test.x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    embeddings = np.asarray(embeddings).reshape(len(test.y), -1)
+    return {**retrieval_metrics(embeddings, test.y, ks=(1, 5, 10)),
+            **clustering_scores(embeddings, test.y), "distance": "cosine"}
 
 
 class ClassificationTask(Task):
@@ -160,7 +176,7 @@ class ClassificationTask(Task):
                          title)
         plot_confusion_matrix(matrix, class_names, folder.file("confusion_matrix.png"),
                               f"{title} · test accuracy {test_accuracy:.4f}")
-        return {
+        metrics = {
             "test_accuracy": float(test_accuracy),
             "test_loss": float(test_loss),
             "per_class_accuracy": {n: float(a) for n, a in zip(class_names, per_class)},
@@ -169,6 +185,11 @@ class ClassificationTask(Task):
             "test_samples": len(test),
             "files": ["model.keras", "history.csv", "curves.png", "confusion_matrix.png"],
         }
+        counts = np.bincount(np.asarray(test.y, np.int64))
+        if (EMBEDDING_LAYER in {layer.name for layer in model.layers}
+                and np.count_nonzero(counts) >= 2 and counts.max() >= 2):
+            metrics["retrieval"] = embedding_retrieval(model, test)
+        return metrics
 
     def compile_for_scoring(self, config, model):
         return compile_model(model, config, int(model.output_shape[-1]), 1)
@@ -185,4 +206,7 @@ class ClassificationTask(Task):
         return Prepared({"test": test}, model, 0)
 
     def summary(self, metrics):
-        return f"test accuracy {metrics['test_accuracy']:.4f}"
+        retrieval = metrics.get("retrieval")
+        return f"test accuracy {metrics['test_accuracy']:.4f}" + (
+            f"; retrieval MAP@R {retrieval['map_at_r']:.4f}, precision@1 "
+            f"{retrieval['precision_at_1']:.4f}" if retrieval else "")
