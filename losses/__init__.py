@@ -7,7 +7,8 @@
 
 Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin` (CosFace,
 ArcFace, L-Softmax, SphereFace), `metric` (center, contrastive, triplet, triplet-constrained,
-`JointLoss` for metric + CE), `intra_inter` (angular margin + Mahalanobis intra-class
+`JointLoss` for metric + CE), `pair_based` (Multi-Similarity, supervised contrastive),
+`intra_inter` (angular margin + Mahalanobis intra-class
 constraint + inter-class exclusion), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They stand
 on `base` (the base class `base.Loss`, argument and input checks), `distances` and `mining`
 (in-batch pairs and triplets), `heads` (the learnable last layers) and `head_model` (one
@@ -21,7 +22,7 @@ names still work as deprecated aliases (a `DeprecationWarning`), listed nowhere.
 """
 
 from losses import (base, boxes, classification, distances, head_model, heads, intra_inter,
-                    margin, metric, mining, registry, sequence)
+                    margin, metric, mining, pair_based, registry, sequence)
 from losses._compat import module_aliases as _module_aliases
 from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
                           SIoULoss, SmoothL1Loss, box_iou)
@@ -35,13 +36,14 @@ from losses.intra_inter import IntraInterHead, IntraInterLoss
 from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, SphereFaceLoss
 from losses.metric import (CenterLoss, ContrastiveLoss, JointLoss, TripletConstrainedLoss,
                            TripletLoss)
+from losses.pair_based import MultiSimilarityLoss, SupConLoss
 from losses.registry import LossRecipe, get_recipe, list_recipes, register_recipe
 from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 
 __all__ = [
     # families
     "base", "boxes", "classification", "distances", "head_model", "heads", "intra_inter",
-    "margin", "metric", "mining", "registry", "sequence",
+    "margin", "metric", "mining", "pair_based", "registry", "sequence",
     # classification
     "FocalLoss", "MulticlassHinge", "ProbabilityMSE", "WeightedCrossEntropy",
     "effective_number_weights", "inverse_frequency_weights",
@@ -51,6 +53,7 @@ __all__ = [
     "make_model",
     # metric learning
     "CenterLoss", "ContrastiveLoss", "TripletLoss", "TripletConstrainedLoss", "JointLoss",
+    "MultiSimilarityLoss", "SupConLoss",
     "CenterHead", "EmbeddingHead",
     # the proposed loss: angular margin + Mahalanobis intra-class / inter-class terms
     "IntraInterLoss", "IntraInterHead",

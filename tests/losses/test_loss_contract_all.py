@@ -37,6 +37,7 @@ from losses import boxes as bx
 from losses import classification as cl
 from losses import margin as mg
 from losses import metric as mt
+from losses import pair_based as pb
 from losses.base import Loss as LossLabBase
 from losses.head_model import HeadOutputLoss
 from losses.heads import build_head, make_model
@@ -115,6 +116,9 @@ CASES = {
              "embedding")],
     mt.TripletConstrainedLoss: [
         Case("configured", dict(alpha=0.2, beta=0.3, mining="batch_all"), "head", "softmax")],
+    pb.MultiSimilarityLoss: [
+        Case("configured", dict(alpha=3.0, beta=40.0, base=0.4), "embedding")],
+    pb.SupConLoss: [Case("configured", dict(temperature=0.2), "embedding")],
     mt.JointLoss: [
         Case("center", dict(metric=mt.CenterLoss(), metric_weight=0.1,
                             cross_entropy_weight=0.5),
@@ -470,11 +474,12 @@ def test_an_empty_batch_gives_an_empty_loss_like_keras(cls, case):
 
 NAN_EMBEDDING_LOSSES = [mt.TripletLoss(mining=m) for m in ("batch_all", "batch_hard",
                                                               "semi_hard")] + \
-    [mt.ContrastiveLoss(mining=m) for m in ("all", "hard")]
+    [mt.ContrastiveLoss(mining=m) for m in ("all", "hard")] + \
+    [pb.MultiSimilarityLoss(), pb.SupConLoss()]
 
 
 @pytest.mark.parametrize("loss", NAN_EMBEDDING_LOSSES,
-                         ids=lambda v: f"{type(v).__name__}-{v.mining}")
+                         ids=lambda v: f"{type(v).__name__}-{getattr(v, 'mining', '')}")
 def test_a_nan_embedding_gives_a_nan_loss(loss):
     """A NaN in the embedding must not hide behind mining (a finite loss with NaN
     gradients): the loss is NaN too, eagerly and under XLA."""

@@ -1,0 +1,189 @@
+"""Pair-based metric losses on cosine similarities: Multi-Similarity and supervised contrastive.
+
+Both compare every pair (i, k) of the batch through the cosine similarity
+S_ik = ê_i · ê_k of the L2-normalised embeddings, with positives P_i = {k ≠ i : y_k = y_i}
+and negatives N_i = {k : y_k ≠ y_i}, formed from the labels inside the batch
+(`losses.mining`): they need several samples per class in a batch (P×K batches,
+`zoo.datasets.samplers.PKBatches`). Both are computed in float32 with log-sum-exp, so the
+large scales (β = 50, 1/τ = 10) stay finite under float16 / bfloat16 mixed precision.
+
+The per-sample values follow `losses.metric`'s convention: sample i carries the terms it
+anchors, so Keras's mean over the batch is the paper's mean over anchors and `sample_weight`
+weights anchors. `JointLoss(metric)` adds softmax cross-entropy on the head's scores.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from losses import mining as _mining
+from losses.base import check_in_range, check_positive
+from losses.distances import l2_normalize
+from losses.metric import _EmbeddingLoss, _labels_and_embedding, _nan_unless_finite
+from losses.registry import LossRecipe, register_recipe
+
+
+def _masked_log1p_sum_exp(values, mask):
+    """log(1 + Σ_{k: mask_ik} exp(values_ik)) per row, by log-sum-exp with a 0 entry."""
+    masked = ops.where(mask, values, float("-inf"))
+    zero = ops.zeros_like(values[:, :1])
+    return ops.logsumexp(ops.concatenate([zero, masked], axis=1), axis=1)
+
+
+def _cosine_similarities(y_true, y_pred, loss_name):
+    labels, embedding = _labels_and_embedding(y_true, y_pred, loss_name)
+    unit = l2_normalize(embedding)
+    return labels, embedding, ops.matmul(unit, ops.transpose(unit))
+
+
+def multi_similarity_loss(y_true, y_pred, alpha=2.0, beta=50.0, base=0.5):
+    """Multi-Similarity loss per anchor.
+
+    Formula:
+        loss_i = (1/α) log(1 + Σ_{k∈P_i} e^{-α (S_ik - λ)})
+               + (1/β) log(1 + Σ_{k∈N_i} e^{ β (S_ik - λ)})          λ = `base`
+
+    Args:
+        y_true: Integer labels (B,) or (B, 1), or one-hot (B, C).
+        y_pred: Embeddings (B, D), or a head dict with "embedding".
+        alpha: α > 0, the positive pairs' scale. Defaults to 2.0.
+        beta: β > 0, the negative pairs' scale. Defaults to 50.0.
+        base: λ, the similarity margin. Defaults to 0.5.
+
+    Returns:
+        float32 tensor (B,). An anchor without positives (negatives) has no such term.
+
+    Reference: Wang, Han, Huang, Dong, Scott, "Multi-Similarity Loss with General Pair
+    Weighting for Deep Metric Learning", CVPR 2019, Eq. 12 (without its pair mining; as
+    pytorch-metric-learning's `MultiSimilarityLoss`).
+    """
+    labels, embedding, s = _cosine_similarities(y_true, y_pred, "MultiSimilarityLoss")
+    positive = _masked_log1p_sum_exp(-alpha * (s - base), _mining.positive_mask(labels))
+    negative = _masked_log1p_sum_exp(beta * (s - base), _mining.negative_mask(labels))
+    return _nan_unless_finite(positive / alpha + negative / beta, embedding)
+
+
+def supervised_contrastive_loss(y_true, y_pred, temperature=0.1):
+    """Supervised contrastive (SupCon, L^sup_out) loss per anchor.
+
+    Formula:
+        loss_i = -(1/|P_i|) Σ_{p∈P_i} log( e^{S_ip/τ} / Σ_{k≠i} e^{S_ik/τ} )
+        per_sample_i = (B / A) · loss_i,   A = the anchors with |P_i| > 0 (others give 0)
+
+    so the batch mean is the mean over anchors that have a positive. A batch where no
+    sample has a positive gives 0.
+
+    Args:
+        y_true: Integer labels (B,) or (B, 1), or one-hot (B, C).
+        y_pred: Embeddings (B, D), or a head dict with "embedding".
+        temperature: τ > 0. Defaults to 0.1.
+
+    Returns:
+        float32 tensor (B,).
+
+    Reference: Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020, Eq. 2 (one
+    view per sample, as pytorch-metric-learning's `SupConLoss`).
+    """
+    labels, embedding, s = _cosine_similarities(y_true, y_pred, "SupConLoss")
+    logits = s / temperature
+    positives = _mining.positive_mask(labels)
+    others = ops.logical_not(ops.eye(ops.shape(logits)[0], dtype="bool"))
+    log_denominator = ops.logsumexp(ops.where(others, logits, float("-inf")), axis=1)
+    log_probability = logits - log_denominator[:, None]
+    count = ops.sum(ops.cast(positives, "float32"), axis=1)
+    per_anchor = -ops.sum(ops.where(positives, log_probability, 0.0), axis=1) / ops.maximum(
+        count, 1.0)
+    anchors = ops.sum(ops.cast(count > 0, "float32"))
+    batch = ops.cast(ops.shape(logits)[0], "float32")
+    return _nan_unless_finite(per_anchor * batch / ops.maximum(anchors, 1.0), embedding)
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class MultiSimilarityLoss(_EmbeddingLoss):
+    """Multi-Similarity loss (Wang et al., CVPR 2019) on the cosine similarities of a batch.
+
+    Formula:
+        loss = mean over anchors i of (1/α) log(1 + Σ_{k∈P_i} e^{-α (S_ik - λ)})
+                                    + (1/β) log(1 + Σ_{k∈N_i} e^{β (S_ik - λ)})
+
+    Positive pairs are pulled above λ, negative ones pushed below it, each pair weighted by
+    how far it is on the wrong side relative to the others (the soft-max of the log-sum-exp).
+    Expects embeddings (B, D) or the "embedding" head's dict; integer or one-hot labels.
+
+        model.compile(loss=JointLoss(MultiSimilarityLoss(), metric_weight=1.0))
+
+    Args:
+        alpha: α > 0. Defaults to 2.0 (the paper's).
+        beta: β > 0. Defaults to 50.0 (the paper's).
+        base: λ in [-1, 1], the similarity that separates positives from negatives.
+            Defaults to 0.5 (the paper's).
+        reduction, name, dtype: as Keras's losses.
+
+    Reference: Wang et al., "Multi-Similarity Loss with General Pair Weighting for Deep
+    Metric Learning", CVPR 2019.
+    """
+
+    def __init__(self, alpha=2.0, beta=50.0, base=0.5, reduction="sum_over_batch_size",
+                 name="multi_similarity_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.alpha = check_positive("alpha", alpha)
+        self.beta = check_positive("beta", beta)
+        self.base = check_in_range("base", base, -1.0, 1.0, closed="both")
+
+    def call(self, y_true, y_pred):
+        (embedding,) = self.head_values(y_pred)
+        return multi_similarity_loss(y_true, embedding, self.alpha, self.beta, self.base)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "beta": self.beta,
+                "base": self.base}
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class SupConLoss(_EmbeddingLoss):
+    """Supervised contrastive loss (Khosla et al., NeurIPS 2020), one view per sample.
+
+    Formula:
+        loss = mean over anchors i with positives of
+               -(1/|P_i|) Σ_{p∈P_i} log( e^{S_ip/τ} / Σ_{k≠i} e^{S_ik/τ} )
+
+    Every other sample of the batch is in the denominator (positives too: the paper's
+    L^sup_out). Expects embeddings (B, D) or the "embedding" head's dict; integer or one-hot
+    labels.
+
+    Args:
+        temperature: τ > 0. Defaults to 0.1 (pytorch-metric-learning's default; the
+            paper's best on ImageNet is 0.1).
+        reduction, name, dtype: as Keras's losses.
+
+    Reference: Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020.
+    """
+
+    def __init__(self, temperature=0.1, reduction="sum_over_batch_size", name="supcon_loss",
+                 dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = check_positive("temperature", temperature)
+
+    def call(self, y_true, y_pred):
+        (embedding,) = self.head_values(y_pred)
+        return supervised_contrastive_loss(y_true, embedding, self.temperature)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def _joint(metric):
+    from losses.metric import JointLoss
+
+    return JointLoss(metric, metric_weight=1.0)
+
+
+register_recipe(LossRecipe(
+    name="multi_similarity", head="embedding", balanced_batches=True,
+    build_loss=lambda num_classes: _joint(MultiSimilarityLoss()),
+    summary="softmax CE + Multi-Similarity (α=2, β=50, λ=0.5; Wang et al. 2019), P×K batches"))
+register_recipe(LossRecipe(
+    name="supcon", head="embedding", balanced_batches=True,
+    build_loss=lambda num_classes: _joint(SupConLoss()),
+    summary="softmax CE + supervised contrastive (τ=0.1; Khosla et al. 2020), P×K batches"))
