@@ -195,8 +195,9 @@ def test_folder_dataset_from_the_command_line(tmp_path, capsys):
     data = stored["data"]
     assert (data["crops"], data["test_lines"], data["validation_lines"],
             data["train_lines"]) == (12, 1, 2, 9)
-    widest = max(24 + 10 * len(t) for t in FOLDER_TEXTS)
-    assert data["width"] == 16 * -(-widest // 16)  # padded to the widest, rounded up to 16
+    # 32-px crops scaled to the real-crop height (48), padded to the widest, rounded up to 16
+    widest = max(24 + 10 * len(t) for t in FOLDER_TEXTS) * text_train.REAL_IMAGE_HEIGHT // 32
+    assert data["height"] == 48 and data["width"] == 16 * -(-widest // 16)
     assert len(read_rows(out / "history.csv")) == 1
 
 
@@ -336,7 +337,9 @@ def test_boxes_split_like_a_folder_of_the_same_lines(tmp_path):
     assert sorted(data.train.names + data.validation.names + data.test.names) == \
         [f"car{i:02d}.txt:1" for i in range(12)]
     assert data.info["source"] == str(root) and data.info["crops"] == 12
-    assert data.train.x.shape[1] == 32 and data.width % 16 == 0
+    # real crops default to 48 px (chosen on real plates), synthetic lines to 32
+    assert data.train.x.shape[1] == text_train.REAL_IMAGE_HEIGHT == 48
+    assert data.width % 16 == 0 and data.info["height"] == 48
     # upper-case labels: the charset of the labels, as for a folder
     upper = write_photos(tmp_path / "upper", FOLDER_TEXTS)
     config = train.TrainConfig(out="unused", **{**TINY, "dataset": f"boxes:{upper}"})
