@@ -7,7 +7,7 @@
 
 Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin` (CosFace,
 ArcFace, L-Softmax, SphereFace), `metric` (center, contrastive, triplet, triplet-constrained,
-`JointLoss` for metric + CE), `pair_based` (Multi-Similarity, supervised contrastive),
+`JointLoss` for metric + CE), `pair_based` (Multi-Similarity, SupCon, NT-Xent),
 `intra_inter` (angular margin + Mahalanobis intra-class
 constraint + inter-class exclusion), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They stand
 on `base` (the base class `base.Loss`, argument and input checks), `distances` and `mining`
@@ -36,7 +36,7 @@ from losses.intra_inter import IntraInterHead, IntraInterLoss
 from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, SphereFaceLoss
 from losses.metric import (CenterLoss, ContrastiveLoss, JointLoss, TripletConstrainedLoss,
                            TripletLoss)
-from losses.pair_based import MultiSimilarityLoss, SupConLoss
+from losses.pair_based import MultiSimilarityLoss, NTXentLoss, SupConLoss
 from losses.registry import LossRecipe, get_recipe, list_recipes, register_recipe
 from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 
@@ -53,7 +53,7 @@ __all__ = [
     "make_model",
     # metric learning
     "CenterLoss", "ContrastiveLoss", "TripletLoss", "TripletConstrainedLoss", "JointLoss",
-    "MultiSimilarityLoss", "SupConLoss",
+    "MultiSimilarityLoss", "SupConLoss", "NTXentLoss",
     "CenterHead", "EmbeddingHead",
     # the proposed loss: angular margin + Mahalanobis intra-class / inter-class terms
     "IntraInterLoss", "IntraInterHead",

@@ -1,4 +1,4 @@
-"""Pair-based metric losses on cosine similarities: Multi-Similarity and supervised contrastive.
+"""Pair-based metric losses on cosine similarities: Multi-Similarity, SupCon and NT-Xent.
 
 Both compare every pair (i, k) of the batch through the cosine similarity
 S_ik = ê_i · ê_k of the L2-normalised embeddings, with positives P_i = {k ≠ i : y_k = y_i}
@@ -24,9 +24,14 @@ from losses.metric import _EmbeddingLoss, _labels_and_embedding, _nan_unless_fin
 from losses.registry import LossRecipe, register_recipe
 
 
+# Stands for -inf in masked log-sum-exps: a row with every entry masked then has a finite
+# log-sum-exp whose gradient is 0, where -inf would give exp(-inf - (-inf)) = NaN.
+_MASKED = -1e9
+
+
 def _masked_log1p_sum_exp(values, mask):
     """log(1 + Σ_{k: mask_ik} exp(values_ik)) per row, by log-sum-exp with a 0 entry."""
-    masked = ops.where(mask, values, float("-inf"))
+    masked = ops.where(mask, values, _MASKED)
     zero = ops.zeros_like(values[:, :1])
     return ops.logsumexp(ops.concatenate([zero, masked], axis=1), axis=1)
 
@@ -89,7 +94,7 @@ def supervised_contrastive_loss(y_true, y_pred, temperature=0.1):
     logits = s / temperature
     positives = _mining.positive_mask(labels)
     others = ops.logical_not(ops.eye(ops.shape(logits)[0], dtype="bool"))
-    log_denominator = ops.logsumexp(ops.where(others, logits, float("-inf")), axis=1)
+    log_denominator = ops.logsumexp(ops.where(others, logits, _MASKED), axis=1)
     log_probability = logits - log_denominator[:, None]
     count = ops.sum(ops.cast(positives, "float32"), axis=1)
     per_anchor = -ops.sum(ops.where(positives, log_probability, 0.0), axis=1) / ops.maximum(
@@ -97,6 +102,41 @@ def supervised_contrastive_loss(y_true, y_pred, temperature=0.1):
     anchors = ops.sum(ops.cast(count > 0, "float32"))
     batch = ops.cast(ops.shape(logits)[0], "float32")
     return _nan_unless_finite(per_anchor * batch / ops.maximum(anchors, 1.0), embedding)
+
+
+def nt_xent_loss(y_true, y_pred, temperature=0.07):
+    """NT-Xent (normalized temperature-scaled cross-entropy) over the positive pairs, per anchor.
+
+    Formula:
+        ℓ(a, p) = -log( e^{S_ap/τ} / (e^{S_ap/τ} + Σ_{n∈N_a} e^{S_an/τ}) )
+                = softplus( log Σ_{n∈N_a} e^{S_an/τ} - S_ap/τ )
+        per_sample_i = (B / N_pairs) Σ_{p∈P_i} ℓ(i, p)     (the batch mean is the pair mean)
+
+    Unlike SupCon, the other positives of the anchor are not in the denominator. A batch
+    without positive pairs gives 0; an anchor without negatives gives ℓ = 0.
+
+    Args:
+        y_true: Integer labels (B,) or (B, 1), or one-hot (B, C).
+        y_pred: Embeddings (B, D), or a head dict with "embedding".
+        temperature: τ > 0. Defaults to 0.07.
+
+    Returns:
+        float32 tensor (B,).
+
+    Reference: Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive
+    Learning of Visual Representations" (SimCLR), ICML 2020, Eq. 1, with the positives
+    given by the labels (as pytorch-metric-learning's `NTXentLoss`).
+    """
+    labels, embedding, s = _cosine_similarities(y_true, y_pred, "NTXentLoss")
+    logits = s / temperature
+    positives = _mining.positive_mask(labels)
+    negatives_lse = ops.logsumexp(ops.where(_mining.negative_mask(labels), logits, _MASKED),
+                                  axis=1)
+    terms = ops.softplus(negatives_lse[:, None] - logits)
+    pair_sums = ops.sum(ops.where(positives, terms, 0.0), axis=1)
+    pairs = ops.sum(ops.cast(positives, "float32"))
+    batch = ops.cast(ops.shape(logits)[0], "float32")
+    return _nan_unless_finite(pair_sums * batch / ops.maximum(pairs, 1.0), embedding)
 
 
 @keras.saving.register_keras_serializable(package="losslab")
@@ -173,6 +213,38 @@ class SupConLoss(_EmbeddingLoss):
         return {**super().get_config(), "temperature": self.temperature}
 
 
+@keras.saving.register_keras_serializable(package="losslab")
+class NTXentLoss(_EmbeddingLoss):
+    """NT-Xent (SimCLR's InfoNCE) with the positive pairs given by the labels of the batch.
+
+    Formula:
+        loss = mean over positive pairs (a, p) of
+               -log( e^{S_ap/τ} / (e^{S_ap/τ} + Σ_{n∈N_a} e^{S_an/τ}) )
+
+    Expects embeddings (B, D) or the "embedding" head's dict; integer or one-hot labels.
+    For self-supervised training, give the two views of an image the same label.
+
+    Args:
+        temperature: τ > 0. Defaults to 0.07 (pytorch-metric-learning's default).
+        reduction, name, dtype: as Keras's losses.
+
+    Reference: Chen et al., "A Simple Framework for Contrastive Learning of Visual
+    Representations", ICML 2020.
+    """
+
+    def __init__(self, temperature=0.07, reduction="sum_over_batch_size", name="nt_xent_loss",
+                 dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = check_positive("temperature", temperature)
+
+    def call(self, y_true, y_pred):
+        (embedding,) = self.head_values(y_pred)
+        return nt_xent_loss(y_true, embedding, self.temperature)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
 def _joint(metric):
     from losses.metric import JointLoss
 
@@ -187,3 +259,7 @@ register_recipe(LossRecipe(
     name="supcon", head="embedding", balanced_batches=True,
     build_loss=lambda num_classes: _joint(SupConLoss()),
     summary="softmax CE + supervised contrastive (τ=0.1; Khosla et al. 2020), P×K batches"))
+register_recipe(LossRecipe(
+    name="nt_xent", head="embedding", balanced_batches=True,
+    build_loss=lambda num_classes: _joint(NTXentLoss()),
+    summary="softmax CE + NT-Xent over labelled positive pairs (τ=0.07; SimCLR), P×K batches"))

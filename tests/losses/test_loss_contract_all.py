@@ -119,6 +119,7 @@ CASES = {
     pb.MultiSimilarityLoss: [
         Case("configured", dict(alpha=3.0, beta=40.0, base=0.4), "embedding")],
     pb.SupConLoss: [Case("configured", dict(temperature=0.2), "embedding")],
+    pb.NTXentLoss: [Case("configured", dict(temperature=0.3), "embedding")],
     mt.JointLoss: [
         Case("center", dict(metric=mt.CenterLoss(), metric_weight=0.1,
                             cross_entropy_weight=0.5),
@@ -475,7 +476,7 @@ def test_an_empty_batch_gives_an_empty_loss_like_keras(cls, case):
 NAN_EMBEDDING_LOSSES = [mt.TripletLoss(mining=m) for m in ("batch_all", "batch_hard",
                                                               "semi_hard")] + \
     [mt.ContrastiveLoss(mining=m) for m in ("all", "hard")] + \
-    [pb.MultiSimilarityLoss(), pb.SupConLoss()]
+    [pb.MultiSimilarityLoss(), pb.SupConLoss(), pb.NTXentLoss()]
 
 
 @pytest.mark.parametrize("loss", NAN_EMBEDDING_LOSSES,

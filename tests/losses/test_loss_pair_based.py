@@ -1,4 +1,4 @@
-"""losses.pair_based against NumPy references written here (loops over anchors and pairs,
+"""losses.pair_based (Multi-Similarity, SupCon, NT-Xent) against NumPy references written here (loops over anchors and pairs,
 the papers' formulas), on random batches and the edge cases metric-learning users hit:
 all-positive and all-negative batches, one sample per class, float16 inputs."""
 
@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from losses.pair_based import (MultiSimilarityLoss, SupConLoss, multi_similarity_loss,
-                               supervised_contrastive_loss)
+from losses.pair_based import (MultiSimilarityLoss, NTXentLoss, SupConLoss,
+                               multi_similarity_loss, nt_xent_loss, supervised_contrastive_loss)
 
 
 def cosine(e):
@@ -42,6 +42,18 @@ def supcon_reference(y, e, temperature=0.1):
     return per_anchor * n / max(anchors, 1)
 
 
+def nt_xent_reference(y, e, temperature=0.07):
+    s, n = cosine(e) / temperature, len(y)
+    sums, pairs = np.zeros(n), 0
+    for a in range(n):
+        negatives = [np.exp(s[a, k]) for k in range(n) if y[k] != y[a]]
+        for p in range(n):
+            if p != a and y[p] == y[a]:
+                pairs += 1
+                sums[a] += -np.log(np.exp(s[a, p]) / (np.exp(s[a, p]) + sum(negatives)))
+    return sums * n / max(pairs, 1)
+
+
 BATCHES = {
     "random": (np.arange(12) % 3, 0),
     "all_positive": (np.zeros(6, int), 1),
@@ -63,12 +75,18 @@ def test_per_sample_values_equal_the_references(batch):
         found = keras.ops.convert_to_numpy(supervised_contrastive_loss(y, e, temperature))
         np.testing.assert_allclose(found, supcon_reference(y, e, temperature), rtol=1e-5,
                                    atol=1e-5)
+        found = keras.ops.convert_to_numpy(nt_xent_loss(y, e, temperature))
+        np.testing.assert_allclose(found, nt_xent_reference(y, e, temperature), rtol=1e-5,
+                                   atol=1e-5)
 
 
 def test_edge_cases_have_the_values_the_formulas_give():
     e = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     # no positive anywhere: SupCon has no anchor and gives 0; MS keeps only its negatives
     assert float(SupConLoss()(np.arange(6), e)) == 0.0
+    assert float(NTXentLoss()(np.arange(6), e)) == 0.0
+    # one class: NT-Xent has no negatives, so every pair term is -log(1) = 0
+    assert float(NTXentLoss()(np.zeros(6, int), e)) == pytest.approx(0.0, abs=1e-6)
     # one class: MS has no negative term; SupCon's denominator holds positives only
     assert float(MultiSimilarityLoss()(np.zeros(6, int), e)) == pytest.approx(
         ms_reference(np.zeros(6, int), e).mean(), rel=1e-5)
@@ -79,7 +97,8 @@ def test_large_scales_stay_finite_and_close_in_float16():
     e = np.random.default_rng(1).normal(size=(16, 8))
     e[y == 0] *= 50.0  # long embeddings: only directions count
     for loss, reference in ((MultiSimilarityLoss(beta=80.0), ms_reference(y, e, beta=80.0)),
-                            (SupConLoss(temperature=0.05), supcon_reference(y, e, 0.05))):
+                            (SupConLoss(temperature=0.05), supcon_reference(y, e, 0.05)),
+                            (NTXentLoss(temperature=0.05), nt_xent_reference(y, e, 0.05))):
         found = float(loss(y, e.astype(np.float16)))
         assert np.isfinite(found)
         assert found == pytest.approx(reference.mean(), rel=2e-2)
@@ -91,5 +110,19 @@ def test_bad_arguments_are_refused():
             MultiSimilarityLoss(**bad)
     with pytest.raises(ValueError, match="temperature"):
         SupConLoss(temperature=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        NTXentLoss(temperature=-1.0)
     with pytest.raises(ValueError, match="embedding"):
         SupConLoss()(np.arange(4), np.zeros((4, 2, 2), np.float32))
+
+
+@pytest.mark.parametrize("labels", [np.zeros(4, int), np.arange(4), np.zeros(1, int)],
+                         ids=["all_positive", "all_negative", "one_sample"])
+def test_a_training_step_on_edge_batches_keeps_the_weights_finite(labels):
+    x = np.random.default_rng(0).normal(size=(len(labels), 5)).astype(np.float32)
+    for loss in (MultiSimilarityLoss(), SupConLoss(), NTXentLoss()):
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+        model.train_on_batch(x, labels)
+        assert all(np.all(np.isfinite(keras.ops.convert_to_numpy(w))) for w in model.weights), \
+            type(loss).__name__
