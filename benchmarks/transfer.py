@@ -14,7 +14,10 @@ Text (real EU number plates, `plates-eu`: 108 photos, one plate box and its text
   crnn_small trained from scratch on the training photos; the shipped weights fine-tuned on
   them (`--init-from`, the same recipe otherwise: epochs, batch, learning rate, 48 px,
   the 73-character charset, `--augment-lines`: chosen over no augmentation on a validation
-  split of the training photos, never on the test photos); each trained row over `--seeds`.
+  split of the training photos, never on the test photos); fine-tuning also mixes synthetic
+  plates into a quarter of every batch (`--synthetic-share 0.25 --plate-fraction 1`,
+  `FINE_TUNE_OPTIONS`, chosen by cross-validation on the training photos in
+  `benchmarks/transfer_recipe.py`); each trained row over `--seeds`.
 - Peer: `rapidocr-onnxruntime`'s PP-OCRv4 recogniser (ships in the wheel, runs offline on
   onnxruntime; recognition only, on the same crops in colour: the box grown by 10 % of its
   height on each side, as our loader cuts it).
@@ -64,6 +67,11 @@ TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 PRETRAINED = ("crnn_small.synth_full", "crnn_small.synth_plates")
 FINE_TUNE_FROM = "crnn_small.synth_plates"
+# Chosen by 3-fold cross-validation on the training photos (benchmarks/transfer_recipe.py,
+# results/transfer_recipe.json): a quarter of every fine-tuning batch is freshly rendered
+# synthetic plates. Training from scratch keeps the plain recipe (its row measures what 77
+# real crops alone give).
+FINE_TUNE_OPTIONS = {"synthetic_share": 0.25, "plate_fraction": 1.0}
 CER_TARGET = 0.05
 LENET_TARGETS = {"mnist": 0.993, "fashion_mnist": 0.915}
 
@@ -171,8 +179,8 @@ def text_config(args, folders, seed, init_from, out):
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
                        validation_split=0.1, seed=seed, init_from=init_from, out=str(out),
                        resume=True, verbose=2 if args.verbose else 0,
-                       options={"charset": "full", "image_height": 48,
-                                "augment_lines": True})
+                       options={"charset": "full", "image_height": 48, "augment_lines": True,
+                                **(FINE_TUNE_OPTIONS if init_from else {})})
 
 
 def trained_row(args, folders, kind, init_from) -> dict:
@@ -231,7 +239,8 @@ def text_benchmark(args) -> dict:
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size,
                    "learning_rate": args.learning_rate, "image_height": 48,
                    "charset": "full", "validation_split": 0.1, "augment_lines": True,
-                   "fine_tune_from": FINE_TUNE_FROM},
+                   "fine_tune_from": FINE_TUNE_FROM, "fine_tune_options": FINE_TUNE_OPTIONS,
+                   "fine_tune_options_chosen_by": "benchmarks/results/transfer_recipe.json"},
         "rows": rows, "peer": peer,
         "targets": {"fine_tuned_cer": CER_TARGET,
                     "fine_tuned_cer_met": bool(fine["mean"] <= CER_TARGET),
