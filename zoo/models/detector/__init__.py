@@ -20,6 +20,8 @@ over K classes + background.
 Inference (`pipeline.py`): threshold -> NMS -> step 2 -> (boxes, scores, classes), in the
 one object `TwoStepDetector` (save / load a folder of .keras files, `fused()`).
 `one_step=True` gives a class-aware step 1 without the classifier, for comparison.
+Images larger than the input (`tiling.py`): `detect_tiled(pipeline, image)` runs it over
+overlapping tiles at native resolution and merges the boxes across tiles.
 """
 
 from zoo.models.detector.model import (DenseDetector, DenseOutputs, classifier_loss,
@@ -29,8 +31,10 @@ from zoo.models.detector.pipeline import TwoStepDetector, classifier_crops, crop
 from zoo.models.detector.targets import (BOX_LOSSES, assign_targets, decode_boxes,
                                          detection_loss, encode_boxes, grid_centres,
                                          sigmoid_focal_loss)
+from zoo.models.detector.tiling import detect_tiled, tile_origins
 
 __all__ = ["BOX_LOSSES", "DenseDetector", "DenseOutputs", "TwoStepDetector", "assign_targets",
            "classifier_crops", "classifier_loss", "crop_boxes", "crop_classifier",
-           "decode_boxes", "default_head", "detection_loss", "detector", "encode_boxes",
-           "grid_centres", "intra_inter_available", "sigmoid_focal_loss"]
+           "decode_boxes", "default_head", "detect_tiled", "detection_loss", "detector",
+           "encode_boxes", "grid_centres", "intra_inter_available", "sigmoid_focal_loss",
+           "tile_origins"]
