@@ -5,11 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.losslab-installed
 DEMO_OUT ?= runs/demo
-# The losses are backend-agnostic: their tests run again on JAX, in a venv of its own.
+# The losses and the callbacks are backend-agnostic: their tests run again on JAX, in a venv
+# of its own (no TensorFlow in it).
 JAX_VENV ?= .venv-jax
 JAX_PY := $(JAX_VENV)/bin/python
 JAX_STAMP := $(JAX_VENV)/.losslab-installed
-JAX_TESTS := tests/losses
+JAX_TESTS := tests/losses tests/callbacks
 
 # SavedModel export needs TensorFlow itself (the JAX venv has none); it is tested in the TF run.
 JAX_DESELECT := --deselect tests/losses/test_loss_head_model.py::test_export_serves_scores_from_the_input_alone --deselect tests/losses/test_loss_sequence.py::test_bad_labels_stop_compiled_training
