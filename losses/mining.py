@@ -15,6 +15,8 @@ gathers the selected distances from its own (differentiable) distance matrix wit
 | `batch_hard`          | per anchor: farthest positive, nearest negative | batch-hard triplet |
 | `semi_hard_negatives` | per positive pair: FaceNet's semi-hard negative | semi-hard triplet  |
 | `contrastive_pairs`   | all pairs, or per anchor its two hardest pairs  | contrastive        |
+| `multi_similarity_pairs` | MS mining: pairs harder than the anchor's easiest of the other kind ± ε | Multi-Similarity |
+| `pair_margin_pairs`   | positives farther than a margin, negatives nearer than one | any pair loss |
 
 Anchors (or pairs) with nothing to select — a class alone in the batch, or a batch of one
 class — are reported as not valid; losses leave them out of their averages. P×K batches
@@ -169,3 +171,38 @@ def contrastive_pairs(distances, labels, mining=MINING_ALL):
         return (ops.logical_and(ops.equal(ops.expand_dims(positive_index, 1), columns), valid),
                 ops.logical_and(ops.equal(ops.expand_dims(negative_index, 1), columns), valid))
     raise ValueError(f"mining must be 'all' or 'hard', got {mining!r}")
+
+
+def multi_similarity_pairs(similarities, labels, epsilon=0.1):
+    """Multi-Similarity mining (Wang et al. 2019, Eq. 7-8) on similarities (larger = closer).
+
+    A negative pair (a, n) is kept if S_an + ε > min_{p∈P_a} S_ap (it is nearly as similar
+    as the anchor's least similar positive); a positive pair (a, p) is kept if
+    S_ap − ε < max_{n∈N_a} S_an. An anchor without positives keeps no negative, one without
+    negatives no positive.
+
+    Args:
+        similarities: (B, B) similarities, e.g. cosine.
+        labels: int (B,) class labels.
+        epsilon: the margin ε >= 0. Defaults to 0.1 (the paper's).
+
+    Returns:
+        (positive_pairs, negative_pairs), bool (B, B) each.
+    """
+    positives, negatives = positive_mask(labels), negative_mask(labels)
+    hardest_positive = ops.min(ops.where(positives, similarities, np.inf), axis=1, keepdims=True)
+    hardest_negative = ops.max(ops.where(negatives, similarities, -np.inf), axis=1,
+                               keepdims=True)
+    return (ops.logical_and(positives, ops.less(similarities - epsilon, hardest_negative)),
+            ops.logical_and(negatives, ops.greater(similarities + epsilon, hardest_positive)))
+
+
+def pair_margin_pairs(distances, labels, positive_margin=0.2, negative_margin=0.8):
+    """Pairs that still violate a margin: positives with d > `positive_margin`, negatives
+    with d < `negative_margin` (pytorch-metric-learning's PairMarginMiner).
+
+    Returns:
+        (positive_pairs, negative_pairs), bool (B, B) each.
+    """
+    return (ops.logical_and(positive_mask(labels), ops.greater(distances, positive_margin)),
+            ops.logical_and(negative_mask(labels), ops.less(distances, negative_margin)))

@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from losses import mining as _mining
-from losses.base import check_in_range, check_positive
+from losses.base import check_in_range, check_non_negative, check_positive
 from losses.distances import l2_normalize
 from losses.metric import _EmbeddingLoss, _labels_and_embedding, _nan_unless_finite
 from losses.registry import LossRecipe, register_recipe
@@ -42,7 +42,7 @@ def _cosine_similarities(y_true, y_pred, loss_name):
     return labels, embedding, ops.matmul(unit, ops.transpose(unit))
 
 
-def multi_similarity_loss(y_true, y_pred, alpha=2.0, beta=50.0, base=0.5):
+def multi_similarity_loss(y_true, y_pred, alpha=2.0, beta=50.0, base=0.5, epsilon=None):
     """Multi-Similarity loss per anchor.
 
     Formula:
@@ -55,6 +55,9 @@ def multi_similarity_loss(y_true, y_pred, alpha=2.0, beta=50.0, base=0.5):
         alpha: α > 0, the positive pairs' scale. Defaults to 2.0.
         beta: β > 0, the negative pairs' scale. Defaults to 50.0.
         base: λ, the similarity margin. Defaults to 0.5.
+        epsilon: None (every pair), or ε >= 0 for the paper's mining
+            (`losses.mining.multi_similarity_pairs`): P_i and N_i keep only the pairs
+            harder than the anchor's easiest of the other kind ± ε. Defaults to None.
 
     Returns:
         float32 tensor (B,). An anchor without positives (negatives) has no such term.
@@ -64,8 +67,13 @@ def multi_similarity_loss(y_true, y_pred, alpha=2.0, beta=50.0, base=0.5):
     pytorch-metric-learning's `MultiSimilarityLoss`).
     """
     labels, embedding, s = _cosine_similarities(y_true, y_pred, "MultiSimilarityLoss")
-    positive = _masked_log1p_sum_exp(-alpha * (s - base), _mining.positive_mask(labels))
-    negative = _masked_log1p_sum_exp(beta * (s - base), _mining.negative_mask(labels))
+    if epsilon is None:
+        positives, negatives = _mining.positive_mask(labels), _mining.negative_mask(labels)
+    else:  # selection only: no gradient through the choice of pairs
+        positives, negatives = _mining.multi_similarity_pairs(ops.stop_gradient(s), labels,
+                                                              epsilon)
+    positive = _masked_log1p_sum_exp(-alpha * (s - base), positives)
+    negative = _masked_log1p_sum_exp(beta * (s - base), negatives)
     return _nan_unless_finite(positive / alpha + negative / beta, embedding)
 
 
@@ -158,26 +166,31 @@ class MultiSimilarityLoss(_EmbeddingLoss):
         beta: β > 0. Defaults to 50.0 (the paper's).
         base: λ in [-1, 1], the similarity that separates positives from negatives.
             Defaults to 0.5 (the paper's).
+        epsilon: None (every pair of the batch, as pytorch-metric-learning's loss alone),
+            or the paper's mining margin ε (0.1 in the paper): only pairs harder than the
+            anchor's easiest of the other kind ± ε. Defaults to None.
         reduction, name, dtype: as Keras's losses.
 
     Reference: Wang et al., "Multi-Similarity Loss with General Pair Weighting for Deep
     Metric Learning", CVPR 2019.
     """
 
-    def __init__(self, alpha=2.0, beta=50.0, base=0.5, reduction="sum_over_batch_size",
-                 name="multi_similarity_loss", dtype=None):
+    def __init__(self, alpha=2.0, beta=50.0, base=0.5, epsilon=None,
+                 reduction="sum_over_batch_size", name="multi_similarity_loss", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.alpha = check_positive("alpha", alpha)
         self.beta = check_positive("beta", beta)
+        self.epsilon = None if epsilon is None else check_non_negative("epsilon", epsilon)
         self.base = check_in_range("base", base, -1.0, 1.0, closed="both")
 
     def call(self, y_true, y_pred):
         (embedding,) = self.head_values(y_pred)
-        return multi_similarity_loss(y_true, embedding, self.alpha, self.beta, self.base)
+        return multi_similarity_loss(y_true, embedding, self.alpha, self.beta, self.base,
+                                     self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "beta": self.beta,
-                "base": self.base}
+                "base": self.base, "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable(package="losslab")

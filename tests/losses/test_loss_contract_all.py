@@ -117,7 +117,7 @@ CASES = {
     mt.TripletConstrainedLoss: [
         Case("configured", dict(alpha=0.2, beta=0.3, mining="batch_all"), "head", "softmax")],
     pb.MultiSimilarityLoss: [
-        Case("configured", dict(alpha=3.0, beta=40.0, base=0.4), "embedding")],
+        Case("configured", dict(alpha=3.0, beta=40.0, base=0.4, epsilon=0.1), "embedding")],
     pb.SupConLoss: [Case("configured", dict(temperature=0.2), "embedding")],
     pb.NTXentLoss: [Case("configured", dict(temperature=0.3), "embedding")],
     mt.JointLoss: [

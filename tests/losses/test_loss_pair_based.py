@@ -18,12 +18,18 @@ def cosine(e):
     return u @ u.T
 
 
-def ms_reference(y, e, alpha=2.0, beta=50.0, base=0.5):
+def ms_reference(y, e, alpha=2.0, beta=50.0, base=0.5, epsilon=None):
     s, n = cosine(e), len(y)
     out = np.zeros(n)
     for i in range(n):
-        pos = [np.exp(-alpha * (s[i, k] - base)) for k in range(n) if k != i and y[k] == y[i]]
-        neg = [np.exp(beta * (s[i, k] - base)) for k in range(n) if y[k] != y[i]]
+        p_all = [k for k in range(n) if k != i and y[k] == y[i]]
+        n_all = [k for k in range(n) if y[k] != y[i]]
+        if epsilon is not None:  # the paper's mining, Eq. 7-8
+            p_kept = [k for k in p_all if n_all and s[i, k] - epsilon < max(s[i, n_all])]
+            n_kept = [k for k in n_all if p_all and s[i, k] + epsilon > min(s[i, p_all])]
+            p_all, n_all = p_kept, n_kept
+        pos = [np.exp(-alpha * (s[i, k] - base)) for k in p_all]
+        neg = [np.exp(beta * (s[i, k] - base)) for k in n_all]
         out[i] = np.log1p(sum(pos)) / alpha + np.log1p(sum(neg)) / beta
     return out
 
@@ -71,6 +77,10 @@ def test_per_sample_values_equal_the_references(batch):
     found = keras.ops.convert_to_numpy(multi_similarity_loss(y, e, 3.0, 20.0, 0.2))
     np.testing.assert_allclose(found, ms_reference(y, e, 3.0, 20.0, 0.2), rtol=1e-5,
                                atol=1e-5)
+    for epsilon in (0.0, 0.1, 0.5):
+        found = keras.ops.convert_to_numpy(multi_similarity_loss(y, e, 2.0, 50.0, 0.5, epsilon))
+        np.testing.assert_allclose(found, ms_reference(y, e, epsilon=epsilon), rtol=1e-5,
+                                   atol=1e-5)
     for temperature in (0.1, 0.5):
         found = keras.ops.convert_to_numpy(supervised_contrastive_loss(y, e, temperature))
         np.testing.assert_allclose(found, supcon_reference(y, e, temperature), rtol=1e-5,
@@ -126,3 +136,28 @@ def test_a_training_step_on_edge_batches_keeps_the_weights_finite(labels):
         model.train_on_batch(x, labels)
         assert all(np.all(np.isfinite(keras.ops.convert_to_numpy(w))) for w in model.weights), \
             type(loss).__name__
+
+
+def test_miners_on_a_hand_made_batch():
+    from losses.mining import multi_similarity_pairs, pair_margin_pairs
+
+    labels = np.array([0, 0, 0, 1])
+    s = np.array([[1.0, 0.9, 0.3, 0.5],   # anchor 0: easiest... hardest positive 0.3,
+                  [0.9, 1.0, 0.8, 0.2],   #   hardest negative 0.5
+                  [0.3, 0.8, 1.0, 0.85],
+                  [0.5, 0.2, 0.85, 1.0]], np.float32)
+    positives, negatives = (keras.ops.convert_to_numpy(m)
+                            for m in multi_similarity_pairs(s, labels, epsilon=0.1))
+    # anchor 0: positive kept if S - 0.1 < 0.5 -> only (0, 2); negative (0, 3): 0.5 + 0.1 > 0.3
+    assert positives[0].tolist() == [False, False, True, False]
+    assert negatives[0].tolist() == [False, False, False, True]
+    # anchor 1: hardest negative 0.2: no positive has S - 0.1 < 0.2; (1, 3): 0.3 > 0.8? no
+    assert not positives[1].any() and not negatives[1].any()
+    # anchor 3 has no positive: it keeps no negative
+    assert not negatives[3].any() and not positives[3].any()
+    d = 1.0 - s
+    positives, negatives = (keras.ops.convert_to_numpy(m)
+                            for m in pair_margin_pairs(d, labels, 0.15, 0.4))
+    assert positives[0].tolist() == [False, False, True, False]   # d 0.1 < 0.15 < 0.7
+    assert negatives[2].tolist() == [False, False, False, True]   # d 0.15 < 0.4
+    assert not negatives[1].any()                                  # d 0.8
