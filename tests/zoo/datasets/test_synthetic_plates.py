@@ -80,14 +80,18 @@ def test_a_plate_crop_has_dark_characters_on_a_lighter_panel():
 
 
 def test_the_text_task_takes_plate_fraction_for_synthetic_lines_only(tmp_path):
+    """synth_text, or the synthetic lines mixed into real crops."""
     from zoo.training import TrainConfig, resolve
     from zoo.training.config import ConfigError
 
     base = dict(model="crnn_small", epochs=1, out=str(tmp_path))
     resolve(TrainConfig(**base, options={"charset": "full", "plate_fraction": 0.5}))
-    with pytest.raises(ConfigError, match="synth_text only"):
+    with pytest.raises(ConfigError, match="applies to synthetic lines"):
         resolve(TrainConfig(**base, dataset=f"folder:{tmp_path}",
                             options={"plate_fraction": 0.5}))
+    # on real crops it shapes the synthetic lines that --synthetic-share mixes in
+    resolve(TrainConfig(**base, dataset=f"folder:{tmp_path}",
+                        options={"plate_fraction": 0.5, "synthetic_share": 0.25}))
     with pytest.raises(ConfigError, match="--charset upper or full"):
         resolve(TrainConfig(**base, options={"plate_fraction": 0.5}))
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
