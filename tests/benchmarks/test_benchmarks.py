@@ -27,9 +27,11 @@ def test_lenet_baseline_smoke(tmp_path):
 def test_loss_comparison_smoke(tmp_path):
     from benchmarks import loss_comparison
 
-    loss_comparison.main(["--datasets", "mnist", "--losses", "focal", "--seeds", "0", "1",
-                          "--epochs", "1", "--train-limit", "256", "--timing-reps", "2",
-                          "--timing-steps", "2", "--results-dir", str(tmp_path)])
+    arguments = ["--datasets", "mnist", "--losses", "focal", "--seeds", "0", "1",
+                 "--epochs", "1", "--train-limit", "256", "--timing-reps", "2",
+                 "--timing-steps", "2", "--results-dir", str(tmp_path),
+                 "--work", str(tmp_path / "cells")]
+    loss_comparison.main(arguments)
     results = json.loads((tmp_path / "loss_comparison.json").read_text())
     table = results["table"]["mnist"]
     assert set(table) == {"softmax", "focal"}
@@ -39,6 +41,21 @@ def test_loss_comparison_smoke(tmp_path):
     assert 0 < table["focal"]["intra_inter_ratio"]["mean"] < 10
     assert (tmp_path / "loss_comparison_embeddings.png").stat().st_size > 0
     assert "| focal |" in (tmp_path / "loss_comparison.md").read_text()
+    # Welch's t from the two seeds' accuracies, computed here by hand
+    a = np.array([r["test_accuracy"] for r in table["focal"]["runs"]])
+    b = np.array([r["test_accuracy"] for r in table["softmax"]["runs"]])
+    t = (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / 2 + b.var(ddof=1) / 2)
+    gain = table["focal"]["gain_over_softmax"]
+    assert gain["points"] == pytest.approx(100 * (a.mean() - b.mean()))
+    assert gain["welch_t"] == pytest.approx(t) if np.isfinite(t) else gain["welch_t"] is None
+    # the cells persist: a second run reads them back (resumes) and gives the same rows
+    loss_comparison.main([*arguments, "--skip-2d"])
+    again = json.loads((tmp_path / "loss_comparison.json").read_text())["table"]["mnist"]
+    assert {k: v["runs"] for k, v in again.items()} == {k: v["runs"] for k, v in table.items()}
+    other_epochs = list(arguments)
+    other_epochs[other_epochs.index("--epochs") + 1] = "2"
+    with pytest.raises(SystemExit, match="was trained with"):
+        loss_comparison.main(other_epochs)  # the same cells, another budget: refused
 
 
 @pytest.mark.slow
