@@ -219,6 +219,32 @@ def find_cosine_heads(model):
     return found
 
 
+def checked_probe(probe, probe_source, max_samples, seed):
+    """A probe's (x, y) as the probes use it: never the test split, labels (B,) (one-hot
+    taken by argmax), and at most `max_samples` of them, subsampled once (seeded, without
+    replacement, in order). x may be an array or a dict of arrays."""
+    if probe_source not in PROBE_SOURCES:
+        raise ValueError(
+            f"probe_source must be one of {PROBE_SOURCES} (the probe must never be the "
+            f"test split), got {probe_source!r}")
+    if not isinstance(probe, (tuple, list)) or len(probe) != 2:
+        raise ValueError(f"probe must be a pair (x, y), got {type(probe).__name__}")
+    if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 2:
+        raise ValueError(f"max_samples must be an int >= 2, got {max_samples!r}")
+    x, y = probe
+    n = _length(x)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    y = y.reshape(-1)
+    if len(y) != n:
+        raise ValueError(f"probe x and y must have the same length, got {n} and {len(y)}")
+    if n > max_samples:
+        index = np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+        x, y = _take(x, index), y[index]
+    return x, y
+
+
 def _take(x, index):
     if isinstance(x, dict):
         return {k: np.asarray(v)[index] for k, v in x.items()}
@@ -276,27 +302,9 @@ class MarginMonitor(keras.callbacks.Callback):
                  max_samples=2048, seed=0, epsilon=1e-3, percentile=5.0, snapshots=False,
                  batch_size=256, prefix="margin/"):
         super().__init__()
-        if probe_source not in PROBE_SOURCES:
-            raise ValueError(
-                f"probe_source must be one of {PROBE_SOURCES} (the probe must never be the "
-                f"test split), got {probe_source!r}")
-        if not isinstance(probe, (tuple, list)) or len(probe) != 2:
-            raise ValueError(f"probe must be a pair (x, y), got {type(probe).__name__}")
-        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 2:
-            raise ValueError(f"max_samples must be an int >= 2, got {max_samples!r}")
         if not 0 <= float(percentile) <= 100:
             raise ValueError(f"percentile must be in [0, 100], got {percentile!r}")
-        x, y = probe
-        n = _length(x)
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] > 1:
-            y = y.argmax(axis=1)
-        y = y.reshape(-1)
-        if len(y) != n:
-            raise ValueError(f"probe x and y must have the same length, got {n} and {len(y)}")
-        if n > max_samples:
-            index = np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
-            x, y = _take(x, index), y[index]
+        x, y = checked_probe(probe, probe_source, max_samples, seed)
         _check_embeddings(np.zeros((len(y), 1)), y)  # integer labels, >= 2 classes
         self.probe_x, self.probe_y = x, y.astype(np.int64)
         self.probe_source = probe_source

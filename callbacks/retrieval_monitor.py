@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from callbacks.margin_monitor import PROBE_SOURCES, embedding_submodel
+from callbacks.margin_monitor import checked_probe, embedding_submodel
 from callbacks.retrieval import retrieval_metrics
 
 
@@ -21,7 +21,8 @@ class RetrievalMonitor(keras.callbacks.Callback):
     """Retrieval metrics of a probe set's embedding at the end of every `every` epochs.
 
     Args:
-        probe: (x, y) — inputs and integer labels. Keyword-only, required.
+        probe: (x, y) — inputs (an array or a dict of arrays) and integer or one-hot
+            labels. Keyword-only, required.
         probe_source: "validation" or "train" (never the test split). Keyword-only,
             required.
         layer_name: the embedding layer (else the model's `embedding_model`). Defaults to
@@ -40,21 +41,9 @@ class RetrievalMonitor(keras.callbacks.Callback):
                  distance="cosine", max_samples=4096, seed=0, every=1, batch_size=256,
                  prefix="retrieval/"):
         super().__init__()
-        if probe_source not in PROBE_SOURCES:
-            raise ValueError(f"probe_source must be one of {PROBE_SOURCES} (the probe must "
-                             f"never be the test split), got {probe_source!r}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an int >= 1, got {every!r}")
-        x, y = probe
-        y = np.asarray(y).reshape(-1)
-        if len(y) != len(x):
-            raise ValueError(f"probe x and y must have the same length, got {len(x)} and "
-                             f"{len(y)}")
-        if len(y) > max_samples:
-            index = np.sort(np.random.default_rng(seed).choice(len(y), max_samples,
-                                                                replace=False))
-            x, y = np.asarray(x)[index], y[index]
-        self.probe_x, self.probe_y = x, y
+        self.probe_x, self.probe_y = checked_probe(probe, probe_source, max_samples, seed)
         self.probe_source = probe_source
         self.layer_name, self.ks, self.distance = layer_name, tuple(ks), distance
         self.every, self.batch_size, self.prefix = every, batch_size, prefix

@@ -1,10 +1,10 @@
 """Pair-based metric losses on cosine similarities: Multi-Similarity, SupCon and NT-Xent.
 
-Both compare every pair (i, k) of the batch through the cosine similarity
+All three compare every pair (i, k) of the batch through the cosine similarity
 S_ik = ê_i · ê_k of the L2-normalised embeddings, with positives P_i = {k ≠ i : y_k = y_i}
 and negatives N_i = {k : y_k ≠ y_i}, formed from the labels inside the batch
 (`losses.mining`): they need several samples per class in a batch (P×K batches,
-`zoo.datasets.samplers.PKBatches`). Both are computed in float32 with log-sum-exp, so the
+`zoo.datasets.samplers.PKBatches`). All are computed in float32 with log-sum-exp, so the
 large scales (β = 50, 1/τ = 10) stay finite under float16 / bfloat16 mixed precision.
 
 The per-sample values follow `losses.metric`'s convention: sample i carries the terms it
@@ -20,7 +20,7 @@ from keras import ops
 from losses import mining as _mining
 from losses.base import check_in_range, check_non_negative, check_positive
 from losses.distances import l2_normalize
-from losses.metric import _EmbeddingLoss, _labels_and_embedding, _nan_unless_finite
+from losses.metric import JointLoss, _EmbeddingLoss, _labels_and_embedding, _nan_unless_finite
 from losses.registry import LossRecipe, register_recipe
 
 
@@ -63,8 +63,8 @@ def multi_similarity_loss(y_true, y_pred, alpha=2.0, beta=50.0, base=0.5, epsilo
         float32 tensor (B,). An anchor without positives (negatives) has no such term.
 
     Reference: Wang, Han, Huang, Dong, Scott, "Multi-Similarity Loss with General Pair
-    Weighting for Deep Metric Learning", CVPR 2019, Eq. 12 (without its pair mining; as
-    pytorch-metric-learning's `MultiSimilarityLoss`).
+    Weighting for Deep Metric Learning", CVPR 2019, Eq. 12; its pair mining (Eq. 7-8) with
+    `epsilon`, without it as pytorch-metric-learning's `MultiSimilarityLoss`.
     """
     labels, embedding, s = _cosine_similarities(y_true, y_pred, "MultiSimilarityLoss")
     if epsilon is None:
@@ -193,8 +193,25 @@ class MultiSimilarityLoss(_EmbeddingLoss):
                 "base": self.base, "epsilon": self.epsilon}
 
 
+class _TemperatureLoss(_EmbeddingLoss):
+    """Shared constructor, call and config of the losses with one temperature τ."""
+
+    per_sample = None  # staticmethod (y_true, embedding, temperature) -> (B,)
+
+    def __init__(self, temperature, reduction, name, dtype):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = check_positive("temperature", temperature)
+
+    def call(self, y_true, y_pred):
+        (embedding,) = self.head_values(y_pred)
+        return self.per_sample(y_true, embedding, self.temperature)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
 @keras.saving.register_keras_serializable(package="losslab")
-class SupConLoss(_EmbeddingLoss):
+class SupConLoss(_TemperatureLoss):
     """Supervised contrastive loss (Khosla et al., NeurIPS 2020), one view per sample.
 
     Formula:
@@ -213,21 +230,15 @@ class SupConLoss(_EmbeddingLoss):
     Reference: Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020.
     """
 
+    per_sample = staticmethod(supervised_contrastive_loss)
+
     def __init__(self, temperature=0.1, reduction="sum_over_batch_size", name="supcon_loss",
                  dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = check_positive("temperature", temperature)
-
-    def call(self, y_true, y_pred):
-        (embedding,) = self.head_values(y_pred)
-        return supervised_contrastive_loss(y_true, embedding, self.temperature)
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
+        super().__init__(temperature, reduction, name, dtype)
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class NTXentLoss(_EmbeddingLoss):
+class NTXentLoss(_TemperatureLoss):
     """NT-Xent (SimCLR's InfoNCE) with the positive pairs given by the labels of the batch.
 
     Formula:
@@ -245,22 +256,14 @@ class NTXentLoss(_EmbeddingLoss):
     Representations", ICML 2020.
     """
 
+    per_sample = staticmethod(nt_xent_loss)
+
     def __init__(self, temperature=0.07, reduction="sum_over_batch_size", name="nt_xent_loss",
                  dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = check_positive("temperature", temperature)
-
-    def call(self, y_true, y_pred):
-        (embedding,) = self.head_values(y_pred)
-        return nt_xent_loss(y_true, embedding, self.temperature)
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
+        super().__init__(temperature, reduction, name, dtype)
 
 
 def _joint(metric):
-    from losses.metric import JointLoss
-
     return JointLoss(metric, metric_weight=1.0)
 
 
