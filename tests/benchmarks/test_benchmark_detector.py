@@ -90,3 +90,43 @@ def test_detector_benchmark_skips_a_missing_voc_folder(tmp_path):
     results = json.loads((tmp_path / "detector.json").read_text())
     assert "not found" in results["voc"]["skipped"]
     assert "not found" in (tmp_path / "detector.md").read_text()
+
+
+@pytest.mark.slow
+def test_detector_benchmark_neon_part_scores_tiled_and_whole(tmp_path, monkeypatch):
+    from zoo.datasets.detection import DetectionSet, native_canvas, pad_objects
+
+    rng = np.random.default_rng(0)
+
+    def large_set(sizes):
+        images, objects = [], []
+        for h, w in sizes:
+            image = np.full((h, w, 3), 0.2, np.float32)
+            boxes = []
+            for _ in range(8):
+                x, y = rng.integers(0, w - 12), rng.integers(0, h - 12)
+                image[y:y + 10, x:x + 10] = 0.9
+                boxes.append([x, y, x + 10, y + 10])
+            images.append(image)
+            objects.append((boxes, [0] * 8))
+        boxes, classes, difficult = pad_objects(objects)
+        return DetectionSet(native_canvas(images), boxes, classes, difficult, ("Tree",),
+                            original_sizes=np.asarray(sizes))
+
+    train, test = large_set([(150, 170), (64, 64)]), large_set([(140, 150)])
+
+    def fake_load(dataset, *args, tiles=False, **kwargs):
+        assert dataset == "neon_trees" and tiles
+        return train, test, {"split": "fake tiles", "augment": None, "tiles": True}
+
+    monkeypatch.setattr(bench, "load_detection_data", fake_load)
+    bench.main(["--parts", "neon", "--neon-epochs", "1", "--neon-size", "64",
+                "--neon-batch", "8", *tiny_args(tmp_path)])
+    section = json.loads((tmp_path / "results" / "detector.json").read_text())["neon"]
+    run = section["runs"][0]
+    for key in ("map_50", "step1_map_50", "untiled_map_50", "untiled_step1_map_50"):
+        assert 0.0 <= run[key] <= 1.0
+        assert section["summary"][key]["values"] == [run[key]]
+    assert section["settings"]["max_detections"] == 1000 and len(run["epoch_seconds"]) == 1
+    text = (tmp_path / "results" / "detector.md").read_text()
+    assert "## NEON tree crowns: tiled" in text and "NEON test tile AP@.5" in text

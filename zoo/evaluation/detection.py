@@ -168,8 +168,14 @@ def to_coco(ground_truth, predictions, class_names, box_format="xyxy"):
     return {"images": images, "categories": categories, "annotations": annotations}, detections
 
 
-def coco_metrics(predictions, ground_truth, class_names, box_format="xyxy") -> dict:
+def coco_metrics(predictions, ground_truth, class_names, box_format="xyxy",
+                 max_detections=100) -> dict:
     """COCO box AP / AR through `pycocotools.cocoeval.COCOeval`.
+
+    `max_detections` is COCOeval's largest `maxDets` (the best-scored detections per image
+    that AP and the last AR count): 100 as in COCO; dense scenes with more objects than that
+    per image (aerial tiles) need more, or recall is capped. "mar_100" is then the AR at
+    `max_detections`.
 
     Returns:
         dict with the floats `COCO_STAT_KEYS` (NaN where COCO reports -1), "per_class"
@@ -195,13 +201,16 @@ def coco_metrics(predictions, ground_truth, class_names, box_format="xyxy") -> d
                            "annotations": detections}
         coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        if int(max_detections) < 10:
+            raise ValueError(f"max_detections must be >= 10, got {max_detections}")
+        evaluator.params.maxDets = [1, 10, int(max_detections)]
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     result = {key: (float(v) if v > -1 else math.nan)
               for key, v in zip(COCO_STAT_KEYS, evaluator.stats)}
     # precision[T, R, K, A, M]: IoU thresholds, 101 recalls, classes, area "all" = 0,
-    # max detections 100 = -1; -1 marks a class without ground truth
+    # max detections `max_detections` = -1; -1 marks a class without ground truth
     precision = evaluator.eval["precision"][:, :, :, 0, -1]
     thresholds = evaluator.params.iouThrs
 
@@ -216,6 +225,9 @@ def coco_metrics(predictions, ground_truth, class_names, box_format="xyxy") -> d
             "ap_50": mean_defined(precision[np.isclose(thresholds, 0.5), :, k]),
             "ap_75": mean_defined(precision[np.isclose(thresholds, 0.75), :, k]),
         }
+    # COCOeval's own mAP (stats[0]) always reads maxDets=100 and is -1 when that is not in
+    # the list: take it from the precision array, like the per-class values
+    result["map"] = mean_defined(precision)
     result["per_class"] = per_class
     result["coco_summary"] = captured.getvalue()
     return result
@@ -312,7 +324,7 @@ def best_f1(curve) -> dict:
 # ------------------------------------------------------------------ the one call
 
 def evaluate_detections(predictions, ground_truth, class_names, iou_threshold=0.5,
-                        box_format="xyxy") -> dict:
+                        box_format="xyxy", max_detections=100) -> dict:
     """COCO mAP plus precision / recall / F1 at the best threshold, and PR curves.
 
     Args:
@@ -324,6 +336,8 @@ def evaluate_detections(predictions, ground_truth, class_names, iou_threshold=0.
         iou_threshold: IoU of the precision / recall / F1 matching. Defaults to 0.5.
         box_format: layout of the predicted boxes, "xyxy", "xywh" or "cxcywh". Defaults to
             `"xyxy"`.
+        max_detections: detections per image that COCO AP counts (see `coco_metrics`).
+            Defaults to 100.
 
     Returns:
         dict with the floats of `COCO_STAT_KEYS` and `F1_KEYS`, "iou_threshold",
@@ -337,7 +351,7 @@ def evaluate_detections(predictions, ground_truth, class_names, iou_threshold=0.
     if not np.any((classes >= 0) & ~difficult):
         raise ValueError("the ground truth holds no (non-difficult) boxes: nothing to evaluate")
     preds = _predictions(predictions, len(boxes), len(class_names), box_format)
-    result = coco_metrics(preds, ground_truth, class_names)
+    result = coco_metrics(preds, ground_truth, class_names, max_detections=max_detections)
     matches = match_detections(preds, ground_truth, len(class_names), iou_threshold)
     num_gt = matches["num_ground_truth"]
     curves = {"all": precision_recall_curve(matches["score"], matches["true_positive"],
@@ -501,13 +515,17 @@ def plot_pr_curves(result, path, title="") -> Path:
 
 
 def plot_detection_gallery(images, ground_truth, predictions, class_names, path,
-                           score_threshold=0.5, max_images=16, columns=4, title="") -> Path:
+                           score_threshold=0.5, max_images=16, columns=4, title="",
+                           panel_inches=2.6, labels=True) -> Path:
     """A grid of images with true boxes (green, solid) and predictions with score >=
-    `score_threshold` (red, dashed, labelled "class score"); saved as PNG."""
+    `score_threshold` (red, dashed, labelled "class score" when `labels`); saved as PNG.
+
+    `images` is an array (N, H, W, C) or a list of images of different sizes (large tiles
+    at native resolution: pass fewer `columns`, a larger `panel_inches`, no `labels`)."""
     plt = _pyplot()
     from matplotlib.patches import Rectangle
 
-    images = np.asarray(images)
+    images = [np.asarray(image) for image in images]
     boxes, classes, _ = _ground_truth(ground_truth)
     class_names = _check_classes(classes, class_names)
     preds = _predictions(predictions, len(boxes), len(class_names), "xyxy")
@@ -516,7 +534,8 @@ def plot_detection_gallery(images, ground_truth, predictions, class_names, path,
         raise ValueError("plot_detection_gallery needs at least one image")
     columns = max(1, min(int(columns), count))
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel_inches * columns,
+                                                     panel_inches * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, ax in zip(range(count), axes.ravel()):
@@ -533,6 +552,8 @@ def plot_detection_gallery(images, ground_truth, predictions, class_names, path,
                 continue
             ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1],
                                    fill=False, ec="red", lw=1.2, ls="--"))
+            if not labels:
+                continue
             ax.text(box[0], box[1], f"{class_names[cls]} {score:.2f}", color="white",
                     fontsize=6, va="bottom", bbox={"fc": "red", "alpha": 0.6, "pad": 0.5,
                                                    "lw": 0})

@@ -241,3 +241,21 @@ def test_plots_write_png(tmp_path):
                  ev.plot_detection_gallery(images, GROUND_TRUTH, PREDICTIONS, CLASSES,
                                            tmp_path / "gallery.png", score_threshold=0.3)):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_more_objects_than_coco_keeps_per_image_need_a_higher_cap():
+    # one image, 150 objects, 150 exact detections with falling scores: COCO's default cap
+    # of 100 detections per image stops recall at 100/150, so the 101-point interpolated AP
+    # is the share of recall points r in {0, 0.01, ..., 1} with r <= 2/3: 67/101
+    boxes = np.asarray([[10 * i, 0, 10 * i + 8, 8] for i in range(150)], np.float32)
+    truth = {"boxes": boxes[None], "classes": np.zeros((1, 150), np.int32)}
+    predictions = [(boxes, np.linspace(1.0, 0.5, 150, dtype=np.float32),
+                    np.zeros(150, np.int32))]
+    capped = ev.evaluate_detections(predictions, truth, ("a",))
+    assert capped["map_50"] == pytest.approx(67 / 101, abs=1e-6)
+    assert capped["map"] == pytest.approx(67 / 101, abs=1e-6)
+    whole = ev.evaluate_detections(predictions, truth, ("a",), max_detections=1000)
+    assert whole["map_50"] == pytest.approx(1.0) and whole["map"] == pytest.approx(1.0)
+    assert whole["mar_100"] == pytest.approx(1.0)  # the AR at the raised cap
+    with pytest.raises(ValueError, match="max_detections"):
+        ev.evaluate_detections(predictions, truth, ("a",), max_detections=5)

@@ -560,7 +560,8 @@ def test_cli_knows_the_detection_dataset_forms(capsys):
     assert resolve(config)[0].out == "runs/mine"
     with pytest.raises(SystemExit):
         train.main(["--help"])
-    assert "synth_scenes, voc:PATH, coco:ANNOTATIONS.json[,IMAGES_DIR]" in capsys.readouterr().out
+    assert "synth_scenes, neon_trees, voc:PATH, coco:ANNOTATIONS.json[,IMAGES_DIR]" in \
+        capsys.readouterr().out
 
 
 def test_step1_detections_equal_the_pipeline_selection(tiny_pipeline):
@@ -601,3 +602,29 @@ def test_voc_run_writes_metrics(tmp_path):
     for name in ("history.csv", "pr_curves.png", "detections.png", "pipeline/pipeline.json",
                  "pipeline_fused/detector.keras", "weight_trace.npz", "weight_updates.png"):
         assert (tmp_path / "run" / name).exists(), name
+
+
+@pytest.mark.slow
+def test_tiled_voc_run_trains_on_windows_and_scores_tile_by_tile(tmp_path):
+    import json
+    from zoo.training import TrainConfig, run
+
+    root = write_voc_fixture(tmp_path / "voc")  # 96 x 64 images, larger than the 32 px input
+    config = TrainConfig(model="detector", dataset=f"voc:{root}", out=str(tmp_path / "run"),
+                         epochs=1, batch_size=8, learning_rate=1e-3, seed=0, verbose=0,
+                         loss="giou", trace_weights=0, options={
+                             "classifier_epochs": 1, "image_size": 32, "tiles": True,
+                             "tile_overlap": 8, "detector_kwargs": TINY,
+                             "classifier_kwargs": {"widths": (8, 8), "depths": (1, 1),
+                                                   "embedding_dim": 8}})
+    run(config)
+    stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert stored["tiled"] and stored["max_detections"] == det_task.TILED_MAX_DETECTIONS
+    assert stored["augmentation"].startswith("RandomTiles(tile_size=(32, 32)")
+    # 5 training images of 96 x 64 = 30,720 px: 30 windows of 32 x 32 per epoch
+    assert stored["train_samples"] == 30
+    for key in ("map_50", "step1_map_50", "untiled_map_50", "untiled_step1_map_50"):
+        assert 0.0 <= stored[key] <= 1.0
+    pipeline = zd.TwoStepDetector.load(tmp_path / "run" / "pipeline")
+    assert pipeline.image_shape == (32, 32)
+    assert (tmp_path / "run" / "detections.png").stat().st_size > 0

@@ -64,3 +64,28 @@ def test_a_small_image_is_padded_not_resized():
     image[10:20, 30:45] = 1.0
     boxes, _, _ = detect_tiled(SquareFinder(), image)
     assert boxes.tolist() == [[30.0, 10.0, 45.0, 20.0]]
+
+
+def test_tiled_and_letterboxed_detections_of_a_native_set_land_in_image_pixels():
+    from zoo.datasets.detection import DetectionSet, native_canvas, pad_objects
+    from zoo.training.tasks.detection import (letterboxed_detections, needs_tiles,
+                                              tiled_detections)
+
+    big = np.full((100, 200, 3), 0.2, np.float32)
+    big[40:60, 100:140] = 1.0                      # 40 x 20 at (100, 40)
+    small = np.full((50, 30, 3), 0.2, np.float32)
+    small[10:30, 5:15] = 1.0                       # 10 x 20 at (5, 10)
+    objects = [([[100, 40, 140, 60]], [0]), ([[5, 10, 15, 30]], [0])]
+    boxes, classes, difficult = pad_objects(objects)
+    data = DetectionSet(native_canvas([big, small]), boxes, classes, difficult, ("sq",),
+                        original_sizes=np.asarray([[100, 200], [50, 30]]))
+    finder = SquareFinder()
+    assert needs_tiles(finder, data)
+    assert not needs_tiles(finder, data.subset([1]))  # 50 x 30 fits the 64 px input
+    tiled = tiled_detections(finder, data, overlap=48)
+    assert [b.tolist() for b, _, _ in tiled] == [[[100, 40, 140, 60]], [[5, 10, 15, 30]]]
+    # letterboxed whole: 200 x 100 -> 64 x 32 centred (scale 0.32, 16 px bands above and
+    # below); the square becomes 12.8 x 6.4 px, found to the pixel, then scaled back
+    whole = letterboxed_detections(finder, data)
+    np.testing.assert_allclose(whole[0][0], [[100, 40, 140, 60]], atol=1 / 0.32)
+    np.testing.assert_allclose(whole[1][0], [[5, 10, 15, 30]], atol=1 / (64 / 50))

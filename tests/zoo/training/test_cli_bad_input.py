@@ -201,3 +201,18 @@ def test_detector_image_size_must_fit_the_backbone_strides(value, capsys, tmp_pa
     assert not out.exists()
     assert train.parse_args(["--model", "detector", "--image-size", "256"]).options == {
         "image_size": 256}
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--tiles"], "--tiles reads large real images"),
+    (["--dataset", "neon_trees", "--image-size", "128", "--tile-overlap", "128"],
+     "tile_overlap must be a whole number of pixels in [0, 128)"),
+])
+def test_detector_tiling_options_are_checked_before_any_data(arguments, message, capsys,
+                                                             tmp_path):
+    out = tmp_path / "run"
+    code, err = run_cli(["--model", "detector", *arguments, "--out", str(out)], capsys)
+    assert_one_line_exit_2(code, err, message)
+    assert not out.exists()
+    assert train.parse_args(["--model", "detector", "--tiles", "--tile-overlap", "32"]
+                            ).options == {"tiles": True, "tile_overlap": 32}

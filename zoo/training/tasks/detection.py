@@ -2,6 +2,7 @@
 
     python -m zoo.train --model detector                       # synthetic scenes, EIoU
     python -m zoo.train --model detector --dataset voc:PATH --loss ciou
+    python -m zoo.train --model detector --dataset neon_trees --image-size 256  # tiled
 
     from zoo.training.tasks.detection import train_two_step
     pipeline, histories = train_two_step(synthetic_scene_set(2000, seed=0), box_loss="eiou")
@@ -22,7 +23,17 @@ Datasets of the run (`load_detection_data`):
   different `--seed`s are scored on the same test images). Trained with `BoxAugmenter()`
   (flip, zoom 0.75-1.33, random crops; boxes move, clip and drop with the pixels);
 - `coco:ANNOTATIONS.json[,IMAGES_DIR]`: a COCO-JSON file (`load_coco`), split and augmented
-  as a VOC folder without ImageSets.
+  as a VOC folder without ImageSets;
+- `neon_trees`: NEON aerial tiles of 400-2,500 px with 25-45 px tree crowns
+  (`zoo.datasets.neon_trees`, read out of the `deepforest` wheel): three tiles for training,
+  `2019_YELL_2_541000_4977000_image_crop` (279 trees) for testing, always tiled.
+
+Tiled (`--tiles` for voc/coco, always for `neon_trees`): images stay at native resolution;
+step 1 trains on `RandomTiles` (random `--image-size` windows, rotated and mirrored) and both
+steps detect tile by tile (`detect_tiled`, `--tile-overlap`) in test images larger than the
+input. COCOeval then counts up to `TILED_MAX_DETECTIONS` detections per image (its 100 would
+cap recall in a 279-tree tile), and the metrics add "untiled_map_50": the same detector on
+each test image letterboxed whole into its input.
 `--train-limit` / `--test-limit` keep the first N images of each part.
 
 Both models compile with `jit_compile=True` by default. Besides speed, this is a workaround:
@@ -48,6 +59,7 @@ from zoo.datasets.label_checks import check_class_labels
 from zoo.boxes import nms
 from zoo.models.detector.model import classifier_loss, crop_classifier, default_head, detector
 from zoo.models.detector.pipeline import TwoStepDetector, _sigmoid, classifier_crops
+from zoo.models.detector.tiling import detect_tiled
 from zoo.models.detector.targets import BOX_LOSSES
 from zoo.training.config import ConfigError
 from zoo.training.optimizers import make_optimizer
@@ -56,8 +68,11 @@ from zoo.training.tasks.base import Option, Prepared, Task
 DEFAULT_TRAIN_IMAGES, DEFAULT_TEST_IMAGES = 2000, 500
 SPLIT_SEED, TEST_FRACTION = 0, 0.2
 # The forms `--dataset` takes for the detector.
-DATASET_FORMS = {"synth_scenes": "synth_scenes", "voc": "voc:PATH",
+DATASET_FORMS = {"synth_scenes": "synth_scenes", "neon_trees": "neon_trees", "voc": "voc:PATH",
                  "coco": "coco:ANNOTATIONS.json[,IMAGES_DIR]"}
+# COCOeval's cap of detections per image when scoring tiled (dense) images; its default 100
+# would cap recall at 100 objects, and the NEON test tile holds 279 trees
+TILED_MAX_DETECTIONS = 1000
 CLASSIFIER_EPOCHS = 8
 SIZE_MULTIPLE = 16  # the default detector's deepest stride (its stride-8 grid reads stage 16)
 
@@ -86,12 +101,16 @@ def warn_if_xla_is_off(jit_compile=True):
 
 def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size=32,
                    learning_rate=2e-3, seed=0, one_step=False, augment=True, jit_compile=True,
-                   **detector_kwargs):
+                   tile_size=None, **detector_kwargs):
     """The compiled step-1 model for a `DetectionSet` and its training batches.
 
+    With `tile_size` the model takes (tile_size, tile_size) inputs and trains on
+    `RandomTiles` of the (native-resolution) set, rotated and mirrored; `augment` is then
+    unused.
+
     Returns:
-        (model, batches): a compiled `DenseDetector` and the `DetectionBatches` to fit it on.
-        See `fit_detector` for the arguments.
+        (model, batches): a compiled `DenseDetector` and the `DetectionBatches` (or
+        `RandomTiles`) to fit it on. See `fit_detector` for the arguments.
     """
     if not isinstance(train_set, DetectionSet):
         raise ValueError(f"train_set must be a DetectionSet, got {type(train_set).__name__}")
@@ -102,11 +121,17 @@ def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_si
                          f"classes, rng), got {augment!r}")
     warn_if_xla_is_off(jit_compile)
     keras.utils.set_random_seed(seed)
-    model = detector(num_classes=len(train_set.class_names),
-                     input_shape=train_set.images.shape[1:], one_step=one_step,
-                     box_loss=box_loss, **detector_kwargs)
-    batches = DetectionBatches(train_set, batch_size, shuffle=True, seed=seed,
-                               augment=augment or None)
+    if tile_size is not None:
+        from zoo.datasets.detection_tiles import RandomTiles
+
+        batches = RandomTiles(train_set, tile_size, batch_size=batch_size, seed=seed)
+        input_shape = (*batches.tile_size, train_set.images.shape[-1])
+    else:
+        batches = DetectionBatches(train_set, batch_size, shuffle=True, seed=seed,
+                                   augment=augment or None)
+        input_shape = train_set.images.shape[1:]
+    model = detector(num_classes=len(train_set.class_names), input_shape=input_shape,
+                     one_step=one_step, box_loss=box_loss, **detector_kwargs)
     model.compile(optimizer=make_optimizer(learning_rate, epochs * len(batches),
                                            global_clipnorm=10.0),
                   jit_compile=jit_compile)
@@ -271,22 +296,101 @@ def step1_evaluator(test_set: DetectionSet, every_n_epochs=1, prefix="step1_",
     return evaluator
 
 
-def evaluate_pipeline(pipeline: TwoStepDetector, test_set: DetectionSet,
-                      batch_size=32) -> dict:
-    """AP of the pipeline and of its step 1 alone (class-agnostic), plus timing."""
+class Step1Only:
+    """A pipeline's step 1 alone, class-agnostic, with the pipeline's selection (threshold,
+    top-k, NMS): `detect(images)` gives (boxes, scores, classes = 0) per image, so
+    `detect_tiled` can run it."""
+
+    def __init__(self, pipeline: TwoStepDetector):
+        self.pipeline, self.image_shape = pipeline, pipeline.image_shape
+        self.nms_iou, self.max_detections = pipeline.nms_iou, pipeline.max_detections
+        self.one_step, self.class_agnostic_nms = False, True
+
+    def detect(self, images) -> list:
+        return [(b, s, np.zeros(len(b), np.int32))
+                for b, s, _ in self.pipeline.select(self.pipeline.step1(images))]
+
+
+def needs_tiles(pipeline, test_set: DetectionSet) -> bool:
+    """True when some test image is larger than the pipeline's input (tiled inference)."""
+    height, width = pipeline.image_shape
+    sizes = np.asarray(test_set.original_sizes)
+    return tuple(test_set.images.shape[1:3]) != (height, width) and bool(
+        np.any((sizes[:, 0] > height) | (sizes[:, 1] > width)))
+
+
+def tiled_detections(detector, test_set: DetectionSet, overlap=None) -> list:
+    """`detect_tiled` over each test image's own region (its `original_sizes`)."""
+    return [detect_tiled(detector, test_set.images[i, :h, :w], overlap)
+            for i, (h, w) in enumerate(np.asarray(test_set.original_sizes))]
+
+
+def letterboxed_detections(detector, test_set: DetectionSet, batch_size=32) -> list:
+    """Each test image's own region letterboxed whole into the detector's input, detected,
+    and the boxes mapped back to the image's pixels: what a detector without tiling sees."""
+    from zoo.datasets.detection import crop_region
+
+    height, width = detector.image_shape
+    detections = []
+    for start in range(0, len(test_set), batch_size):
+        images, regions = [], []
+        for i in range(start, min(start + batch_size, len(test_set))):
+            h, w = (int(v) for v in test_set.original_sizes[i])
+            scale = min(width / w, height / h)
+            x0, y0 = -(width / scale - w) / 2, -(height / scale - h) / 2
+            region = (x0, y0, x0 + width / scale, y0 + height / scale)
+            image, _, _ = crop_region(test_set.images[i, :h, :w], np.zeros((1, 4)), [-1],
+                                      region, (height, width))
+            images.append(image)
+            regions.append((x0, y0, scale))
+        for (b, s, c), (x0, y0, scale) in zip(detector.detect(np.stack(images)), regions):
+            detections.append((b / scale + np.asarray([x0, y0, x0, y0], np.float32), s, c))
+    return detections
+
+
+def evaluate_pipeline(pipeline: TwoStepDetector, test_set: DetectionSet, batch_size=32,
+                      tiled=None, overlap=None) -> dict:
+    """AP of the pipeline and of its step 1 alone (class-agnostic), plus timing.
+
+    With `tiled` (default: when a test image is larger than the input, `needs_tiles`) both
+    run tile by tile (`detect_tiled`, `overlap` as there), COCOeval keeps up to
+    `TILED_MAX_DETECTIONS` per image, and "untiled_map_50" / "untiled_step1_map_50" score
+    the same detector on each image letterboxed whole into its input.
+    """
     from zoo.evaluation.detection import evaluate_detections
 
+    tiled = needs_tiles(pipeline, test_set) if tiled is None else bool(tiled)
+    cap = TILED_MAX_DETECTIONS if tiled else 100
+    step1_only = Step1Only(pipeline)
     started = time.perf_counter()
-    detections = pipeline.predict(test_set.images, batch_size)
+    if tiled:
+        detections = tiled_detections(pipeline, test_set, overlap)
+    else:
+        detections = pipeline.predict(test_set.images, batch_size)
     seconds = time.perf_counter() - started
-    result = evaluate_detections(detections, test_set, test_set.class_names)
-    step1 = []
-    for start in range(0, len(test_set), batch_size):
-        step1 += pipeline.select(pipeline.step1(test_set.images[start:start + batch_size]))
-    agnostic = evaluate_detections([(b, s, np.zeros(len(b), np.int32)) for b, s, _ in step1],
-                                   objectness_ground_truth(test_set), ("object",))
-    return {"result": result, "detections": detections, "seconds": seconds,
-            "step1_map_50": float(agnostic["map_50"]), "step1_map": float(agnostic["map"])}
+    result = evaluate_detections(detections, test_set, test_set.class_names,
+                                 max_detections=cap)
+    if tiled:
+        step1 = tiled_detections(step1_only, test_set, overlap)
+    else:
+        step1 = []
+        for start in range(0, len(test_set), batch_size):
+            step1 += step1_only.detect(test_set.images[start:start + batch_size])
+    agnostic = evaluate_detections(step1, objectness_ground_truth(test_set), ("object",),
+                                   max_detections=cap)
+    out = {"result": result, "detections": detections, "seconds": seconds,
+           "step1_map_50": float(agnostic["map_50"]), "step1_map": float(agnostic["map"]),
+           "tiled": tiled, "max_detections": cap}
+    if tiled:
+        whole = evaluate_detections(letterboxed_detections(pipeline, test_set, batch_size),
+                                    test_set, test_set.class_names, max_detections=cap)
+        whole_step1 = evaluate_detections(letterboxed_detections(step1_only, test_set,
+                                                                 batch_size),
+                                          objectness_ground_truth(test_set), ("object",),
+                                          max_detections=cap)
+        out["untiled_map_50"] = float(whole["map_50"])
+        out["untiled_step1_map_50"] = float(whole_step1["map_50"])
+    return out
 
 
 def split_indices(count, test_fraction=TEST_FRACTION, seed=SPLIT_SEED):
@@ -342,19 +446,22 @@ def checked_image_size(value) -> tuple:
 
 def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=None,
                         image_size=IMAGE_SIZE, split_seed=SPLIT_SEED,
-                        test_fraction=TEST_FRACTION):
+                        test_fraction=TEST_FRACTION, tiles=False):
     """The train and test `DetectionSet`s of a detector run, and how they were made.
 
     Args:
-        dataset: "synth_scenes", "voc:PATH" or "coco:ANNOTATIONS.json[,IMAGES_DIR]" (see
-            the module docstring).
+        dataset: "synth_scenes", "neon_trees", "voc:PATH" or
+            "coco:ANNOTATIONS.json[,IMAGES_DIR]" (see the module docstring).
         train_limit: keep the first N training images. Defaults to None (2000 synthetic
             scenes, or every training image).
         test_limit: keep the first N test images. Defaults to None (500 synthetic scenes,
             or every test image).
         image_size: (height, width) of loaded images (letterboxed). Defaults to (128, 128).
+            Unused with `tiles`.
         split_seed: seed of the train/test permutation without ImageSets. Defaults to 0.
         test_fraction: test share of that split. Defaults to 0.2.
+        tiles: load voc/coco images at native resolution (`native_canvas`) for tiled
+            training and inference. Defaults to False; "neon_trees" is always native.
 
     Returns:
         (train_set, test_set, info) with info = {"dataset", "split" (in words), "augment"
@@ -376,6 +483,20 @@ def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=Non
                              "train_names": [], "test_names": [],
                              "split": f"synthetic scenes: {len(train)} for training (seed 0), "
                                       f"{len(test)} for testing (seed 1)"}
+    if kind == "neon_trees":
+        from zoo.datasets import neon_trees as neon
+
+        root = neon.neon_trees_folder()
+        train, test = (load_voc(root, neon.CLASS_NAMES, image_size=None,
+                                class_map=neon.CLASS_MAP, names=names)
+                       for names in (neon.TRAIN_TILES, neon.TEST_TILES))
+        return train, test, {
+            "dataset": dataset, "augment": None, "tiles": True,
+            "split": f"NEON tree crowns at native resolution: train {', '.join(train.names)} "
+                     f"({int(train.num_objects.sum())} trees), test {', '.join(test.names)} "
+                     f"({int(test.num_objects.sum())} trees)",
+            "train_names": list(train.names), "test_names": list(test.names)}
+    native = None if tiles else image_size
     if kind not in DATASET_FORMS.values():
         raise ValueError(f"unknown detection dataset {dataset!r}; known: "
                          f"{', '.join(DATASET_FORMS.values())}")
@@ -384,11 +505,11 @@ def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=Non
         raise ValueError(f"{dataset!r} names no path; expected {kind}")
     found = None
     if kind == DATASET_FORMS["voc"]:
-        data = load_voc(where, image_size=image_size)
+        data = load_voc(where, image_size=native)
         found = _image_set_split(where, data.names)
     else:
         annotations, _, images_dir = where.partition(",")
-        data = load_coco(annotations, images_dir or None, image_size=image_size)
+        data = load_coco(annotations, images_dir or None, image_size=native)
     if found is None:
         train_idx, test_idx = split_indices(len(data), test_fraction, split_seed)
         how = (f"{len(data)} images split {1 - test_fraction:.0%}/{test_fraction:.0%} by a "
@@ -399,7 +520,7 @@ def load_detection_data(dataset="synth_scenes", train_limit=None, test_limit=Non
     test_idx = test_idx[:test_limit] if test_limit else test_idx
     train, test = data.subset(train_idx), data.subset(test_idx)
     return train, test, {
-        "dataset": dataset, "augment": BoxAugmenter(),
+        "dataset": dataset, "augment": None if tiles else BoxAugmenter(), "tiles": bool(tiles),
         "split": f"{how}: {len(train)} train / {len(test)} test images",
         "train_names": list(train.names), "test_names": list(test.names)}
 
@@ -439,14 +560,20 @@ class DetectionTask(Task):
         "image_size": Option(IMAGE_SIZE[0], "detection: side in pixels of the square input "
                              "that images are letterboxed to (a multiple of 16 from 32 up; "
                              "in Python also (height, width)); objects shrink with the "
-                             "image, so large photos with small objects need more",
-                             type=int),
+                             "image, so large photos with small objects need more "
+                             "(or --tiles)", type=int),
+        "tiles": Option(False, "detection: keep voc/coco images at native resolution, train "
+                        "on random windows of --image-size (rotated and mirrored) and detect "
+                        "tile by tile in images larger than that; always on for neon_trees"),
+        "tile_overlap": Option(None, "detection: pixels shared by neighbouring tiles in tiled "
+                               "inference (default a quarter of --image-size)", type=int),
     }
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; the detector's "
                            "step 1 outputs boxes and objectness, not class embeddings",
         "embedding_dim": "the detector's widths are set by its builder",
-        "data_dir": "the data is named by --dataset (synth_scenes, voc:PATH, coco:FILE)",
+        "data_dir": "the data is named by --dataset (synth_scenes, neon_trees, voc:PATH, "
+                    "coco:FILE)",
         "validation_split": "the detector has no validation split; it is scored on its "
                             "test split after training",
     }
@@ -459,21 +586,35 @@ class DetectionTask(Task):
         epochs = self.option(config, "classifier_epochs")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"classifier_epochs must be a whole number >= 1, got {epochs!r}")
-        checked_image_size(self.option(config, "image_size"))
+        size = checked_image_size(self.option(config, "image_size"))
+        if self.option(config, "tiles") and str(config.dataset) == "synth_scenes":
+            raise ConfigError("--tiles reads large real images (voc:PATH, coco:FILE, "
+                              "neon_trees); synthetic scenes are made at --image-size")
+        overlap = self.option(config, "tile_overlap")
+        if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int)
+                                    or not 0 <= overlap < min(size)):
+            raise ConfigError(f"tile_overlap must be a whole number of pixels in [0, "
+                              f"{min(size)}) (below --image-size), got {overlap!r}")
+
+    def tiled(self, config) -> bool:
+        return bool(self.option(config, "tiles")) or str(config.dataset) == "neon_trees"
 
     def prepare(self, config):
+        size = checked_image_size(self.option(config, "image_size"))
+        tiles = self.tiled(config)
         train_set, test_set, info = load_detection_data(
-            config.dataset, config.train_limit, config.test_limit,
-            image_size=checked_image_size(self.option(config, "image_size")))
+            config.dataset, config.train_limit, config.test_limit, image_size=size,
+            tiles=tiles)
         for split, part in (("train", train_set), ("test", test_set)):
             objects = part.classes[part.classes != -1]  # -1 pads; once, outside XLA steps
             check_class_labels(objects, len(train_set.class_names), split)
         model, batches = build_detector(
             train_set, config.loss, config.epochs, config.batch_size, config.learning_rate,
             config.seed, bool(self.option(config, "one_step")), augment=info["augment"],
-            **(self.option(config, "detector_kwargs") or {}))
+            tile_size=size if tiles else None, **(self.option(config, "detector_kwargs") or {}))
         data = {"train": train_set, "test": test_set, "info": info, "batches": batches}
-        return Prepared(data, model, len(train_set), info=info)
+        samples = batches.tiles_per_epoch if tiles else len(train_set)
+        return Prepared(data, model, samples, info=info)
 
     def fit(self, config, prepared, fitter):
         data, model = prepared.data, prepared.model
@@ -508,9 +649,10 @@ class DetectionTask(Task):
         class_scale = 1.0 if models["classifier"] is None else classifier_loss(head)[1]
         pipeline = TwoStepDetector(models["detector"], models["classifier"],
                                    class_names=train_set.class_names, class_scale=class_scale)
-        evaluation = evaluate_pipeline(pipeline, test_set)
+        overlap = self.option(config, "tile_overlap")
+        evaluation = evaluate_pipeline(pipeline, test_set, overlap=overlap)
         fused = pipeline.fused()
-        fused_evaluation = evaluate_pipeline(fused, test_set)
+        fused_evaluation = evaluate_pipeline(fused, test_set, overlap=overlap)
         pipeline.save(folder.file("pipeline"))
         fused.save(folder.file("pipeline_fused"))
         result = evaluation["result"]
@@ -520,10 +662,17 @@ class DetectionTask(Task):
         title = f"detector · {name} · {config.loss}{' · one-step' if one_step else ''}"
         plot_pr_curves(result, folder.file("pr_curves.png"), title)
         shown = range(min(16, len(test_set)))
-        plot_detection_gallery(test_set.images[:16], test_set.subset(shown),
-                               evaluation["detections"][:16], test_set.class_names,
+        if evaluation["tiled"]:  # a few large images, each at its own size, unlabelled boxes
+            shown = range(min(4, len(test_set)))
+            images = [test_set.images[i, :h, :w]
+                      for i, (h, w) in zip(shown, test_set.original_sizes)]
+            layout = {"columns": 2, "panel_inches": 8.0, "labels": False}
+        else:
+            images, layout = test_set.images[:16], {}
+        plot_detection_gallery(images, test_set.subset(shown),
+                               evaluation["detections"][:len(shown)], test_set.class_names,
                                folder.file("detections.png"), title=title,
-                               score_threshold=_gallery_threshold(result))
+                               score_threshold=_gallery_threshold(result), **layout)
         scalar = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
         augment = info["augment"]
         classifier_history = None
@@ -548,7 +697,12 @@ class DetectionTask(Task):
             "train_images": len(train_set), "test_images": len(test_set),
             "dataset": config.dataset, "class_names": list(train_set.class_names),
             "split": info["split"],
-            "augmentation": "random horizontal flips" if augment is True else repr(augment),
+            "augmentation": (repr(prepared.data["batches"]) if info.get("tiles") else
+                             "random horizontal flips" if augment is True else repr(augment)),
+            "tiled": evaluation["tiled"], "max_detections": evaluation["max_detections"],
+            **({"untiled_map_50": evaluation["untiled_map_50"],
+                "untiled_step1_map_50": evaluation["untiled_step1_map_50"]}
+               if evaluation["tiled"] else {}),
             "test_names": info["test_names"],
             "parameters": {"detector": pipeline.detector.count_params(),
                            "classifier": (pipeline.classifier.count_params()
@@ -565,7 +719,8 @@ class DetectionTask(Task):
         kind = self.dataset_kind(spec)
         where = spec.split(":", 1)[1]
         class_names = tuple(models["class_names"])
-        size = checked_image_size(self.option(config, "image_size"))
+        size = None if self.tiled(config) else checked_image_size(
+            self.option(config, "image_size"))
         if kind == DATASET_FORMS["voc"]:
             test = load_voc(where, class_names=class_names, image_size=size)
         elif kind == DATASET_FORMS["coco"]:
