@@ -124,9 +124,11 @@ def test_detector_benchmark_neon_part_scores_tiled_and_whole(tmp_path, monkeypat
                 "--neon-batch", "8", *tiny_args(tmp_path)])
     section = json.loads((tmp_path / "results" / "detector.json").read_text())["neon"]
     run = section["runs"][0]
-    for key in ("map_50", "step1_map_50", "untiled_map_50", "untiled_step1_map_50"):
+    for key in ("map_50", "step1_map_50", "untiled_map_50", "untiled_step1_map_50",
+                "hard_map_50"):
         assert 0.0 <= run[key] <= 1.0
         assert section["summary"][key]["values"] == [run[key]]
+    assert run["hard_negatives"] >= 0
     assert section["settings"]["max_detections"] == 1000 and len(run["epoch_seconds"]) == 1
     text = (tmp_path / "results" / "detector.md").read_text()
     assert "## NEON tree crowns: tiled" in text and "NEON test tile AP@.5" in text

@@ -614,12 +614,14 @@ def test_tiled_voc_run_trains_on_windows_and_scores_tile_by_tile(tmp_path):
                          epochs=1, batch_size=8, learning_rate=1e-3, seed=0, verbose=0,
                          loss="giou", trace_weights=0, options={
                              "classifier_epochs": 1, "image_size": 32, "tiles": True,
-                             "tile_overlap": 8, "detector_kwargs": TINY,
+                             "tile_overlap": 8, "hard_negatives": True,
+                             "detector_kwargs": TINY,
                              "classifier_kwargs": {"widths": (8, 8), "depths": (1, 1),
                                                    "embedding_dim": 8}})
     run(config)
     stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert stored["tiled"] and stored["max_detections"] == det_task.TILED_MAX_DETECTIONS
+    assert stored["hard_negatives"] >= 0 and isinstance(stored["step2_helps"], bool)
     assert stored["augmentation"].startswith("RandomTiles(tile_size=(32, 32)")
     # 5 training images of 96 x 64 = 30,720 px: 30 windows of 32 x 32 per epoch
     assert stored["train_samples"] == 30
@@ -628,3 +630,27 @@ def test_tiled_voc_run_trains_on_windows_and_scores_tile_by_tile(tmp_path):
     pipeline = zd.TwoStepDetector.load(tmp_path / "run" / "pipeline")
     assert pipeline.image_shape == (32, 32)
     assert (tmp_path / "run" / "detections.png").stat().st_size > 0
+
+
+def test_false_positives_are_the_detections_that_overlap_no_object():
+    from zoo.models.detector.pipeline import classifier_crops, false_positive_boxes
+
+    gt = np.asarray([[[0, 0, 10, 10], [0, 0, 0, 0]]], np.float32)
+    classes = np.asarray([[0, -1]])
+    found = np.asarray([[1, 1, 10, 10],      # IoU 0.81 with the object: a hit
+                        [20, 20, 30, 30],    # IoU 0: false positive, score 0.5
+                        [5, 0, 15, 10],      # IoU 50/150 = 0.33 >= 0.3: not background
+                        [40, 0, 50, 10],     # IoU 0: false positive, score 0.9
+                        [60, 0, 70, 10]], np.float32)  # score 0.1
+    scores = np.asarray([0.95, 0.5, 0.6, 0.9, 0.1])
+    negatives = false_positive_boxes([(found, scores)], gt, classes, minimum=2)
+    assert negatives[0].tolist() == [[40, 0, 50, 10], [20, 20, 30, 30]]  # best first, 2 kept
+    assert len(false_positive_boxes([(found, scores)], gt, classes, minimum=4)[0]) == 3
+    image = np.zeros((1, 80, 80, 3), np.float32)
+    image[0, :, 40:50] = 1.0
+    crops, labels = classifier_crops(image, gt, classes, 1, crop_size=8, context=1.0,
+                                     jitter=0.0, background=0, negatives=negatives)
+    assert labels.tolist() == [0, 1, 1]   # the object, then the two negatives as background
+    assert np.allclose(crops[1], 1.0)     # the crop of [40, 0, 50, 10] is all white
+    with pytest.raises(ValueError, match="one \\(k, 4\\) array per image"):
+        classifier_crops(image, gt, classes, 1, negatives=[])

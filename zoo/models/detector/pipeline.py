@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo.boxes import expand_boxes, iou_one_to_many, nms
+from zoo.boxes import expand_boxes, iou_one_to_many, nms, pairwise_iou
 from zoo.models.detector.model import DenseOutputs, intra_inter_available
 from zoo.models.repvgg import reparameterize
 
@@ -95,7 +95,8 @@ def crop_boxes(images, boxes, box_indices, size) -> np.ndarray:
 
 
 def classifier_crops(images, boxes, classes, num_classes, crop_size=32, context=1.25,
-                     jitter=0.1, copies=1, background=1.0, background_iou=0.3, seed=0):
+                     jitter=0.1, copies=1, background=1.0, background_iou=0.3, seed=0,
+                     negatives=None):
     """Training data for the step-2 classifier: jittered ground-truth crops + background.
 
     Each valid ground-truth box gives `copies` crops; each copy has its centre moved by
@@ -104,7 +105,9 @@ def classifier_crops(images, boxes, classes, num_classes, crop_size=32, context=
     `background` random boxes on average (the integer part, plus one with the fractional
     part as probability) labelled `num_classes` ("background"): the size of a random
     ground-truth box of the set, placed uniformly inside the image, kept only if its IoU with
-    every ground-truth box of its image is < `background_iou` (20 tries).
+    every ground-truth box of its image is < `background_iou` (20 tries). `negatives` adds
+    given boxes as background too: step 1's false positives (`false_positive_boxes`), the
+    hard negatives that teach step 2 what step 1 confuses with an object.
 
     Args:
         images: (N, H, W, 3).
@@ -118,6 +121,7 @@ def classifier_crops(images, boxes, classes, num_classes, crop_size=32, context=
         background: background crops per image (>= 0). Defaults to 1.
         background_iou: largest IoU of a background box with the objects. Defaults to 0.3.
         seed: seed of the jitter and of the background boxes. Defaults to 0.
+        negatives: per image, boxes (k, 4) xyxy to crop as background. Defaults to None.
 
     Returns:
         (crops float32 (n, h, w, 3), labels int32 (n,)), labels in 0..K (K = background).
@@ -157,12 +161,49 @@ def classifier_crops(images, boxes, classes, num_classes, crop_size=32, context=
                     image_of.append(np.asarray([i]))
                     labels.append(np.asarray([num_classes]))
                     break
+    if negatives is not None:
+        if len(negatives) != len(images):
+            raise ValueError(f"negatives must hold one (k, 4) array per image: got "
+                             f"{len(negatives)} for {len(images)} images")
+        for i, found in enumerate(negatives):
+            found = np.asarray(found, np.float32).reshape(-1, 4)
+            object_boxes.append(found)
+            image_of.append(np.full(len(found), i))
+            labels.append(np.full(len(found), num_classes))
     if not object_boxes:
         size = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(crop_size)
         return np.zeros((0,) + size + (images.shape[-1],), np.float32), np.zeros(0, np.int32)
     all_boxes = expand_boxes(np.concatenate(object_boxes).astype(np.float32), context)
     crops = crop_boxes(images, all_boxes, np.concatenate(image_of), crop_size)
     return crops, np.concatenate(labels).astype(np.int32)
+
+
+def false_positive_boxes(detections, boxes, classes, background_iou=0.3, minimum=4):
+    """Hard negatives for step 2: per image, step 1's detections whose IoU with every
+    ground-truth box is < `background_iou`, best scored first, at most max(`minimum`, the
+    image's object count) of them.
+
+    Args:
+        detections: per image (boxes (k, 4), scores (k,), ...) from step 1.
+        boxes: (N, M, 4) ground truth, xyxy pixels.
+        classes: (N, M), -1 = padding.
+        background_iou: largest IoU with an object. Defaults to 0.3.
+        minimum: the cap for an image with few objects. Defaults to 4.
+
+    Returns:
+        list of float32 (k_i, 4) arrays.
+    """
+    out = []
+    for (found, scores, *_), gt, valid in zip(detections, np.asarray(boxes, np.float32),
+                                             np.asarray(classes) >= 0):
+        found = np.asarray(found, np.float32).reshape(-1, 4)
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        found = found[order]
+        if valid.any() and len(found):
+            overlap = pairwise_iou(found, gt[valid]).max(axis=1)
+            found = found[overlap < background_iou]
+        out.append(found[:max(int(minimum), int(valid.sum()))])
+    return out
 
 
 # --------------------------------------------------------------------------- the pipeline

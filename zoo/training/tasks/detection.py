@@ -167,9 +167,11 @@ def fit_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size
 
 def build_classifier(train_set: DetectionSet, head=None, epochs=CLASSIFIER_EPOCHS,
                      batch_size=128, learning_rate=2e-3, seed=0, crop_size=32, context=1.25,
-                     jitter=0.1, copies=2, background=1.0, jit_compile=True,
+                     jitter=0.1, copies=2, background=1.0, jit_compile=True, negatives=None,
                      **classifier_kwargs):
-    """The compiled step-2 crop classifier (K classes + background) and its training crops.
+    """The compiled step-2 crop classifier (K classes + background) and its training crops;
+    `negatives` (per image, boxes to crop as background: `mine_hard_negatives`) go to
+    `classifier_crops`.
 
     Returns:
         (model, class_scale, crops, labels). See `fit_classifier` for the arguments.
@@ -179,7 +181,7 @@ def build_classifier(train_set: DetectionSet, head=None, epochs=CLASSIFIER_EPOCH
     num_classes = len(train_set.class_names)
     crops, labels = classifier_crops(train_set.images, train_set.boxes, train_set.classes,
                                      num_classes, crop_size, context, jitter, copies,
-                                     background, seed=seed)
+                                     background, seed=seed, negatives=negatives)
     keras.utils.set_random_seed(seed)
     model = crop_classifier(num_classes + 1, crops.shape[1:], head=head, **classifier_kwargs)
     loss, class_scale = classifier_loss(head)
@@ -244,6 +246,25 @@ def train_two_step(train_set: DetectionSet, box_loss="eiou", epochs=10, classifi
     return pipeline, {"detector": history, "classifier": classifier_history}
 
 
+def mine_hard_negatives(model, train_set: DetectionSet, tiled=False, batch_size=32,
+                        **kwargs) -> list:
+    """Step 1's false positives on its own training images (`false_positive_boxes`): per
+    image the boxes step 1 scores as objects that overlap no object (IoU < 0.3), at most
+    max(4, its object count), best first. Trained on as background, they let step 2 lower
+    exactly the scores step 1 gets wrong; random background boxes rarely look like an
+    object. `tiled` runs step 1 tile by tile over native-resolution images."""
+    from zoo.models.detector.pipeline import false_positive_boxes
+
+    step1 = Step1Only(model)
+    if tiled:
+        detections = tiled_detections(step1, train_set)
+    else:
+        detections = []
+        for start in range(0, len(train_set), batch_size):
+            detections += step1.detect(train_set.images[start:start + batch_size])
+    return false_positive_boxes(detections, train_set.boxes, train_set.classes, **kwargs)
+
+
 def objectness_ground_truth(data: DetectionSet) -> dict:
     """The ground truth with every class set to 0, to score step 1 alone (class-agnostic)."""
     return {"boxes": data.boxes, "classes": np.where(data.classes >= 0, 0, -1),
@@ -297,18 +318,26 @@ def step1_evaluator(test_set: DetectionSet, every_n_epochs=1, prefix="step1_",
 
 
 class Step1Only:
-    """A pipeline's step 1 alone, class-agnostic, with the pipeline's selection (threshold,
-    top-k, NMS): `detect(images)` gives (boxes, scores, classes = 0) per image, so
-    `detect_tiled` can run it."""
+    """A step-1 model alone, class-agnostic, with the pipeline's selection
+    (`step1_detections`): `detect(images)` gives (boxes, scores, classes = 0) per image, so
+    `detect_tiled` can run it. `Step1Only.of(pipeline)` takes a pipeline's model and
+    selection settings."""
 
-    def __init__(self, pipeline: TwoStepDetector):
-        self.pipeline, self.image_shape = pipeline, pipeline.image_shape
-        self.nms_iou, self.max_detections = pipeline.nms_iou, pipeline.max_detections
+    def __init__(self, model, score_threshold=0.05, nms_iou=0.5, max_detections=100,
+                 pre_nms_top_k=1000):
+        self.model, self.image_shape = model, tuple(int(s) for s in model.input_shape[1:3])
+        self.score_threshold, self.nms_iou = float(score_threshold), float(nms_iou)
+        self.max_detections, self.pre_nms_top_k = int(max_detections), int(pre_nms_top_k)
         self.one_step, self.class_agnostic_nms = False, True
 
+    @classmethod
+    def of(cls, pipeline: TwoStepDetector):
+        return cls(pipeline.detector, pipeline.score_threshold, pipeline.nms_iou,
+                   pipeline.max_detections, pipeline.pre_nms_top_k)
+
     def detect(self, images) -> list:
-        return [(b, s, np.zeros(len(b), np.int32))
-                for b, s, _ in self.pipeline.select(self.pipeline.step1(images))]
+        return step1_detections(self.model, images, self.score_threshold, self.nms_iou,
+                                self.max_detections, self.pre_nms_top_k)
 
 
 def needs_tiles(pipeline, test_set: DetectionSet) -> bool:
@@ -361,7 +390,7 @@ def evaluate_pipeline(pipeline: TwoStepDetector, test_set: DetectionSet, batch_s
 
     tiled = needs_tiles(pipeline, test_set) if tiled is None else bool(tiled)
     cap = TILED_MAX_DETECTIONS if tiled else 100
-    step1_only = Step1Only(pipeline)
+    step1_only = Step1Only.of(pipeline)
     started = time.perf_counter()
     if tiled:
         detections = tiled_detections(pipeline, test_set, overlap)
@@ -565,6 +594,8 @@ class DetectionTask(Task):
         "tiles": Option(False, "detection: keep voc/coco images at native resolution, train "
                         "on random windows of --image-size (rotated and mirrored) and detect "
                         "tile by tile in images larger than that; always on for neon_trees"),
+        "hard_negatives": Option(False, "detection: step 2 also learns step 1's false "
+                                 "positives on the training images as background"),
         "tile_overlap": Option(None, "detection: pixels shared by neighbouring tiles in tiled "
                                "inference (default a quarter of --image-size)", type=int),
     }
@@ -628,8 +659,13 @@ class DetectionTask(Task):
             models["classifier"] = None
             return models
         epochs = int(self.option(config, "classifier_epochs"))
+        negatives = None
+        if self.option(config, "hard_negatives"):
+            negatives = mine_hard_negatives(models["detector"], data["train"],
+                                            tiled=self.tiled(config))
+            data["info"]["hard_negatives"] = int(sum(len(n) for n in negatives))
         classifier, _, crops, labels = build_classifier(
-            data["train"], epochs=epochs, seed=config.seed,
+            data["train"], epochs=epochs, seed=config.seed, negatives=negatives,
             **(self.option(config, "classifier_kwargs") or {}))
 
         def fit_step2(callbacks, stage_epochs, initial_epoch=0):
@@ -700,6 +736,9 @@ class DetectionTask(Task):
             "augmentation": (repr(prepared.data["batches"]) if info.get("tiles") else
                              "random horizontal flips" if augment is True else repr(augment)),
             "tiled": evaluation["tiled"], "max_detections": evaluation["max_detections"],
+            "hard_negatives": info.get("hard_negatives", 0),
+            "step2_helps": (None if models["classifier"] is None else
+                            bool(result["map_50"] >= evaluation["step1_map_50"])),
             **({"untiled_map_50": evaluation["untiled_map_50"],
                 "untiled_step1_map_50": evaluation["untiled_step1_map_50"]}
                if evaluation["tiled"] else {}),
@@ -738,4 +777,8 @@ class DetectionTask(Task):
                         info=info)
 
     def summary(self, metrics):
-        return f"AP@.5 {metrics['map_50']:.4f} (step 1 alone {metrics['step1_map_50']:.4f})"
+        text = f"AP@.5 {metrics['map_50']:.4f} (step 1 alone {metrics['step1_map_50']:.4f})"
+        if metrics.get("step2_helps") is False:
+            text += ("; step 2 lowers AP here: use step 1's scores (--one-step), or try "
+                     "--hard-negatives")
+        return text
