@@ -9,7 +9,8 @@ Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin
 ArcFace, L-Softmax, SphereFace), `metric` (center, contrastive, triplet, triplet-constrained,
 `JointLoss` for metric + CE), `pair_based` (Multi-Similarity, SupCon, NT-Xent),
 `intra_inter` (angular margin + Mahalanobis intra-class
-constraint + inter-class exclusion), `sequence` (CTC), `boxes` (IoU family, Smooth L1). They stand
+constraint + inter-class exclusion), `sequence` (CTC), `boxes` (IoU family, Smooth L1),
+`reconstruction` (SSIM, MS-SSIM, Charbonnier, MS-SSIM + L1). They stand
 on `base` (the base class `base.Loss`, argument and input checks), `distances` and `mining`
 (in-batch pairs and triplets), `heads` (the learnable last layers) and `head_model` (one
 label array for losses that read several head outputs, and their base `HeadOutputLoss`).
@@ -22,7 +23,7 @@ names still work as deprecated aliases (a `DeprecationWarning`), listed nowhere.
 """
 
 from losses import (base, boxes, classification, distances, head_model, heads, intra_inter,
-                    margin, metric, mining, pair_based, registry, sequence)
+                    margin, metric, mining, pair_based, reconstruction, registry, sequence)
 from losses._compat import module_aliases as _module_aliases
 from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
                           SIoULoss, SmoothL1Loss, box_iou)
@@ -37,13 +38,14 @@ from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, Sphe
 from losses.metric import (CenterLoss, ContrastiveLoss, JointLoss, TripletConstrainedLoss,
                            TripletLoss)
 from losses.pair_based import MultiSimilarityLoss, NTXentLoss, SupConLoss
+from losses.reconstruction import CharbonnierLoss, MixLoss, MSSSIMLoss, SSIMLoss
 from losses.registry import LossRecipe, get_recipe, list_recipes, register_recipe
 from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 
 __all__ = [
     # families
     "base", "boxes", "classification", "distances", "head_model", "heads", "intra_inter",
-    "margin", "metric", "mining", "pair_based", "registry", "sequence",
+    "margin", "metric", "mining", "pair_based", "reconstruction", "registry", "sequence",
     # classification
     "FocalLoss", "MulticlassHinge", "ProbabilityMSE", "WeightedCrossEntropy",
     "effective_number_weights", "inverse_frequency_weights",
@@ -62,6 +64,8 @@ __all__ = [
     # boxes
     "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss", "FocalEIoULoss", "SIoULoss",
     "SmoothL1Loss", "box_iou",
+    # reconstruction
+    "SSIMLoss", "MSSSIMLoss", "CharbonnierLoss", "MixLoss",
     # registry
     "LossRecipe", "get_recipe", "list_recipes", "register_recipe",
 ]

@@ -38,6 +38,7 @@ from losses import classification as cl
 from losses import margin as mg
 from losses import metric as mt
 from losses import pair_based as pb
+from losses import reconstruction as rc
 from losses.base import Loss as LossLabBase
 from losses.head_model import HeadOutputLoss
 from losses.heads import build_head, make_model
@@ -49,6 +50,7 @@ D = 3  # embedding size
 FEATURES = 8
 N = 32  # training samples: 2 batches of 16, each a 4x4 P×K batch (y = arange % C)
 STEPS, SYMBOLS, MAX_LABEL = 8, 5, 4  # CTC: frames, classes (blank 0 included), label length
+IMAGE = (16, 16, 1)  # reconstruction: small windows and 2 scales fit 16 px
 # Save/load runs eagerly where that is cheaper: on TensorFlow it skips graph tracing (4 s
 # instead of 19 s here), while JAX dispatches eager ops one by one (22 s) and compiles the
 # step once (15 s). The compiled and XLA graphs are checked by the policy fits either way.
@@ -63,8 +65,9 @@ class Case:
         label: Tells the cases of one class apart (the test id).
         arguments: Constructor arguments: non-default values where the loss has any.
         output: What the model outputs for it: "head" (the head `head`, class labels),
-            "embedding" (a (B, D) embedding, class labels), "boxes" ((B, 4) boxes) or
-            "sequence" ((B, T, K) per-frame logits, padded label ids).
+            "embedding" (a (B, D) embedding, class labels), "boxes" ((B, 4) boxes),
+            "sequence" ((B, T, K) per-frame logits, padded label ids) or "image" ((B, H, W, 1)
+            images in [0, 1], clean images as targets).
         head: The head name for output="head".
         head_kwargs: Its arguments.
     """
@@ -137,6 +140,12 @@ CASES = {
               Case("default", {}, "sequence")],
     # boxes
     **{cls: [Case("configured", arguments, "boxes")] for cls, arguments in BOX_CONFIGURED.items()},
+    # reconstruction
+    rc.SSIMLoss: [Case("configured", dict(filter_size=7, filter_sigma=1.0, k2=0.05), "image")],
+    rc.MSSSIMLoss: [Case("configured", dict(power_factors=[0.4, 0.6], filter_size=5), "image")],
+    rc.CharbonnierLoss: [Case("configured", dict(epsilon=0.01), "image")],
+    rc.MixLoss: [Case("configured", dict(alpha=0.5, power_factors=[0.4, 0.6], filter_size=5),
+                      "image")],
 }
 
 # Public Loss subclasses of the package that are bases, not losses: never instantiated alone.
@@ -229,8 +238,16 @@ def _labels_for_ctc(n, seed, pad_value):
     return labels
 
 
+def _images(n, seed):
+    """Smooth images in [0, 1]: a cumulative sum of noise along the rows, normalised."""
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(size=(n, *IMAGE)).cumsum(axis=1) / IMAGE[0]).astype("float32")
+
+
 def targets(case, loss, n=N, seed=0):
     """The training targets of a case."""
+    if case.output == "image":
+        return _images(n, seed)
     if case.output in ("head", "embedding"):
         return _class_labels(n, seed)
     if case.output == "boxes":
@@ -251,6 +268,9 @@ def eager_inputs(case, loss, n=8, seed=1):
         return _class_labels(n, seed), outputs
     if case.output == "embedding":
         return _class_labels(n, seed), rng.normal(size=(n, D)).astype("float32")
+    if case.output == "image":
+        clean = _images(n, seed)
+        return clean, np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype("float32")
     if case.output == "boxes":
         box_format = getattr(loss, "box_format", None) or "xyxy"
         y_true, y_pred = _boxes(n, seed, jitter=0.1)
@@ -269,6 +289,10 @@ def branch(case, tag, inputs):
         return build_head(case.head, C, **{**case.head_kwargs, "name": tag})(embedding)
     if case.output == "embedding":
         return keras.layers.Dense(D, name=tag)(inputs)
+    if case.output == "image":  # sigmoid pixels, computed in float32 like the box outputs
+        hidden = keras.layers.Dense(int(np.prod(IMAGE)), dtype="float32",
+                                    activation="sigmoid", name=f"{tag}_pixels")(inputs)
+        return keras.layers.Reshape(IMAGE, dtype="float32", name=tag)(hidden)
     if case.output == "boxes":  # initial outputs: valid boxes near (0.2, 0.2, 0.8, 0.8)
         hidden = keras.layers.Dense(4, name=f"{tag}_embedding")(inputs)
         return keras.layers.Dense(
