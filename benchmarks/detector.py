@@ -105,7 +105,7 @@ class Classifiers:
 
 
 def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data_key,
-            augment=True, one_step=False):
+            augment=True, one_step=False, backbone_weights=None):
     """Train step 1 (+ the shared classifier), evaluate; (row of numbers, pipeline)."""
     evaluator = step1_evaluator(test_set.subset(range(min(len(test_set), args.curve_images)))
                                 if args.curve_images else test_set)
@@ -113,7 +113,8 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
     started = time.perf_counter()
     model, _ = fit_detector(train_set, box_loss, epochs, args.batch_size, args.learning_rate,
                             seed, one_step, augment=augment, callbacks=[timer, evaluator],
-                            verbose=0, **(TINY_DETECTOR if args.tiny else {}))
+                            verbose=0, backbone_weights=backbone_weights,
+                            **(TINY_DETECTOR if args.tiny else {}))
     step1_seconds = time.perf_counter() - started
     classifier, scale, classifier_info = (None, 1.0, None) if one_step else \
         classifiers.get(data_key, train_set, seed)
@@ -342,6 +343,7 @@ def part_neon(args, classifiers):
         model, _ = fit_detector(train_set, args.neon_loss, args.neon_epochs, args.neon_batch,
                                 args.learning_rate, seed, callbacks=[timer], verbose=0,
                                 tile_size=args.neon_size,
+                                backbone_weights=args.neon_backbone,
                                 **(TINY_DETECTOR if args.tiny else {}))
         step1_seconds = time.perf_counter() - started
         classifier, scale, classifier_info = classifiers.get("neon", train_set, seed)
@@ -375,6 +377,7 @@ def part_neon(args, classifiers):
     return {"environment": environment(), "split": info["split"],
             "augmentation": f"RandomTiles(tile_size={args.neon_size}, dihedral=True)",
             "settings": {"tile_size": args.neon_size, "epochs": args.neon_epochs,
+                         "backbone_weights": args.neon_backbone,
                          "batch_size": args.neon_batch, "box_loss": args.neon_loss,
                          "learning_rate": args.learning_rate,
                          "classifier_epochs": args.classifier_epochs,
@@ -399,12 +402,14 @@ def part_voc(args, classifiers, stored):
         for seed in args.seeds:
             print(f"--- voc: {loss} seed {seed}", flush=True)
             rows.append(one_run(train_set, test_set, loss, seed, args.voc_epochs, args,
-                                classifiers, "voc", augment=info["augment"])[0])
+                                classifiers, "voc", augment=info["augment"],
+                                backbone_weights=args.voc_backbone)[0])
         table[loss] = summarise(rows, args.short_epochs)
     fresh = {"environment": environment(), "folder": str(root), "split": info["split"],
              "augmentation": repr(info["augment"]), "class_names": list(train_set.class_names),
              "test_names": info["test_names"],
              "settings": {**settings(args), "epochs": args.voc_epochs,
+                          "backbone_weights": args.voc_backbone,
                           "train_images": len(train_set), "test_images": len(test_set)},
              "table": table}
     return merge_table(stored, fresh)
@@ -516,9 +521,13 @@ def markdown(results):
             f"{k.replace('_', ' ')} {v:.2e}" for k, v in diff.items()) + ". Test AP@.5 "
             f"unfused {acc['unfused']['map_50']:.4f}, fused {acc['fused']['map_50']:.4f}; mAP "
             f"{acc['unfused']['map']:.4f} / {acc['fused']['map']:.4f}.", ""]
-    if results.get("voc"):
-        section = results["voc"]
-        lines += ["## Pascal VOC: " + Path(section.get("folder", "")).name, ""]
+    for key in ("voc", "voc_pretrained"):
+        if not results.get(key):
+            continue
+        section = results[key]
+        backbone = section.get("settings", {}).get("backbone_weights")
+        lines += ["## Pascal VOC: " + Path(section.get("folder", "")).name
+                  + (f", backbone from {backbone}" if backbone else ""), ""]
         if "skipped" in section:
             lines += [section["skipped"], ""]
         else:
@@ -529,10 +538,14 @@ def markdown(results):
                       f"{section['augmentation']}, seeds {s['seeds']}. The test images are "
                       "listed in detector.json.", "",
                       *loss_table(section["table"]), ""]
-    if results.get("neon"):
-        section = results["neon"]
+    for key in ("neon", "neon_pretrained"):
+        if not results.get(key):
+            continue
+        section = results[key]
         s, summary = section["settings"], section["summary"]
-        lines += ["## NEON tree crowns: tiled", "",
+        start = (f"backbone from {s['backbone_weights']}" if s.get("backbone_weights")
+                 else "from random weights")
+        lines += [f"## NEON tree crowns: tiled, {start}", "",
                   f"{section['split']}. Step 1: {s['epochs']} epochs of {section['augmentation']}"
                   f" (batch {s['batch_size']}, {s['box_loss']}), crop classifier "
                   f"{s['classifier_epochs']} epochs, seeds {s['seeds']}. Tiled: the "
@@ -628,6 +641,12 @@ def main(argv=None):
     parser.add_argument("--neon-size", type=int, default=256, help="tile side of the neon part")
     parser.add_argument("--neon-batch", type=int, default=16)
     parser.add_argument("--neon-loss", default="eiou", choices=BOX_LOSSES)
+    parser.add_argument("--voc-backbone", default=None,
+                        help="shipped backbone weights for the voc part; its results go to "
+                             "section voc_pretrained")
+    parser.add_argument("--neon-backbone", default=None,
+                        help="shipped backbone weights for the neon part, e.g. "
+                             "repvgg_tiny.cifar10; its results go to section neon_pretrained")
     parser.add_argument("--image-size", type=int, default=128,
                         help="side of the (square) images, synthetic and VOC")
     parser.add_argument("--tiny", action="store_true",
@@ -662,9 +681,11 @@ def main(argv=None):
         elif part == "fused":
             results["fused"] = part_fused(args, data, classifiers)
         elif part == "voc":
-            results["voc"] = part_voc(args, classifiers, results.get("voc"))
+            part = "voc_pretrained" if args.voc_backbone else "voc"
+            results[part] = part_voc(args, classifiers, results.get(part))
         else:
-            results["neon"] = part_neon(args, classifiers)
+            part = "neon_pretrained" if args.neon_backbone else "neon"
+            results[part] = part_neon(args, classifiers)
         results[part]["seconds"] = time.perf_counter() - part_started
         write_json(NAME, results, args.results_dir)  # after every part: a crash keeps the rest
         print(f"=== part {part}: {results[part]['seconds']:.0f} s", flush=True)

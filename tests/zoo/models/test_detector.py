@@ -654,3 +654,32 @@ def test_false_positives_are_the_detections_that_overlap_no_object():
     assert np.allclose(crops[1], 1.0)     # the crop of [40, 0, 50, 10] is all white
     with pytest.raises(ValueError, match="one \\(k, 4\\) array per image"):
         classifier_crops(image, gt, classes, 1, negatives=[])
+
+
+def test_backbone_weights_are_copied_block_by_block(monkeypatch):
+    from zoo import registry
+    from zoo.models.repvgg import repvgg_tiny
+
+    keras.utils.set_random_seed(1)
+    classifier = repvgg_tiny(widths=(8, 8, 16, 16), depths=(1, 1, 1, 1))
+    asked = []
+
+    def fake_create_model(name, weights=None, **kwargs):
+        asked.append((name, weights))
+        return classifier
+
+    monkeypatch.setattr(registry, "create_model", fake_create_model)
+    model = zd.detector(num_classes=1, input_shape=(64, 64, 3), widths=(8, 8, 16, 16),
+                        depths=(1, 1, 1, 1), neck_width=8, head_width=8, head_depth=1,
+                        backbone_weights="repvgg_tiny.cifar10")
+    assert asked == [("repvgg_tiny", "cifar10")]
+    backbone = model.get_layer("backbone")
+    for name in ("stage0_block0", "stage3_block0"):
+        for ours, theirs in zip(backbone.get_layer(name).get_weights(),
+                                classifier.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match="build the detector with the classifier's widths"):
+        zd.detector(num_classes=1, input_shape=(64, 64, 3), widths=(8, 8, 16, 32),
+                    depths=(1, 1, 1, 1), backbone_weights="repvgg_tiny.cifar10")
+    with pytest.raises(ValueError, match="MODEL.TAG"):
+        zd.detector(num_classes=1, input_shape=(64, 64, 3), backbone_weights="cifar10")

@@ -198,7 +198,7 @@ def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
              depths=(1, 2, 2, 2), stride=8, neck_width=64, head_width=64, head_depth=2,
              one_step=False, box_loss="eiou", radius=T.RADIUS, objectness_weight=1.0,
              box_weight=1.0, focal_alpha=T.FOCAL_ALPHA, focal_gamma=T.FOCAL_GAMMA,
-             prior=0.01, name=None):
+             prior=0.01, backbone_weights=None, name=None):
     """The step-1 dense detector (a `DenseDetector`), not compiled.
 
     Args:
@@ -216,6 +216,9 @@ def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
         box_loss: one of `targets.BOX_LOSSES`. Defaults to "eiou".
         radius, objectness_weight, box_weight, focal_alpha, focal_gamma: see `DenseDetector`.
         prior: initial score probability (bias = -log((1 - prior)/prior)). Defaults to 0.01.
+        backbone_weights: shipped weights of a RepVGG classifier with the same widths and
+            depths, e.g. "repvgg_tiny.cifar10", copied into the backbone
+            (`load_backbone_weights`). Defaults to None (random).
         name: model name. Defaults to None ("detector" or "one_step_detector").
     """
     widths, depths = _check_stages(widths, depths)
@@ -234,6 +237,8 @@ def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
     inputs = keras.Input(tuple(input_shape), name="image")
     backbone = repvgg_backbone(tuple(input_shape), widths, depths, return_stages=True,
                                name="backbone")
+    if backbone_weights is not None:
+        load_backbone_weights(backbone, backbone_weights)
     stages = backbone(inputs)
     x = layers.Conv2D(neck_width, 1, name="neck_lateral")(stages[level])
     if use_next:
@@ -258,6 +263,37 @@ def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
                          box_loss=box_loss, radius=radius, objectness_weight=objectness_weight,
                          box_weight=box_weight, focal_alpha=focal_alpha,
                          focal_gamma=focal_gamma)
+
+
+def load_backbone_weights(backbone, weights):
+    """Copy a pretrained RepVGG classifier's blocks into `backbone`, block by block.
+
+    `weights` names shipped weights "MODEL.TAG" of a registered RepVGG classifier
+    (`zoo.list_weights`), e.g. "repvgg_tiny.cifar10". Blocks are matched by name
+    (stage{i}_block{j}); convolution kernels do not depend on the input size, so a backbone
+    pretrained on 32-px images serves a 256-px detector. A backbone whose widths or depths
+    differ from the classifier's is refused with both.
+    """
+    from zoo.registry import create_model
+
+    model, _, tag = str(weights).partition(".")
+    if not tag:
+        raise ValueError(f"backbone_weights must name shipped weights MODEL.TAG, e.g. "
+                         f"'repvgg_tiny.cifar10', got {weights!r}")
+    pretrained = create_model(model, weights=tag)
+    source = {layer.name: layer for layer in pretrained.layers
+              if isinstance(layer, RepVGGBlock)}
+    blocks = [layer for layer in backbone.layers if isinstance(layer, RepVGGBlock)]
+    names = [layer.name for layer in blocks]
+    if sorted(names) != sorted(source) or any(
+            [w.shape for w in layer.get_weights()] !=
+            [w.shape for w in source[layer.name].get_weights()] for layer in blocks):
+        raise ValueError(f"backbone_weights {weights!r} hold blocks "
+                         f"{[(n, source[n].filters) for n in sorted(source)]}, but this "
+                         f"backbone has {[(layer.name, layer.filters) for layer in blocks]}; "
+                         f"build the detector with the classifier's widths and depths")
+    for layer in blocks:
+        layer.set_weights(source[layer.name].get_weights())
 
 
 # --------------------------------------------------------------------------- step 2

@@ -594,6 +594,9 @@ class DetectionTask(Task):
         "tiles": Option(False, "detection: keep voc/coco images at native resolution, train "
                         "on random windows of --image-size (rotated and mirrored) and detect "
                         "tile by tile in images larger than that; always on for neon_trees"),
+        "backbone_weights": Option(None, "detection: start the backbone from shipped RepVGG "
+                                   "weights, e.g. repvgg_tiny.cifar10 (python -m zoo.weights "
+                                   "list)", type=str),
         "hard_negatives": Option(False, "detection: step 2 also learns step 1's false "
                                  "positives on the training images as background"),
         "tile_overlap": Option(None, "detection: pixels shared by neighbouring tiles in tiled "
@@ -627,6 +630,13 @@ class DetectionTask(Task):
             raise ConfigError(f"tile_overlap must be a whole number of pixels in [0, "
                               f"{min(size)}) (below --image-size), got {overlap!r}")
 
+    def detector_kwargs(self, config) -> dict:
+        """The `detector` builder's arguments: `detector_kwargs`, plus `backbone_weights`."""
+        kwargs = dict(self.option(config, "detector_kwargs") or {})
+        if self.option(config, "backbone_weights"):
+            kwargs["backbone_weights"] = self.option(config, "backbone_weights")
+        return kwargs
+
     def tiled(self, config) -> bool:
         return bool(self.option(config, "tiles")) or str(config.dataset) == "neon_trees"
 
@@ -642,7 +652,7 @@ class DetectionTask(Task):
         model, batches = build_detector(
             train_set, config.loss, config.epochs, config.batch_size, config.learning_rate,
             config.seed, bool(self.option(config, "one_step")), augment=info["augment"],
-            tile_size=size if tiles else None, **(self.option(config, "detector_kwargs") or {}))
+            tile_size=size if tiles else None, **self.detector_kwargs(config))
         data = {"train": train_set, "test": test_set, "info": info, "batches": batches}
         samples = batches.tiles_per_epoch if tiles else len(train_set)
         return Prepared(data, model, samples, info=info)
