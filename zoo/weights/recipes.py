@@ -127,4 +127,33 @@ def build(name: str, workdir="runs/weights") -> dict:
         "built_in_seconds": time.perf_counter() - started,
     }
     (FILES / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    if recipe["config"]["dataset"] in CHECKED_DATASETS:
+        card = write_check(name)
+    return card
+
+
+# Datasets that a fresh machine cannot load offline (no registry package carries them): their
+# weights ship a few test images with the outputs the model gave at build time, so the
+# shipped file can be checked anywhere.
+CHECKED_DATASETS = ("cifar10",)
+CHECK_IMAGES = 16
+
+
+def write_check(name: str) -> dict:
+    """Save the first `CHECK_IMAGES` test images of the recipe's dataset and the shipped
+    model's outputs on them as `MODEL.TAG.check.npz`, and name the file in the card."""
+    import numpy as np
+
+    from zoo import create_model, datasets
+    from zoo.weights import FILES
+
+    recipe = RECIPES[name]
+    model_name, tag = name.split(".", 1)
+    x, y = datasets.load(recipe["config"]["dataset"], "test", limit=CHECK_IMAGES)
+    outputs = create_model(model_name, weights=tag).predict(x, verbose=0)
+    path = FILES / f"{name}.check.npz"
+    np.savez_compressed(path, x=x, y=y, outputs=np.asarray(outputs, np.float32))
+    card = json.loads((FILES / f"{name}.json").read_text())
+    card["check"] = path.name
+    (FILES / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
