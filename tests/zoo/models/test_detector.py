@@ -683,3 +683,21 @@ def test_backbone_weights_are_copied_block_by_block(monkeypatch):
                     depths=(1, 1, 1, 1), backbone_weights="repvgg_tiny.cifar10")
     with pytest.raises(ValueError, match="MODEL.TAG"):
         zd.detector(num_classes=1, input_shape=(64, 64, 3), backbone_weights="cifar10")
+
+
+def test_real_images_start_from_the_pretrained_backbone_unless_told_otherwise():
+    from zoo import train
+
+    task = det_task.DetectionTask()
+
+    def kwargs(*arguments):
+        return task.detector_kwargs(train.parse_args(["--model", "detector", *arguments]))
+
+    assert kwargs() == {}                                               # synthetic scenes
+    assert kwargs("--dataset", "voc:x") == {"backbone_weights": det_task.REAL_DATA_BACKBONE}
+    assert kwargs("--dataset", "neon_trees", "--backbone-weights", "none") == {}
+    assert kwargs("--backbone-weights", "repvgg_tiny.cifar10") == {
+        "backbone_weights": "repvgg_tiny.cifar10"}
+    config = train.parse_args(["--model", "detector", "--dataset", "voc:x"])
+    config.options["detector_kwargs"] = {"widths": (8, 8, 16, 16)}     # another backbone
+    assert task.detector_kwargs(config) == {"widths": (8, 8, 16, 16)}
