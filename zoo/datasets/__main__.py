@@ -18,7 +18,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fetch_parser = sub.add_parser("fetch", help="obtain datasets and cache them")
-    fetch_parser.add_argument("names", nargs="+", choices=list_datasets())
+    fetch_parser.add_argument("names", nargs="+", choices=list_datasets() + ["neon_trees"])
     fetch_parser.add_argument("--data-dir", default=None)
     fetch_parser.add_argument("-v", "--verbose", action="store_true",
                               help="on failure, also list every source tried and why")
@@ -26,6 +26,11 @@ def main(argv=None):
     status = 0
     for name in args.names:
         try:
+            if name == "neon_trees":  # detection tiles: a Pascal VOC folder, not arrays
+                from zoo.datasets.neon_trees import neon_trees_folder
+
+                print(f"{name}: Pascal VOC folder {neon_trees_folder()}")
+                continue
             (x_train, _), (x_test, _) = fetch(name, data_dir=args.data_dir)
             print(f"{name}: {len(x_train)} train / {len(x_test)} test images of {x_train.shape[1:]}")
         except DataError as error:

@@ -90,3 +90,17 @@ def test_the_cached_wheel_is_used_and_offline_says_how_to_fix(fake_wheel, monkey
     root = neon_trees.neon_trees_folder(download=False)
     assert root == neon_trees.cache_dir() / "neon_trees"
     assert neon_trees.neon_trees_folder(download=False) == root  # now from the cache
+
+
+def test_fetch_prepares_the_neon_tiles_and_names_the_fix_offline(fake_wheel, monkeypatch,
+                                                                 capsys):
+    from zoo.datasets import __main__ as cli
+
+    monkeypatch.setattr(neon_trees, "pypi_wheel", lambda *a, **k: (_ for _ in ()).throw(
+        neon_trees.SourceUnavailable("no network")))
+    assert cli.main(["fetch", "neon_trees"]) == 2
+    assert "pip download --no-deps deepforest==2.1.0" in capsys.readouterr().err
+    monkeypatch.setattr(neon_trees, "pypi_wheel", lambda *a, **k: fake_wheel)
+    assert cli.main(["fetch", "neon_trees"]) == 0
+    assert "Pascal VOC folder" in capsys.readouterr().out
+    assert (neon_trees.cache_dir() / "neon_trees" / "annotations" / "SOAP_061.xml").is_file()
