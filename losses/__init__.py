@@ -26,7 +26,7 @@ from losses import (base, boxes, classification, distances, head_model, heads, i
                     margin, metric, mining, pair_based, reconstruction, registry, sequence)
 from losses._compat import module_aliases as _module_aliases
 from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
-                          SIoULoss, SmoothL1Loss, box_iou)
+                          SIoULoss, SmoothL1Loss, WiseIoULoss, box_iou)
 from losses.classification import (FocalLoss, MulticlassHinge, ProbabilityMSE,
                                    WeightedCrossEntropy, effective_number_weights,
                                    inverse_frequency_weights)
@@ -63,7 +63,7 @@ __all__ = [
     "BLANK_INDEX", "CTCLoss", "CTCInfeasibleCount",
     # boxes
     "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss", "FocalEIoULoss", "SIoULoss",
-    "SmoothL1Loss", "box_iou",
+    "WiseIoULoss", "SmoothL1Loss", "box_iou",
     # reconstruction
     "SSIMLoss", "MSSSIMLoss", "CharbonnierLoss", "MixLoss",
     # registry

@@ -1,4 +1,5 @@
-"""Bounding-box regression losses: IoU, GIoU, DIoU, CIoU, EIoU, Focal-EIoU, SIoU, Smooth L1.
+"""Bounding-box regression losses: IoU, GIoU, DIoU, CIoU, EIoU, Focal-EIoU, SIoU, Wise-IoU,
+Smooth L1.
 
 `y_true` and `y_pred` are boxes of shape (..., 4), in one of three layouts:
 
@@ -620,6 +621,74 @@ class SIoULoss(_IoUFamilyLoss):
 
     def get_config(self):
         return {**super().get_config(), "theta": self.theta}
+
+
+def _wise_iou(g, eps, version, alpha, delta):
+    """Wise-IoU per box (see `WiseIoULoss`)."""
+    iou_loss = 1.0 - g["iou"]
+    diagonal = ops.stop_gradient(g["cw"] ** 2 + g["ch"] ** 2)
+    v1 = ops.exp((g["dx"] ** 2 + g["dy"] ** 2) / (diagonal + eps)) * iou_loss
+    if version == 1:
+        return v1
+    outlier = ops.stop_gradient(iou_loss) / (ops.stop_gradient(ops.mean(iou_loss)) + eps)
+    return outlier / (delta * ops.power(alpha, outlier - delta)) * v1
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class WiseIoULoss(_IoUFamilyLoss):
+    """Wise-IoU: an IoU loss scaled by the centre distance (v1), and focused by how much of
+    an outlier each box is (v3).
+
+    Formula (W_g, H_g: the smallest enclosing box; * = no gradient):
+        L_IoU = 1 - IoU
+        v1:  L = exp(ρ²(b, b_gt) / (W_g² + H_g²)*) · L_IoU
+        v3:  β = L_IoU* / mean(L_IoU)*,  L = β / (δ · α^(β - δ)) · L_v1
+
+    v3's gain β / (δ α^(β−δ)) is non-monotonic in the outlier degree β: it is 1 at β = δ,
+    small for very good boxes (β → 0) and for very bad ones (large β, often wrong labels),
+    so the gradient goes to ordinary boxes.
+
+    The paper's mean(L_IoU) is a running mean over training batches (momentum m), state a
+    stateless Keras `Loss` cannot keep portably (under JAX a variable updated inside the
+    loss would not survive the compiled step). Here it is the mean over the boxes of the
+    current call (momentum 1): the same focusing within a batch, without the smoothing
+    across batches. Pass only real boxes (no padding), as the detector does, since padding
+    would enter the mean.
+
+    Args:
+        version: 1 or 3. Defaults to `3`.
+        alpha: α of v3. Defaults to `1.9` (the authors' code).
+        delta: δ of v3, where the gain is 1. Defaults to `3.0`.
+        box_format: Layout of the 4 numbers: "xyxy", "xywh" or "cxcywh".
+            Defaults to `"xyxy"`.
+        eps: Added to every denominator. Defaults to `1e-7`.
+        reduction: Keras loss reduction over all leading dimensions.
+            Defaults to `"sum_over_batch_size"`.
+        name: Name of the loss. Defaults to `"wise_iou_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
+            Defaults to `None` (`keras.config.floatx()`).
+
+    Reference:
+        Tong, Chen, Xu, Yu, "Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing
+        Mechanism", arXiv:2301.10051 (2023); github.com/Instinct323/wiou.
+    """
+
+    def __init__(self, version=3, alpha=1.9, delta=3.0, box_format="xyxy", eps=EPSILON,
+                 reduction="sum_over_batch_size", name="wise_iou_loss", dtype=None):
+        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name,
+                         dtype=dtype)
+        if isinstance(version, bool) or version not in (1, 3):
+            raise ValueError(f"version must be 1 or 3, got {version!r}")
+        self.version = int(version)
+        self.alpha = check_positive("alpha", alpha)
+        self.delta = check_positive("delta", delta)
+
+    def per_box(self, g):
+        return _wise_iou(g, self.eps, self.version, self.alpha, self.delta)
+
+    def get_config(self):
+        return {**super().get_config(), "version": self.version, "alpha": self.alpha,
+                "delta": self.delta}
 
 
 @keras.saving.register_keras_serializable(package="losslab")

@@ -88,6 +88,7 @@ BOX_CONFIGURED = {
     bx.FocalEIoULoss: dict(gamma=1.0, box_format="xywh"),
     bx.SIoULoss: dict(theta=2.0, box_format="cxcywh"),
     bx.SmoothL1Loss: dict(beta=0.25, box_format=None, name="l1"),
+    bx.WiseIoULoss: dict(version=3, alpha=1.7, delta=2.7, box_format="xywh"),
 }
 
 CASES = {
