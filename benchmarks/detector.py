@@ -332,11 +332,30 @@ def part_fused(args, data, classifiers):
             "speed": speed, "parameters": params}
 
 
-def part_neon(args, classifiers):
+def neon_settings(args):
+    return {"tile_size": args.neon_size, "epochs": args.neon_epochs,
+            "backbone_weights": args.neon_backbone,
+            "batch_size": args.neon_batch, "box_loss": args.neon_loss,
+            "learning_rate": args.learning_rate,
+            "classifier_epochs": args.classifier_epochs, "tiny": args.tiny}
+
+
+def part_neon(args, classifiers, stored=None, save=None):
+    """Per seed, resumable: a seed stored with the same settings is not run again; `save`
+    is called with the partial section after every seed."""
     train_set, test_set, info = load_detection_data("neon_trees", tiles=True)
     print(f"--- neon: {info['split']}", flush=True)
+    wanted = neon_settings(args)
+    done = {}
+    if stored and all(stored.get("settings", {}).get(k) == v for k, v in wanted.items()):
+        done = {row["seed"]: row for row in stored.get("runs", [])}
     rows = []
+    section = None
     for seed in args.seeds:
+        if seed in done:
+            print(f"--- neon: seed {seed} stored, not run again", flush=True)
+            rows.append(done[seed])
+            continue
         print(f"--- neon: seed {seed}", flush=True)
         timer = EpochSeconds()
         started = time.perf_counter()
@@ -372,17 +391,21 @@ def part_neon(args, classifiers):
               f"{row['step1_map_50']:.4f}, hard negatives {row['hard_map_50']:.4f}); untiled "
               f"{row['untiled_map_50']:.4f} ({row['untiled_step1_map_50']:.4f})  "
               f"({step1_seconds:.0f} s)", flush=True)
+        section = neon_section(args, info, rows, evaluation["max_detections"])
+        if save is not None:
+            save(section)
+    if section is None:  # every seed was stored
+        section = neon_section(args, info, rows, stored["settings"]["max_detections"])
+    return section
+
+
+def neon_section(args, info, rows, max_detections):
     keys = (*METRICS, "step1_map_50", "step1_map", "untiled_map_50", "untiled_step1_map_50",
             *(f"hard_{k}" for k in METRICS))
     return {"environment": environment(), "split": info["split"],
             "augmentation": f"RandomTiles(tile_size={args.neon_size}, dihedral=True)",
-            "settings": {"tile_size": args.neon_size, "epochs": args.neon_epochs,
-                         "backbone_weights": args.neon_backbone,
-                         "batch_size": args.neon_batch, "box_loss": args.neon_loss,
-                         "learning_rate": args.learning_rate,
-                         "classifier_epochs": args.classifier_epochs,
-                         "seeds": list(args.seeds), "tiny": args.tiny,
-                         "max_detections": evaluation["max_detections"]},
+            "settings": {**neon_settings(args), "seeds": [r["seed"] for r in rows],
+                         "max_detections": max_detections},
             "summary": {key: mean_std([r[key] for r in rows]) for key in keys},
             "runs": rows}
 
@@ -688,7 +711,12 @@ def main(argv=None):
             results[part] = part_voc(args, classifiers, results.get(part))
         else:
             part = "neon_pretrained" if args.neon_backbone else "neon"
-            results[part] = part_neon(args, classifiers)
+
+            def save(section, part=part):
+                results[part] = section
+                write_json(NAME, results, args.results_dir)
+
+            results[part] = part_neon(args, classifiers, results.get(part), save)
         results[part]["seconds"] = time.perf_counter() - part_started
         write_json(NAME, results, args.results_dir)  # after every part: a crash keeps the rest
         print(f"=== part {part}: {results[part]['seconds']:.0f} s", flush=True)

@@ -132,3 +132,13 @@ def test_detector_benchmark_neon_part_scores_tiled_and_whole(tmp_path, monkeypat
     assert section["settings"]["max_detections"] == 1000 and len(run["epoch_seconds"]) == 1
     text = (tmp_path / "results" / "detector.md").read_text()
     assert "## NEON tree crowns: tiled" in text and "NEON test tile AP@.5" in text
+
+    # resumable per seed: the stored seed is not trained again, the result is kept
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored seed was trained again")
+
+    monkeypatch.setattr(bench, "fit_detector", no_training)
+    bench.main(["--parts", "neon", "--neon-epochs", "1", "--neon-size", "64",
+                "--neon-batch", "8", *tiny_args(tmp_path)])
+    again = json.loads((tmp_path / "results" / "detector.json").read_text())["neon"]
+    assert again["runs"] == section["runs"]
