@@ -35,6 +35,14 @@ def test_every_reader_is_scored_after_the_same_normalisation():
     assert result["sequence_accuracy"] == 0.5
 
 
+def test_the_o_zero_diagnostic_counts_only_o_and_0_as_one():
+    # RKO26AJ read as RK026AJ: one substitution of 14 characters in the plain CER, none folded
+    truths, reads = ["RKO26AJ", "AB120CD"], ["rk-026aj", "A8120CD"]
+    assert transfer.scores(truths, reads)["cer"] == pytest.approx(2 / 14)
+    assert transfer.folded_cer(truths, reads) == pytest.approx(1 / 14)  # B/8 still counts
+    assert transfer.folded_cer(["OO0"], ["000"]) == 0.0
+
+
 def test_the_split_is_seeded_stored_once_and_checked(tmp_path):
     plates = stand_in_plates(tmp_path / "plates", 10)
     path = tmp_path / "split.json"
