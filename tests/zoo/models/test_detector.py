@@ -600,8 +600,10 @@ def test_voc_run_writes_metrics(tmp_path):
     assert "BoxAugmenter" in stored["augmentation"] and stored["box_loss"] == "giou"
     assert 0.0 <= metrics["map_50"] <= 1.0 and np.isfinite(metrics["wall_seconds"])
     for name in ("history.csv", "pr_curves.png", "detections.png", "pipeline/pipeline.json",
-                 "pipeline_fused/detector.keras", "weight_trace.npz", "weight_updates.png"):
+                 "pipeline_fused/detector.keras", "weight_trace.npz", "weight_updates.png",
+                 "savedmodel/saved_model.pb"):
         assert (tmp_path / "run" / name).exists(), name
+    assert "savedmodel/" in stored["files"] and stored["export_seconds"] > 0
 
 
 @pytest.mark.slow

@@ -36,6 +36,11 @@ cap recall in a 279-tree tile), and the metrics add "untiled_map_50": the same d
 each test image letterboxed whole into its input.
 `--train-limit` / `--test-limit` keep the first N images of each part.
 
+The run folder holds both steps' models, the pipeline (`pipeline/`, and `pipeline_fused/`
+with every RepVGG block folded) and, on the TensorFlow backend, `savedmodel/`: the fused
+pipeline as one SavedModel whose `serve(images)` runs step 1, NMS and step 2 in the graph
+(`zoo.models.detector.export`; images at the input size, tiles merged by the caller).
+
 Both models compile with `jit_compile=True` by default. Besides speed, this is a workaround:
 under TensorFlow 2.21 on CPU with oneDNN on (the default), the gradient of a 1x1 stride-2
 convolution on a few input channels (`Conv2DBackpropFilter`, the RepVGG stem's 1x1 branch on
@@ -714,6 +719,13 @@ class DetectionTask(Task):
         fused_evaluation = evaluate_pipeline(fused, test_set, overlap=overlap)
         pipeline.save(folder.file("pipeline"))
         fused.save(folder.file("pipeline_fused"))
+        export_seconds = None
+        if keras.backend.backend() == "tensorflow":  # one servable model, NMS in the graph
+            from zoo.models.detector.export import export_detector
+
+            started = time.perf_counter()
+            export_detector(fused, folder.file("savedmodel"))
+            export_seconds = time.perf_counter() - started
         result = evaluation["result"]
         kind, _, where = str(config.dataset).partition(":")
         name = f"{kind}:{Path(where.split(',')[0]).name}" if where else config.dataset
@@ -741,6 +753,8 @@ class DetectionTask(Task):
             classifier_history = read_history(folder.file("history_classifier.csv"))
         files = ["detector.keras", "history.csv", "pipeline/", "pipeline_fused/",
                  "pr_curves.png", "detections.png"]
+        if export_seconds is not None:
+            files.append("savedmodel/")
         if models["classifier"] is not None:
             files += ["classifier.keras", "history_classifier.csv"]
         return {
@@ -753,6 +767,7 @@ class DetectionTask(Task):
                                     if classifier_history else None),
             "test_seconds_per_image": evaluation["seconds"] / len(test_set),
             "fused_test_seconds_per_image": fused_evaluation["seconds"] / len(test_set),
+            "export_seconds": export_seconds,
             "train_images": len(train_set), "test_images": len(test_set),
             "dataset": config.dataset, "class_names": list(train_set.class_names),
             "split": info["split"],
