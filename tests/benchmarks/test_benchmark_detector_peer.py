@@ -1,0 +1,43 @@
+"""benchmarks/detector_peer.py: the peer's decoded output in the evaluator's form, and a run
+without keras-hub saying why it set nothing beside LossLab."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import detector_peer as peer
+from voc_fixtures import write_voc_fixture
+
+
+def test_decoded_detections_keep_only_the_counted_boxes():
+    decoded = {"boxes": np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4),
+               "confidence": np.asarray([[0.9, 0.5, -1.0], [0.7, -1.0, -1.0]], np.float32),
+               "labels": np.asarray([[0, 2, -1], [1, -1, -1]], np.float32),
+               "num_detections": np.asarray([2, 1])}
+    (b0, s0, c0), (b1, s1, c1) = peer.decoded_detections(decoded)
+    np.testing.assert_array_equal(b0, decoded["boxes"][0, :2])
+    np.testing.assert_allclose(s0, [0.9, 0.5], rtol=1e-6)
+    np.testing.assert_array_equal(c0, [0, 2])
+    assert c0.dtype == np.int32 and b1.shape == (1, 4) and s1.tolist() == [pytest.approx(0.7)]
+    assert c1.tolist() == [1]
+
+
+def test_targets_are_keras_hub_boxes_and_labels():
+    targets = peer.retinanet_targets(np.zeros((2, 3, 4)), np.asarray([[0, -1, -1], [1, 0, -1]]))
+    assert set(targets) == {"boxes", "labels"} and targets["labels"].dtype == np.float32
+    assert targets["labels"].tolist() == [[0, -1, -1], [1, 0, -1]]
+
+
+def test_without_keras_hub_the_run_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(peer, "peer_available", lambda: (False, "No module named 'keras_hub'"))
+    root = write_voc_fixture(tmp_path / "voc")
+    assert peer.main(["--voc", str(root), "--epochs", "1", "--seeds", "0", "--image-size",
+                      "64", "--tiny", "--results-dir", str(tmp_path / "out")]) == 0
+    stored = json.loads((tmp_path / "out" / "detector_peer.json").read_text())
+    assert stored["available"] is False and stored["rows"] == {}
+    assert "keras_hub" in stored["why"]
+    text = (tmp_path / "out" / "detector_peer.md").read_text()
+    assert "Peer not run: No module named 'keras_hub'" in text
