@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import zoo.models.detector as zd
-from zoo.models.detector.export import export_detector
+from zoo.models.detector.export import export_detector, export_step1_litert
 
 tf = pytest.importorskip("tensorflow")
 
@@ -119,3 +119,16 @@ def test_one_step_export_per_class_and_class_agnostic_nms(tmp_path, agnostic):
 def test_export_refuses_what_it_cannot_serve(tmp_path):
     with pytest.raises(ValueError, match="TwoStepDetector"):
         export_detector(object(), tmp_path / "x")
+
+
+def test_fused_step1_runs_in_the_litert_interpreter(two_step, tmp_path):
+    model, _, images = two_step
+    fused = zd.TwoStepDetector(model, pixel_classifier()).fused().detector
+    path = export_step1_litert(fused, tmp_path / "step1.tflite")
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    serve = interpreter.get_signature_runner("serve")
+    expected = fused.predict_on_batch(images[:1])
+    found = serve(images=images[:1])
+    assert set(found) == {"scores", "boxes"}
+    np.testing.assert_allclose(found["scores"], expected["scores"], atol=1e-4)
+    np.testing.assert_allclose(found["boxes"], expected["boxes"], atol=2e-3)

@@ -23,10 +23,10 @@ one object `TwoStepDetector` (save / load a folder of .keras files, `fused()`).
 Images larger than the input (`tiling.py`): `detect_tiled(pipeline, image)` runs it over
 overlapping tiles at native resolution and merges the boxes across tiles.
 Serving (`export.py`, TensorFlow): `export_detector(pipeline, path)` writes the whole pipeline,
-NMS and step 2 included, as one SavedModel.
+NMS and step 2 included, as one SavedModel; `export_step1_litert` step 1 as LiteRT.
 """
 
-from zoo.models.detector.export import export_detector
+from zoo.models.detector.export import export_detector, export_step1_litert
 from zoo.models.detector.model import (DenseDetector, DenseOutputs, classifier_loss,
                                        crop_classifier, default_head, detector,
                                        intra_inter_available)
@@ -39,6 +39,6 @@ from zoo.models.detector.tiling import detect_tiled, tile_origins
 __all__ = ["BOX_LOSSES", "DenseDetector", "DenseOutputs", "TwoStepDetector", "assign_targets",
            "classifier_crops", "classifier_loss", "crop_boxes", "crop_classifier",
            "decode_boxes", "default_head", "detect_tiled", "detection_loss", "detector",
-           "export_detector",
+           "export_detector", "export_step1_litert",
            "encode_boxes", "grid_centres", "intra_inter_available", "sigmoid_focal_loss",
            "tile_origins"]

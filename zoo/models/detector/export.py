@@ -24,6 +24,10 @@ pipeline's (`pipeline.py`), written in TensorFlow ops:
    probabilities softmax(class_scale · scores), label the best object class, final score
    objectness · p(label), detections re-sorted by it.
 
+Step 1 alone also converts to LiteRT (`export_step1_litert`: a .tflite file, batch 1, the
+raw {"scores" logits, "boxes" xyxy pixels} outputs): on a phone, threshold and NMS them with
+the platform's NMS, or with `zoo.boxes.nms` as `TwoStepDetector.select` does.
+
 TensorFlow only (a SavedModel is a TensorFlow format), like `zoo.models.crnn.export_recognizer`.
 Tiled inference over images larger than the input (`tiling.py`) stays in Python: serve the
 tiles, merge in the caller.
@@ -166,3 +170,41 @@ def export_detector(pipeline: TwoStepDetector, path, step2=True):
         "serve", serve, input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)])
     archive.write_out(str(path), verbose=False)
     return archive
+
+
+def export_step1_litert(detector, path):
+    """TensorFlow only: write the step-1 network as a LiteRT (.tflite) model, batch 1.
+
+    Re-parameterize first (`zoo.models.repvgg.reparameterize`, or `pipeline.fused().detector`)
+    for the small, fast graph. Its signature "serve" takes images (1, H, W, 3) float32 and
+    returns "scores" (1, P, C) logits and "boxes" (1, P, 4) xyxy pixels.
+
+    Args:
+        detector: the step-1 `keras.Model` (`zoo.create_model("detector")`).
+        path: the .tflite file to write.
+
+    Returns:
+        the path written.
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"export_step1_litert converts with TensorFlow and needs the "
+                         f"tensorflow backend; the backend is {keras.backend.backend()!r}")
+    import tempfile
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    height, width, channels = detector.input_shape[1:]
+    archive = keras.export.ExportArchive()
+    archive.track(detector)
+    archive.add_endpoint(
+        "serve", lambda images: detector(images, training=False),
+        input_signature=[tf.TensorSpec((1, height, width, channels), tf.float32)])
+    with tempfile.TemporaryDirectory() as folder:
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serve"])
+        flat = converter.convert()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(flat)
+    return path
