@@ -102,3 +102,24 @@ def test_shipped_weights_are_scored_by_name(tmp_path):
 def test_an_unknown_source_is_neither_a_run_nor_weights(capsys):
     assert evaluate.main(["lenet5.nothing", "--dataset", "mnist"]) == 2
     assert "neither a run folder nor shipped weights" in capsys.readouterr().err
+
+
+def test_the_run_exports_in_every_format(trained_run, tmp_path):
+    """`python -m zoo.export`: .keras, SavedModel and LiteRT give the run's predictions."""
+    from zoo import export as zexport
+
+    tf = pytest.importorskip("tensorflow")
+    x, _ = datasets.load("mnist", "test", limit=8)
+    expected = keras.saving.load_model(trained_run / "model.keras").predict(x, verbose=0)
+    path = zexport.export_run(trained_run, "keras", tmp_path / "m")
+    np.testing.assert_allclose(keras.saving.load_model(path).predict(x, verbose=0), expected,
+                               atol=1e-6)
+    assert zexport.main([str(trained_run), "--format", "savedmodel"]) == 0
+    served = tf.saved_model.load(str(trained_run / "export" / "savedmodel"))
+    np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), expected, atol=1e-5)
+    path = zexport.export_run(trained_run, "litert", tmp_path / "lenet")
+    serve = tf.lite.Interpreter(model_path=str(path)).get_signature_runner("serve")
+    (name,) = serve.get_input_details()
+    (scores,) = serve(**{name: x[:1]}).values()
+    assert path.suffix == ".tflite"
+    np.testing.assert_allclose(scores, expected[:1], atol=1e-4)

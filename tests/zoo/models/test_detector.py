@@ -604,6 +604,21 @@ def test_voc_run_writes_metrics(tmp_path):
                  "savedmodel/saved_model.pb"):
         assert (tmp_path / "run" / name).exists(), name
     assert "savedmodel/" in stored["files"] and stored["export_seconds"] > 0
+    # python -m zoo.export: the pipeline folder and step 1 as LiteRT give the run's outputs
+    import tensorflow as tf
+    from zoo import export as zexport
+
+    pipeline = zd.TwoStepDetector.load(tmp_path / "run" / "pipeline")
+    images = np.random.default_rng(0).uniform(size=(1, 64, 64, 3)).astype(np.float32)
+    reloaded = zd.TwoStepDetector.load(zexport.export_run(tmp_path / "run", "keras",
+                                                          tmp_path / "pipe"))
+    assert reloaded.config() == pipeline.config()
+    np.testing.assert_allclose(reloaded.step1(images)["scores"],
+                               pipeline.step1(images)["scores"], atol=1e-4)
+    path = zexport.export_run(tmp_path / "run", "litert", tmp_path / "step1")
+    serve = tf.lite.Interpreter(model_path=str(path)).get_signature_runner("serve")
+    np.testing.assert_allclose(serve(images=images)["scores"],
+                               pipeline.step1(images)["scores"], atol=1e-4)
 
 
 @pytest.mark.slow
