@@ -7,8 +7,9 @@
 
 Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin` (CosFace,
 ArcFace, L-Softmax, SphereFace), `metric` (center, contrastive, triplet, triplet-constrained,
-`JointLoss` for metric + CE), `pair_based` (Multi-Similarity, SupCon, NT-Xent),
-`intra_inter` (angular margin + Mahalanobis intra-class
+`JointLoss` for metric + CE), `pair_based` (Multi-Similarity, SupCon, NT-Xent, Circle,
+N-pairs, lifted structure, angular), `proxy` (ProxyNCA, ProxyAnchor, normalized softmax,
+sub-center ArcFace, SoftTriple, margin loss with learnable β), `intra_inter` (angular margin + Mahalanobis intra-class
 constraint + inter-class exclusion), `sequence` (CTC), `boxes` (IoU family, Smooth L1),
 `reconstruction` (SSIM, MS-SSIM, Charbonnier, MS-SSIM + L1). They stand
 on `base` (the base class `base.Loss`, argument and input checks), `distances` and `mining`
@@ -23,7 +24,8 @@ names still work as deprecated aliases (a `DeprecationWarning`), listed nowhere.
 """
 
 from losses import (base, boxes, classification, distances, head_model, heads, intra_inter,
-                    margin, metric, mining, pair_based, reconstruction, registry, sequence)
+                    margin, metric, mining, pair_based, proxy, reconstruction, registry,
+                    sequence)
 from losses._compat import module_aliases as _module_aliases
 from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
                           SIoULoss, SmoothL1Loss, WiseIoULoss, box_iou)
@@ -31,13 +33,17 @@ from losses.classification import (FocalLoss, MulticlassHinge, ProbabilityMSE,
                                    WeightedCrossEntropy, effective_number_weights,
                                    inverse_frequency_weights)
 from losses.head_model import HeadModel
-from losses.heads import (CenterHead, CosineHead, EmbeddingHead, LargeMarginHead, SphereHead,
-                          build_head, list_heads, make_model)
+from losses.heads import (CenterHead, CosineHead, EmbeddingHead, LargeMarginHead,
+                          MarginBetaHead, SphereHead, SubCenterCosineHead, build_head, list_heads,
+                          make_model)
 from losses.intra_inter import IntraInterHead, IntraInterLoss
 from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, SphereFaceLoss
 from losses.metric import (CenterLoss, ContrastiveLoss, JointLoss, TripletConstrainedLoss,
                            TripletLoss)
-from losses.pair_based import MultiSimilarityLoss, NTXentLoss, SupConLoss
+from losses.pair_based import (AngularLoss, CircleLoss, LiftedStructureLoss,
+                                MultiSimilarityLoss, NPairsLoss, NTXentLoss, SupConLoss)
+from losses.proxy import (MarginLoss, NormalizedSoftmaxLoss, ProxyAnchorLoss, ProxyNCALoss,
+                          SoftTripleLoss, SubCenterArcFaceLoss)
 from losses.reconstruction import CharbonnierLoss, MixLoss, MSSSIMLoss, SSIMLoss
 from losses.registry import LossRecipe, get_recipe, list_recipes, register_recipe
 from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
@@ -45,7 +51,8 @@ from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 __all__ = [
     # families
     "base", "boxes", "classification", "distances", "head_model", "heads", "intra_inter",
-    "margin", "metric", "mining", "pair_based", "reconstruction", "registry", "sequence",
+    "margin", "metric", "mining", "pair_based", "proxy", "reconstruction", "registry",
+    "sequence",
     # classification
     "FocalLoss", "MulticlassHinge", "ProbabilityMSE", "WeightedCrossEntropy",
     "effective_number_weights", "inverse_frequency_weights",
@@ -55,8 +62,12 @@ __all__ = [
     "make_model",
     # metric learning
     "CenterLoss", "ContrastiveLoss", "TripletLoss", "TripletConstrainedLoss", "JointLoss",
-    "MultiSimilarityLoss", "SupConLoss", "NTXentLoss",
+    "MultiSimilarityLoss", "SupConLoss", "NTXentLoss", "CircleLoss", "NPairsLoss",
+    "LiftedStructureLoss", "AngularLoss",
     "CenterHead", "EmbeddingHead",
+    # proxy-based metric learning
+    "ProxyNCALoss", "ProxyAnchorLoss", "NormalizedSoftmaxLoss", "SubCenterArcFaceLoss",
+    "SoftTripleLoss", "MarginLoss", "SubCenterCosineHead", "MarginBetaHead",
     # the proposed loss: angular margin + Mahalanobis intra-class / inter-class terms
     "IntraInterLoss", "IntraInterHead",
     # sequence

@@ -13,6 +13,9 @@ so `accuracy` works on them directly.
 | "large_margin" | {"scores": W_j·x, "cos", "norm": ‖W_j‖‖x‖, "step"} | L-Softmax        |
 | "embedding"    | {"scores": W_j·x + b_j, "embedding": x}            | triplet, contrastive |
 | "center"       | {"scores", "embedding", "distances": d(x, c_j)}    | center loss      |
+| "subcenter_cosine" | {"scores": max_k cos θ_jk, "cos", "center_cos": cos θ_jk, | Sub-center |
+|                |  "center_regularizer"}  (K centers per class)       | ArcFace, SoftTriple |
+| "margin_beta"  | {"scores": W_j·x + b_j, "embedding": x, "beta": β_j} | margin loss      |
 
 A head returns either one tensor of class scores (B, C), or a dict that holds "scores"
 (B, C) plus whatever its losses need (keys documented by each head; every value has the
@@ -31,7 +34,7 @@ import keras
 from keras import layers, ops
 
 from losses._compat import RenamedAttributes, module_aliases, renamed_argument, warn_renamed
-from losses.base import (check_choice, check_in_range, check_non_negative,
+from losses.base import (check_bool, check_choice, check_in_range, check_non_negative,
                          check_positive_int)
 from losses.head_model import HeadModel
 
@@ -427,6 +430,152 @@ def embedding_head(num_classes, **kwargs):
 def center_head(num_classes, **kwargs):
     """{"scores": logits, "embedding", "distances" to class centers} for center loss."""
     return CenterHead(num_classes, **{"name": "center", **kwargs})
+
+
+# --------------------------------------------------------------------------- proxy heads
+# (used by losses/proxy.py: several learned centers per class, and the margin loss's β)
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class SubCenterCosineHead(_ClassWeightsHead):
+    """Cosine similarity to K learned, normalised centers per class (proxies).
+
+    Formula:
+        cos θ_jk = (x / ‖x‖) · (W_jk / ‖W_jk‖)       with W of shape (D, C·K), column j·K + k
+        scores_j = max_k cos θ_jk
+        R = Σ_j Σ_{t<s} sqrt(2 + 1e-5 - 2 Ŵ_jtᵀŴ_js) / (C·K·(K - 1))   (0 for K = 1)
+
+    Output: a dict {"scores": max_k cos θ_jk (B, C), "cos": the same (B, C), "center_cos":
+    cos θ_jk (B, C, K), "center_regularizer": R (B,)}, float32. A model ending in it is a
+    `HeadModel` (build it with `make_model`): `predict` and `accuracy` see the scores (the
+    nearest center of each class), `SubCenterArcFaceLoss` and `SoftTripleLoss` read
+    "center_cos", and the single-center losses of the cosine head (ArcFace, CosFace) read
+    "cos". R is SoftTriple's regulariser (Qian et al., Eq. 13, normalised as their code:
+    half the mean distance sqrt(‖Ŵ_jt - Ŵ_js‖² + 1e-5) between two centers of a class); it
+    depends on the weights only and is repeated on every row, so `SoftTripleLoss` adds
+    τ·R to every sample (minimising it pulls the centers of a class together, so that
+    redundant ones merge). The centers are exposed as `center_weights()` (D, C, K), not as
+    `class_weights()`: the margin probes read that as one direction per class.
+
+    Args:
+        num_classes: number of classes C.
+        centers: centers K per class. Defaults to `3` (Sub-center ArcFace; SoftTriple: 10).
+        kernel_initializer: initializer of W. Defaults to `"glorot_uniform"`.
+
+    References:
+        Deng, Guo, Liu, Zafeiriou, "Sub-center ArcFace", ECCV 2020; Qian et al.,
+        "SoftTriple Loss: Deep Metric Learning Without Triplet Sampling", ICCV 2019.
+    """
+
+    def __init__(self, num_classes, centers=3, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(num_classes, kernel_initializer=kernel_initializer, **kwargs)
+        self.centers = check_positive_int("centers", centers)
+
+    def build(self, input_shape):
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} expects embeddings of shape (batch, dim) "
+                             f"with a known dim, got shape {tuple(input_shape)}")
+        self.kernel = self.add_weight(shape=(int(input_shape[-1]),
+                                             self.num_classes * self.centers),
+                                      initializer=self.kernel_initializer, name="kernel")
+
+    def center_weights(self):
+        """The normalised centers W_jk / ‖W_jk‖, float32 (D, C, K)."""
+        kernel = ops.cast(self.kernel, "float32")
+        kernel = kernel / _norm(kernel, axis=0)
+        return ops.reshape(kernel, (-1, self.num_classes, self.centers))
+
+    def center_regularizer(self):
+        """SoftTriple's R (half the mean distance between two centers of a class), float32 ()."""
+        k = self.centers
+        if k == 1:
+            return ops.zeros((), "float32")
+        w = self.center_weights()
+        gram = ops.einsum("dck,dcl->ckl", w, w)                                   # (C, K, K)
+        upper = ops.cast(ops.triu(ops.ones((k, k), "float32"), 1), "float32")
+        distances = ops.sqrt(ops.maximum(2.0 + 1e-5 - 2.0 * gram, 1e-5))
+        return ops.sum(distances * upper) / float(self.num_classes * k * (k - 1))
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        kernel = ops.cast(self.kernel, "float32")
+        cos = ops.matmul(x / _norm(x, axis=-1), kernel / _norm(kernel, axis=0))
+        cos = ops.reshape(cos, (-1, self.num_classes, self.centers))
+        scores = ops.max(cos, axis=-1)
+        regularizer = ops.zeros_like(scores[:, 0]) + self.center_regularizer()
+        return {"scores": scores, "cos": scores, "center_cos": cos,
+                "center_regularizer": regularizer}
+
+    def get_config(self):
+        return {**super().get_config(), "centers": self.centers}
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class MarginBetaHead(EmbeddingHead):
+    """Dense logits, the embedding, and the margin loss's learned boundary β per class.
+
+    Formula:
+        scores = x·W + b        with W of shape (D, C)
+        beta_ij = β_j           (class_specific=True: β^(0) + β^(class)_j as one weight)
+                = β             (class_specific=False: one β shared by every class)
+
+    Output: a dict {"scores": logits (B, C), "embedding": x (B, D), "beta": β (B, C)},
+    float32; every row of "beta" holds β of all classes (the head never sees the labels),
+    and `MarginLoss` picks β of each anchor's class. β is a trainable weight of this layer
+    (shape (C,), or (1,) when shared), so `fit` learns it and `model.save` keeps it. The
+    logits are for cross-entropy next to the margin loss (`JointLoss`) and for `accuracy`;
+    trained by `MarginLoss` alone they get no gradient.
+
+    Args:
+        num_classes: number of classes C.
+        class_specific: one β per class (the paper's β^(class)) or one shared β.
+            Defaults to `True`.
+        beta_init: initial β. Defaults to `1.2` (the paper's β^(0)).
+        kernel_initializer: initializer of W. Defaults to `"glorot_uniform"`.
+
+    Reference:
+        Wu, Manmatha, Smola, Krähenbühl, "Sampling Matters in Deep Embedding Learning",
+        ICCV 2017.
+    """
+
+    def __init__(self, num_classes, class_specific=True, beta_init=1.2,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(num_classes, kernel_initializer=kernel_initializer, **kwargs)
+        self.class_specific = check_bool("class_specific", class_specific)
+        self.beta_init = check_non_negative("beta_init", beta_init)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.beta = self.add_weight(shape=(self.num_classes if self.class_specific else 1,),
+                                    initializer=keras.initializers.Constant(self.beta_init),
+                                    name="beta")
+
+    def betas(self):
+        """β of every class, float32 (C,)."""
+        beta = ops.cast(self.beta, "float32")
+        return beta if self.class_specific else ops.repeat(beta, self.num_classes)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        beta = ops.zeros_like(x[:, :1]) + ops.reshape(self.betas(), (1, -1))
+        return {"scores": self._logits(x), "embedding": x, "beta": beta}
+
+    def get_config(self):
+        return {**super().get_config(), "class_specific": self.class_specific,
+                "beta_init": self.beta_init}
+
+
+@register_head("subcenter_cosine")
+def subcenter_cosine_head(num_classes, **kwargs):
+    """{"scores": max_k cos θ_jk, "cos", "center_cos", "center_regularizer"}: Sub-center
+    ArcFace, SoftTriple."""
+    return SubCenterCosineHead(num_classes, **{"name": "subcenter_cosine", **kwargs})
+
+
+@register_head("margin_beta")
+def margin_beta_head(num_classes, **kwargs):
+    """{"scores": logits, "embedding", "beta": β per class} for the margin loss."""
+    return MarginBetaHead(num_classes, **{"name": "margin_beta", **kwargs})
 
 
 # Deprecated names of this module (`losses.heads.CentreHead` etc.), answered with a warning.

@@ -38,6 +38,7 @@ from losses import classification as cl
 from losses import margin as mg
 from losses import metric as mt
 from losses import pair_based as pb
+from losses import proxy as px
 from losses import reconstruction as rc
 from losses.base import Loss as LossLabBase
 from losses.head_model import HeadOutputLoss
@@ -124,6 +125,24 @@ CASES = {
         Case("configured", dict(alpha=3.0, beta=40.0, base=0.4, epsilon=0.1), "embedding")],
     pb.SupConLoss: [Case("configured", dict(temperature=0.2), "embedding")],
     pb.NTXentLoss: [Case("configured", dict(temperature=0.3), "embedding")],
+    pb.CircleLoss: [Case("configured", dict(margin=0.4, gamma=80.0), "embedding")],
+    pb.NPairsLoss: [Case("configured", dict(embedding_l2=0.01), "embedding")],
+    pb.LiftedStructureLoss: [Case("configured", dict(margin=0.5), "embedding")],
+    pb.AngularLoss: [Case("configured", dict(alpha=45.0), "embedding")],
+    # proxy-based (losses/proxy.py)
+    px.ProxyNCALoss: [Case("configured", dict(scale=5.0, positive_in_denominator=False),
+                           "head", "cosine")],
+    px.ProxyAnchorLoss: [Case("configured", dict(alpha=16.0, delta=0.2), "head", "cosine")],
+    px.NormalizedSoftmaxLoss: [Case("configured", dict(temperature=0.1), "head", "cosine")],
+    px.SubCenterArcFaceLoss: [
+        Case("configured", dict(margin=0.3, scale=16.0, easy_margin=True), "head",
+             "subcenter_cosine", {"centers": 2})],
+    px.SoftTripleLoss: [
+        Case("configured", dict(lam=10.0, gamma=0.2, delta=0.05, tau=0.3), "head",
+             "subcenter_cosine", {"centers": 3})],
+    px.MarginLoss: [
+        Case("configured", dict(alpha=0.3, nu=0.01), "head", "margin_beta",
+             {"class_specific": False})],
     mt.JointLoss: [
         Case("center", dict(metric=mt.CenterLoss(), metric_weight=0.1,
                             cross_entropy_weight=0.5),
@@ -501,7 +520,8 @@ def test_an_empty_batch_gives_an_empty_loss_like_keras(cls, case):
 NAN_EMBEDDING_LOSSES = [mt.TripletLoss(mining=m) for m in ("batch_all", "batch_hard",
                                                               "semi_hard")] + \
     [mt.ContrastiveLoss(mining=m) for m in ("all", "hard")] + \
-    [pb.MultiSimilarityLoss(), pb.SupConLoss(), pb.NTXentLoss()]
+    [pb.MultiSimilarityLoss(), pb.SupConLoss(), pb.NTXentLoss(), pb.CircleLoss(),
+     pb.NPairsLoss(), pb.LiftedStructureLoss(), pb.AngularLoss()]
 
 
 @pytest.mark.parametrize("loss", NAN_EMBEDDING_LOSSES,
