@@ -196,30 +196,43 @@ def markdown(results) -> str:
            f"{results['environment']['cpu_count']} CPUs. Peer: {results['peer']}.", ""]
     if not results.get("available", True):
         return "\n".join(out + [f"Peer not run: {results['why']}", ""])
-    out += ["| detector | AP@.5 | mAP | F1 | parameters | s / epoch | test images / s |",
-            "|---|---|---|---|---|---|---|"]
+    out += ["| detector | AP@.5 | step-1 AP@.5 | mAP | F1 | parameters | s / epoch | "
+            "test images / s |", "|---|---|---|---|---|---|---|---|"]
     for key in ROWS:
         row = results["rows"].get(key)
         if not row or not row.get("runs"):
             continue
         m = row["summary"]
-        out.append(f"| {LABELS[key]} | {m['map_50']['mean']:.3f} ± {m['map_50']['std']:.3f} | "
-                   f"{m['map']['mean']:.3f} ± {m['map']['std']:.3f} | "
-                   f"{m['f1']['mean']:.3f} ± {m['f1']['std']:.3f} | {m['parameters']:,} | "
-                   f"{m['median_epoch_seconds']:.1f} | "
+        step1 = _ms(m["step1_map_50"]) if "step1_map_50" in m else "–"
+        out.append(f"| {LABELS[key]} | {_ms(m['map_50'])} | {step1} | {_ms(m['map'])} | "
+                   f"{_ms(m['f1'])} | {m['parameters']:,} | {m['median_epoch_seconds']:.1f} | "
                    f"{m['images_per_second']['mean']:.0f} |")
     rows = results["rows"]
     if all(rows.get(k, {}).get("runs") for k in ("losslab_random", "retinanet")):
         ours, peer = rows["losslab_random"]["summary"], rows["retinanet"]["summary"]
-        best = max((rows[k]["summary"]["map_50"]["mean"], k) for k in ROWS
-                   if rows.get(k, {}).get("runs") and k != "retinanet")
-        out += ["", f"Same start (random weights): LossLab {ours['map_50']['mean']:.3f} vs "
-                f"RetinaNet {peer['map_50']['mean']:.3f} AP@.5; best LossLab row "
-                f"({LABELS[best[1]]}) {best[0]:.3f}. Target (ahead of the peer on AP@.5): "
-                f"{'met' if best[0] > peer['map_50']['mean'] else 'NOT met'}. Speed at test: "
-                f"LossLab x{ours['images_per_second']['mean'] / peer['images_per_second']['mean']:.2f} "
-                f"the peer's images/s."]
+        out += ["", "Same start (random weights), AP@.5 minus the peer's, ± its standard "
+                "error over seeds:"]
+        for label, stat in (("two-step", ours["map_50"]), ("step 1 alone", ours["step1_map_50"])):
+            d, se = _difference(stat, peer["map_50"])
+            verdict = ("ahead by more than 2 standard errors" if d > 2 * se else
+                       "a tie within noise" if d > -2 * se else "behind")
+            out.append(f"- LossLab {label}: {d:+.3f} ± {se:.3f}, {verdict}.")
+        out += ["", f"Speed at test: LossLab x"
+                f"{ours['images_per_second']['mean'] / peer['images_per_second']['mean']:.2f} "
+                f"the peer's images/s, training x"
+                f"{peer['median_epoch_seconds'] / ours['median_epoch_seconds']:.1f} faster per "
+                f"epoch, with {peer['parameters'] / ours['parameters']:.0f}x fewer parameters."]
     return "\n".join(out + [""])
+
+
+def _ms(stat):
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def _difference(a, b):
+    """mean(a) - mean(b) and its standard error (independent seeds)."""
+    se = np.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
+    return a["mean"] - b["mean"], float(se)
 
 
 def plot(results, path):

@@ -41,3 +41,26 @@ def test_without_keras_hub_the_run_says_why(tmp_path, monkeypatch):
     assert "keras_hub" in stored["why"]
     text = (tmp_path / "out" / "detector_peer.md").read_text()
     assert "Peer not run: No module named 'keras_hub'" in text
+
+
+def test_the_report_judges_the_difference_by_its_standard_error():
+    def row(values, step1=None, speed=10.0):
+        runs = [{"seed": i, "map_50": v, "map": v / 4, "f1": v, "epoch_seconds": [3.0, 2.0],
+                 "images_per_second": speed, "parameters": 100,
+                 **({"step1_map_50": step1[i]} if step1 else {})}
+                for i, v in enumerate(values)]
+        return {"runs": runs, "summary": peer.summary(runs)}
+
+    results = {"settings": {"image_size": 64, "epochs": 2, "batch_size": 4,
+                            "learning_rate": 0.01, "seeds": [0, 1, 2]},
+               "split": "6 images.", "augmentation": "none", "peer": "keras-hub x",
+               "environment": {"cpu_count": 2},
+               "rows": {"losslab_random": row([0.2, 0.3, 0.1], [0.5, 0.52, 0.54], speed=40.0),
+                        "retinanet": row([0.1, 0.1, 0.1])}}
+    text = peer.markdown(results)
+    # two-step: mean 0.2 - 0.1, σ = 0.1 (n - 1), se = 0.1 / √3 = 0.058 < 0.1 / 2: a tie
+    assert "- LossLab two-step: +0.100 ± 0.058, a tie within noise." in text
+    # step 1: 0.52 - 0.1 = 0.42, se = 0.02 / √3 = 0.012: ahead
+    assert "- LossLab step 1 alone: +0.420 ± 0.012, ahead by more than 2 standard errors." \
+        in text
+    assert "x4.00 the peer's images/s" in text
