@@ -56,6 +56,8 @@ ROWS = ("losslab_random", "losslab_pretrained", "retinanet")
 LABELS = {"losslab_random": "LossLab two-step, random weights",
           "losslab_pretrained": "LossLab two-step, backbone repvgg_tiny.cifar10",
           "retinanet": "keras-hub RetinaNet (ResNet encoder, FPN), random weights"}
+SHORT = {"losslab_random": "LossLab, random", "losslab_pretrained": "LossLab, CIFAR-10 backbone",
+         "retinanet": "keras-hub RetinaNet,\nrandom"}
 METRICS = ("map_50", "map", "f1")
 # the Python pipeline's defaults (TwoStepDetector), given to the peer's decoder too
 SCORE_THRESHOLD, NMS_IOU, MAX_DETECTIONS = 0.05, 0.5, 100
@@ -241,18 +243,27 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ROWS if results["rows"].get(k, {}).get("runs")]
-    if not keys:
+    bars = []  # (label, mean, std, colour)
+    for key, colour in zip(ROWS, ("C0", "C2", "C1")):
+        row = results["rows"].get(key, {})
+        if not row.get("runs"):
+            continue
+        m = row["summary"]
+        name = SHORT[key]
+        bars.append((f"{name}\ntwo-step" if "step1_map_50" in m else name,
+                     m["map_50"]["mean"], m["map_50"]["std"], colour))
+        if "step1_map_50" in m:
+            bars.append((f"{name}\nstep 1 alone", m["step1_map_50"]["mean"],
+                         m["step1_map_50"]["std"], colour))
+    if not bars:
         return
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    means = [results["rows"][k]["summary"]["map_50"]["mean"] for k in keys]
-    stds = [results["rows"][k]["summary"]["map_50"]["std"] for k in keys]
-    ax.barh(range(len(keys)), means, xerr=stds, color=["C0", "C2", "C1"][:len(keys)],
-            capsize=4)
-    ax.set_yticks(range(len(keys)), [LABELS[k].replace(", ", "\n", 1) for k in keys],
-                  fontsize=8)
+    fig, ax = plt.subplots(figsize=(7, 0.7 * len(bars) + 1.2))
+    labels, means, stds, colours = zip(*bars)
+    ax.barh(range(len(bars)), means, xerr=stds, color=colours, capsize=4)
+    ax.set_yticks(range(len(bars)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set(xlabel="test AP@.5 (mean ± σ over seeds)", xlim=(0, max(0.1, max(means) * 1.3)),
+    ax.set(xlabel="test AP@.5 (mean ± σ over seeds)",
+           xlim=(0, max(0.1, max(m + s for m, s in zip(means, stds)) * 1.1)),
            title=f"kangaroo, {results['settings']['epochs']} epochs, same data and schedule")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
