@@ -54,9 +54,13 @@ from losses.distances import l2_normalize, pairwise_distances, pairwise_squared_
 from losses.head_model import SCORES, HeadOutputLoss, head_keys, head_outputs
 from losses.registry import LossRecipe, register_recipe
 
-TRIPLET_MINING = ("batch_all", "batch_hard", "semi_hard")
+DISTANCE_WEIGHTED = "distance_weighted"
+# "margin_<type>": `losses.mining.triplet_margin_mask` with that type_of_triplets
+TRIPLET_MARGIN_MINING = tuple(f"margin_{t}" for t in _mining.TRIPLET_MARGIN_TYPES)
+TRIPLET_MINING = ("batch_all", "batch_hard", "semi_hard") + TRIPLET_MARGIN_MINING + \
+    (DISTANCE_WEIGHTED,)
 TRIPLET_DISTANCES = ("euclidean", "squared")
-CONTRASTIVE_MINING = (_mining.MINING_ALL, _mining.MINING_HARD)
+CONTRASTIVE_MINING = (_mining.MINING_ALL, _mining.MINING_HARD, DISTANCE_WEIGHTED)
 CONSTRAINED_FORMS = ("faithful", "hinge")
 CONSTRAINED_FEATURES = ("sigmoid", "softmax", "logits")
 CONSTRAINED_MINING = ("batch_hard", "batch_all")
@@ -101,6 +105,30 @@ def _share(anchor_sums, count, batch_size):
 
 def _as_float(mask):
     return ops.cast(mask, "float32")
+
+
+def _check_cutoffs(cutoff, nonzero_loss_cutoff):
+    cutoff = check_positive("cutoff", cutoff)
+    nonzero_loss_cutoff = check_positive("nonzero_loss_cutoff", nonzero_loss_cutoff)
+    if not nonzero_loss_cutoff > cutoff:
+        raise ValueError(f"nonzero_loss_cutoff must be larger than cutoff (distances are "
+                         f"clipped at cutoff, so no negative would be left), got "
+                         f"cutoff={cutoff!r}, nonzero_loss_cutoff={nonzero_loss_cutoff!r}")
+    return cutoff, nonzero_loss_cutoff
+
+
+def _distance_weights(embedding, labels, cutoff, nonzero_loss_cutoff):
+    """`losses.mining.distance_weighted_weights` (B, B) on the directions of the embeddings:
+    the Euclidean distances of the L2-normalised embeddings (no gradient), whatever distance
+    the loss itself uses (the density q is that of the unit sphere)."""
+    dim = embedding.shape[-1]
+    if dim is None:
+        raise ValueError("distance-weighted mining needs the embedding dimension to be known "
+                         "statically (the density of distances on the unit sphere depends on "
+                         "it)")
+    unit = l2_normalize(ops.stop_gradient(embedding))
+    return _mining.distance_weighted_weights(pairwise_distances(unit), labels, int(dim),
+                                             cutoff, nonzero_loss_cutoff)
 
 
 # --------------------------------------------------------------------------- center loss
@@ -167,7 +195,8 @@ class CenterLoss(HeadOutputLoss):
 # --------------------------------------------------------------------------- contrastive loss
 
 
-def contrastive_loss(y_true, y_pred, margin=1.0, mining="all", normalize=False):
+def contrastive_loss(y_true, y_pred, margin=1.0, mining="all", normalize=False, cutoff=0.5,
+                     nonzero_loss_cutoff=1.4):
     """Contrastive loss over the pairs of a batch, per sample (the anchor's share).
 
     Formula:
@@ -175,13 +204,22 @@ def contrastive_loss(y_true, y_pred, margin=1.0, mining="all", normalize=False):
         loss_ij = max(0, margin - d_ij)²   for a pair of different classes
         loss_i = (B / N_pairs) Σ_{pairs (i, j) selected} loss_ij      (mean over i = pair mean)
 
+    With mining="distance_weighted" (Wu et al. 2017) the pairs are weighted: each anchor i
+    that has a positive and an allowed negative keeps its |P_i| positive pairs, and its
+    negative pairs get the weights |P_i|·w_in (`losses.mining.distance_weighted_weights`,
+    on the normalised embeddings), i.e. the expectation of drawing one negative per positive
+    pair as the paper does; N_pairs = 2·Σ_i |P_i|.
+
     Args:
         y_true: Integer labels (B,) or (B, 1), or one-hot (B, C).
         y_pred: Embeddings (B, D), or a head dict with "embedding".
         margin: Margin m > 0 for the negative pairs. Defaults to `1.0`.
-        mining: "all" pairs, or "hard": per anchor its farthest positive and nearest
-            negative (`losses.mining.contrastive_pairs`). Defaults to `"all"`.
+        mining: "all" pairs, "hard": per anchor its farthest positive and nearest
+            negative (`losses.mining.contrastive_pairs`), or "distance_weighted".
+            Defaults to `"all"`.
         normalize: L2-normalise the embeddings first. Defaults to `False`.
+        cutoff, nonzero_loss_cutoff: of the "distance_weighted" mining. Default to `0.5`
+            and `1.4`.
 
     Returns:
         float32 tensor (B,).
@@ -192,6 +230,15 @@ def contrastive_loss(y_true, y_pred, margin=1.0, mining="all", normalize=False):
         embedding = l2_normalize(embedding)
     squared = pairwise_squared_distances(embedding)
     distance = pairwise_distances(embedding)
+    if mining == DISTANCE_WEIGHTED:
+        weights = _distance_weights(embedding, labels, cutoff, nonzero_loss_cutoff)
+        has_negative = ops.any(weights > 0, axis=1, keepdims=True)
+        positives = _as_float(ops.logical_and(_mining.positive_mask(labels), has_negative))
+        negatives = ops.sum(positives, axis=1, keepdims=True) * weights
+        terms = positives * squared + negatives * ops.square(ops.relu(margin - distance))
+        count = 2.0 * ops.sum(positives)
+        return _nan_unless_finite(_share(ops.sum(terms, axis=1), count,
+                                         _batch_size(embedding)), embedding)
     positives, negatives = _mining.contrastive_pairs(distance, labels, mining)
     positives, negatives = _as_float(positives), _as_float(negatives)
     terms = positives * squared + negatives * ops.square(ops.relu(margin - distance))
@@ -208,12 +255,17 @@ class ContrastiveLoss(_EmbeddingLoss):
 
     with y = 1 for a same-class pair, d the Euclidean distance of the two embeddings. Every
     ordered pair i ≠ j of the batch is used ("all"), or per anchor only its hardest positive
-    and negative ("hard"). The ½ convention: Hadsell et al. write ½·d² and ½·max(0, m - d)²;
-    this loss follows TF-Addons (`tfa.losses.contrastive_loss`) and pytorch-metric-learning
-    without the ½, i.e. twice the paper's value (halve λ or the learning rate to match). The
-    positive term uses d² directly (smooth at d = 0); the negative term uses a safe square
-    root, so coincident embeddings give finite values and gradients — but a negative pair
-    at exactly the same point gets no gradient to separate it.
+    and negative ("hard"), or every positive pair with the negatives weighted by the inverse
+    density of their distance ("distance_weighted", Wu et al. 2017: the expectation of the
+    paper's sampling of one negative per positive pair, see `contrastive_loss`; the weights
+    are computed on the L2-normalised embeddings whatever `normalize`, and the paper's
+    setting is `normalize=True`). The ½ convention: Hadsell et al. write ½·d² and
+    ½·max(0, m - d)²; this loss follows TF-Addons (`tfa.losses.contrastive_loss`) and
+    pytorch-metric-learning without the ½, i.e. twice the paper's value (halve λ or the
+    learning rate to match). The positive term uses d² directly (smooth at d = 0); the
+    negative term uses a safe square root, so coincident embeddings give finite values and
+    gradients — but a negative pair at exactly the same point gets no gradient to separate
+    it.
 
     Expects `y_pred` = embeddings (B, D) or the dict of the "embedding" head; `y_true` =
     integer or one-hot labels. With cross-entropy (DeepID2's identification + verification):
@@ -222,8 +274,14 @@ class ContrastiveLoss(_EmbeddingLoss):
 
     Args:
         margin: Margin m > 0 of the negative pairs. Defaults to `1.0`.
-        mining: "all" or "hard" (see `losses.mining.contrastive_pairs`). Defaults to `"all"`.
+        mining: "all", "hard" (see `losses.mining.contrastive_pairs`) or
+            "distance_weighted" (`losses.mining.distance_weighted_weights`). Defaults to
+            `"all"`.
         normalize: L2-normalise the embeddings first. Defaults to `False` (the paper).
+        cutoff: "distance_weighted" only: distances are clipped below at it. Defaults to
+            `0.5` (Wu et al.'s).
+        nonzero_loss_cutoff: "distance_weighted" only: negatives at this distance (of the
+            normalised embeddings) or farther get weight 0. Defaults to `1.4` (PML's).
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"contrastive_loss"`.
         dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
@@ -234,27 +292,32 @@ class ContrastiveLoss(_EmbeddingLoss):
         Mapping", CVPR 2006.
     """
 
-    def __init__(self, margin=1.0, mining="all", normalize=False,
-                 reduction="sum_over_batch_size", name="contrastive_loss", dtype=None):
+    def __init__(self, margin=1.0, mining="all", normalize=False, cutoff=0.5,
+                 nonzero_loss_cutoff=1.4, reduction="sum_over_batch_size",
+                 name="contrastive_loss", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = check_positive("margin", margin)
         self.mining = check_choice("mining", mining, CONTRASTIVE_MINING)
         self.normalize = check_bool("normalize", normalize)
+        self.cutoff, self.nonzero_loss_cutoff = _check_cutoffs(cutoff, nonzero_loss_cutoff)
 
     def call(self, y_true, y_pred):
         (embedding,) = self.head_values(y_pred)
-        return contrastive_loss(y_true, embedding, self.margin, self.mining, self.normalize)
+        return contrastive_loss(y_true, embedding, self.margin, self.mining, self.normalize,
+                                self.cutoff, self.nonzero_loss_cutoff)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "mining": self.mining,
-                "normalize": self.normalize}
+                "normalize": self.normalize, "cutoff": self.cutoff,
+                "nonzero_loss_cutoff": self.nonzero_loss_cutoff}
 
 
 # --------------------------------------------------------------------------- triplet loss
 
 
 def triplet_loss(y_true, y_pred, margin=0.3, mining="batch_hard", distance="euclidean",
-                 normalize=False, soft_margin=False):
+                 normalize=False, soft_margin=False, mining_margin=None, cutoff=0.5,
+                 nonzero_loss_cutoff=1.4):
     """Triplet loss over in-batch triplets, per sample (the anchor's share).
 
     Formula:
@@ -262,16 +325,26 @@ def triplet_loss(y_true, y_pred, margin=0.3, mining="batch_hard", distance="eucl
         batch_all:  mean of ℓ over the valid triplets with ℓ > 0            (Hermans' BA≠0)
         batch_hard: mean over anchors of ℓ(a, farthest p, nearest n)        (Hermans' BH)
         semi_hard:  mean over positive pairs of ℓ(a, p, semi-hard n)        (FaceNet)
+        margin_<type>: mean of ℓ over the triplets of `losses.mining.triplet_margin_mask`
+                    (type "all", "hard", "semihard" or "easy", margin `mining_margin`)
+        distance_weighted: mean over positive pairs (a, p) of Σ_n w_an ℓ(a, p, n), w from
+                    `losses.mining.distance_weighted_weights` on the normalised embeddings
+                    (the expectation of drawing n as Wu et al. 2017); pairs whose anchor has
+                    no allowed negative are left out
         loss_i = (B / N) Σ_{terms anchored at i} ℓ
 
     Args:
         y_true: Integer labels (B,) or (B, 1), or one-hot (B, C).
         y_pred: Embeddings (B, D), or a head dict with "embedding".
         margin: Margin >= 0 (unused with `soft_margin`). Defaults to `0.3`.
-        mining: "batch_all", "batch_hard" or "semi_hard". Defaults to `"batch_hard"`.
+        mining: one of `TRIPLET_MINING`. Defaults to `"batch_hard"`.
         distance: "euclidean" or "squared" (squared Euclidean). Defaults to `"euclidean"`.
         normalize: L2-normalise the embeddings first. Defaults to `False`.
         soft_margin: Use the soft margin log(1 + e^x). Defaults to `False`.
+        mining_margin: The margin of the "margin_*" minings, on the loss's distance; None
+            uses `margin`. Defaults to `None`.
+        cutoff, nonzero_loss_cutoff: of the "distance_weighted" mining. Default to `0.5`
+            and `1.4`.
 
     Returns:
         float32 tensor (B,).
@@ -292,6 +365,22 @@ def triplet_loss(y_true, y_pred, margin=0.3, mining="batch_hard", distance="eucl
         losses = valid * hinge(ops.expand_dims(d, 2) - ops.expand_dims(d, 1))   # [a, p, n]
         count = ops.sum(_as_float(losses > 1e-16))
         return _nan_unless_finite(_share(ops.sum(losses, axis=(1, 2)), count, batch_size),
+                                  embedding)
+    if mining in TRIPLET_MARGIN_MINING:
+        selected = _as_float(_mining.triplet_margin_mask(
+            d, labels, margin if mining_margin is None else mining_margin,
+            mining[len("margin_"):]))
+        losses = selected * hinge(ops.expand_dims(d, 2) - ops.expand_dims(d, 1))  # [a, p, n]
+        return _nan_unless_finite(_share(ops.sum(losses, axis=(1, 2)), ops.sum(selected),
+                                         batch_size), embedding)
+    if mining == DISTANCE_WEIGHTED:
+        weights = _distance_weights(embedding, labels, cutoff, nonzero_loss_cutoff)  # [a, n]
+        valid = _as_float(ops.logical_and(_mining.positive_mask(labels),
+                                          ops.any(weights > 0, axis=1, keepdims=True)))
+        expected = ops.sum(ops.expand_dims(weights, 1)
+                           * hinge(ops.expand_dims(d, 2) - ops.expand_dims(d, 1)), axis=2)
+        losses = valid * expected                                                     # [a, p]
+        return _nan_unless_finite(_share(ops.sum(losses, axis=1), ops.sum(valid), batch_size),
                                   embedding)
     if mining == "batch_hard":
         positive, negative, valid = _mining.batch_hard(d, labels)
@@ -331,6 +420,20 @@ class TripletLoss(_EmbeddingLoss):
     - "semi_hard" (FaceNet): per positive pair, the nearest negative farther than the
       positive (the hardest semi-hard one), else the farthest negative (TF-Addons'
       fallback, see `losses.mining.semi_hard_negatives`); the mean over positive pairs.
+    - "margin_all", "margin_hard", "margin_semihard", "margin_easy" (pytorch-metric-learning's
+      `TripletMarginMiner`, `losses.mining.triplet_margin_mask`): every valid triplet with
+      t = d(a, n) - d(a, p) <= m ("all"), t <= 0 ("hard"), 0 < t <= m ("semihard") or
+      t > m ("easy"), m = `mining_margin` (None: the loss's `margin`); the mean over the
+      selected triplets. With m = margin, "all" keeps the triplets with ℓ >= 0 of which
+      "batch_all" keeps those with ℓ > 0: they differ only in triplets at ℓ = 0 exactly
+      (PML's TripletMarginLoss averages over ℓ > 0 by default). "margin_easy" with
+      m >= margin selects only zero-loss triplets of the hinge (useful with `soft_margin`).
+    - "distance_weighted" (Wu et al. 2017): every positive pair, with the expectation over
+      its negative drawn with probability ∝ q(d)⁻¹ (`losses.mining.distance_weighted_weights`,
+      computed on the L2-normalised embeddings whatever `normalize`; `cutoff`,
+      `nonzero_loss_cutoff`); the mean over the positive pairs whose anchor has an allowed
+      negative. Deterministic: no sampling noise (for sampled negatives, see
+      `losses.mining.distance_weighted_negatives`).
 
     Expects `y_pred` = embeddings (B, D) or the dict of the "embedding" head; `y_true` =
     integer or one-hot labels. Needs several samples per class in each batch (P×K batches,
@@ -349,10 +452,18 @@ class TripletLoss(_EmbeddingLoss):
 
     Args:
         margin: Margin >= 0 (ignored when `soft_margin=True`). Defaults to `0.3`.
-        mining: "batch_all", "batch_hard" or "semi_hard". Defaults to `"batch_hard"`.
+        mining: One of `TRIPLET_MINING`: "batch_all", "batch_hard", "semi_hard",
+            "margin_all", "margin_hard", "margin_semihard", "margin_easy" or
+            "distance_weighted". Defaults to `"batch_hard"`.
         distance: "euclidean" or "squared". Defaults to `"euclidean"`.
         normalize: L2-normalise the embeddings first. Defaults to `False`.
         soft_margin: Use log(1 + e^x) instead of the hinge. Defaults to `False`.
+        mining_margin: Margin >= 0 of the "margin_*" minings (on `distance`); None uses `margin`.
+            Defaults to `None`.
+        cutoff: "distance_weighted" only: distances are clipped below at it. Defaults to
+            `0.5`.
+        nonzero_loss_cutoff: "distance_weighted" only: negatives at this distance (of the
+            normalised embeddings) or farther get weight 0. Defaults to `1.4`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Loss name. Defaults to `"triplet_loss"`.
         dtype: Dtype Keras casts the inputs and the loss to (the loss computes in float32).
@@ -366,24 +477,29 @@ class TripletLoss(_EmbeddingLoss):
     """
 
     def __init__(self, margin=0.3, mining="batch_hard", distance="euclidean", normalize=False,
-                 soft_margin=False, reduction="sum_over_batch_size", name="triplet_loss",
-                 dtype=None):
+                 soft_margin=False, mining_margin=None, cutoff=0.5, nonzero_loss_cutoff=1.4,
+                 reduction="sum_over_batch_size", name="triplet_loss", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = check_non_negative("margin", margin)
         self.mining = check_choice("mining", mining, TRIPLET_MINING)
         self.distance = check_choice("distance", distance, TRIPLET_DISTANCES)
         self.normalize = check_bool("normalize", normalize)
         self.soft_margin = check_bool("soft_margin", soft_margin)
+        self.mining_margin = (None if mining_margin is None
+                              else check_non_negative("mining_margin", mining_margin))
+        self.cutoff, self.nonzero_loss_cutoff = _check_cutoffs(cutoff, nonzero_loss_cutoff)
 
     def call(self, y_true, y_pred):
         (embedding,) = self.head_values(y_pred)
         return triplet_loss(y_true, embedding, self.margin, self.mining, self.distance,
-                            self.normalize, self.soft_margin)
+                            self.normalize, self.soft_margin, self.mining_margin, self.cutoff,
+                            self.nonzero_loss_cutoff)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "mining": self.mining,
                 "distance": self.distance, "normalize": self.normalize,
-                "soft_margin": self.soft_margin}
+                "soft_margin": self.soft_margin, "mining_margin": self.mining_margin,
+                "cutoff": self.cutoff, "nonzero_loss_cutoff": self.nonzero_loss_cutoff}
 
 
 # --------------------------------------------------------------------------- triplet-constrained

@@ -17,6 +17,9 @@ gathers the selected distances from its own (differentiable) distance matrix wit
 | `contrastive_pairs`   | all pairs, or per anchor its two hardest pairs  | contrastive        |
 | `multi_similarity_pairs` | MS mining: pairs harder than the anchor's easiest of the other kind ± ε | Multi-Similarity |
 | `pair_margin_pairs`   | positives farther than a margin, negatives nearer than one | any pair loss |
+| `triplet_margin_mask` | triplets by d_an − d_ap against a margin (PML's) | margin_* triplet |
+| `distance_weighted_weights` | per anchor, negatives weighted ∝ q(d)⁻¹ (Wu et al.) | any |
+| `distance_weighted_negatives` | negatives sampled with those weights (seeded) | any |
 
 Anchors (or pairs) with nothing to select — a class alone in the batch, or a batch of one
 class — are reported as not valid; losses leave them out of their averages. P×K batches
@@ -25,6 +28,7 @@ class — are reported as not valid; losses leave them out of their averages. P�
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -206,3 +210,127 @@ def pair_margin_pairs(distances, labels, positive_margin=0.2, negative_margin=0.
     """
     return (ops.logical_and(positive_mask(labels), ops.greater(distances, positive_margin)),
             ops.logical_and(negative_mask(labels), ops.less(distances, negative_margin)))
+
+
+TRIPLET_MARGIN_TYPES = ("all", "hard", "semihard", "easy")
+
+
+def triplet_margin_mask(distances, labels, margin=0.2, type_of_triplets="all"):
+    """Triplet margin mining (pytorch-metric-learning's `TripletMarginMiner`), (B, B, B) bool.
+
+    Formula (for every valid triplet: a ≠ p, y_a = y_p ≠ y_n; t = d(a, n) − d(a, p)):
+        "all":      t <= margin            (the triplets that violate the margin)
+        "hard":     t <= 0                 (negative no farther than the positive; ⊂ "all"
+                                            when margin >= 0)
+        "semihard": 0 < t <= margin        (negative farther, but within the margin)
+        "easy":     t > margin             (the complement of "all" among valid triplets)
+
+    These are PML's conditions for a distance (larger = farther), "hard" and "semihard" being
+    "all" further restricted (so with a negative margin "hard" is t <= margin and "semihard"
+    selects nothing). Unlike `semi_hard_negatives`, there is no single negative per pair and
+    no fallback: every triplet that meets the condition is selected.
+
+    Args:
+        distances: (B, B) distances, larger = farther.
+        labels: int (B,) class labels.
+        margin: The mining margin. Defaults to `0.2` (PML's).
+        type_of_triplets: "all", "hard", "semihard" or "easy". Defaults to `"all"`.
+
+    Returns:
+        bool (B, B, B): [a, p, n] selected.
+    """
+    if type_of_triplets not in TRIPLET_MARGIN_TYPES:
+        raise ValueError(f"type_of_triplets must be one of "
+                         f"{', '.join(map(repr, TRIPLET_MARGIN_TYPES))}, got {type_of_triplets!r}")
+    d = ops.stop_gradient(ops.cast(distances, "float32"))
+    t = ops.expand_dims(d, 1) - ops.expand_dims(d, 2)           # [a, p, n] = d_an − d_ap
+    if type_of_triplets == "easy":
+        condition = ops.greater(t, margin)
+    else:
+        condition = ops.less_equal(t, margin)
+        if type_of_triplets == "hard":
+            condition = ops.logical_and(condition, ops.less_equal(t, 0.0))
+        elif type_of_triplets == "semihard":
+            condition = ops.logical_and(condition, ops.greater(t, 0.0))
+    return ops.logical_and(triplet_mask(labels), condition)
+
+
+def distance_weighted_log_weights(distances, labels, dim, cutoff=0.5, nonzero_loss_cutoff=1.4):
+    """Log of the unnormalised distance-weighted sampling weights, and which are allowed.
+
+    Formula (Wu et al. 2017, Eq. 3-4, and §4; PML's `DistanceWeightedMiner`):
+        d̃ = max(d, cutoff)
+        log q(d̃)⁻¹ = (2 − n)·log d̃ − ((n − 3)/2)·log(1 − d̃²/4)   (n = `dim`)
+        allowed[a, j] = y_j ≠ y_a  and  d(a, j) < nonzero_loss_cutoff  and the log is finite
+
+    q is the density of the distance between two points drawn uniformly on the unit sphere
+    S^{n−1}; the weights q⁻¹ make the sampled negatives spread over all distances instead of
+    concentrating near √2. Returns (log_weights (B, B) float32, shifted so that each anchor's
+    largest allowed one is 0 — 0 for rows with none —, allowed (B, B) bool).
+    """
+    d = ops.maximum(ops.stop_gradient(ops.cast(distances, "float32")), cutoff)
+    n = float(dim)
+    log_w = (2.0 - n) * ops.log(d)
+    if n != 3.0:
+        log_w = log_w - ((n - 3.0) / 2.0) * ops.log(1.0 - 0.25 * ops.square(d))
+    allowed = ops.logical_and(negative_mask(labels),
+                              ops.logical_and(ops.less(distances, nonzero_loss_cutoff),
+                                              ops.isfinite(log_w)))
+    row_max = ops.max(ops.where(allowed, log_w, -np.inf), axis=1, keepdims=True)
+    row_max = ops.where(ops.isfinite(row_max), row_max, 0.0)
+    return ops.where(allowed, log_w - row_max, -np.inf), allowed
+
+
+def distance_weighted_weights(distances, labels, dim, cutoff=0.5, nonzero_loss_cutoff=1.4):
+    """Distance-weighted negative weights (Wu et al. 2017; PML's `DistanceWeightedMiner`).
+
+    The deterministic form of distance-weighted sampling: per anchor a, the probability
+    w[a, n] with which the paper (and PML) draws negative n,
+
+        w[a, n] = q(d̃_an)⁻¹ / Σ_{n′ allowed} q(d̃_an′)⁻¹      for allowed n, else 0
+
+    (`distance_weighted_log_weights` gives q⁻¹ and the allowed negatives: other class,
+    d < `nonzero_loss_cutoff`, d clipped below at `cutoff`). An anchor whose every negative
+    is at d >= `nonzero_loss_cutoff` (or that has none) gets a zero row. Used as pair weights,
+    Σ_n w[a, n]·ℓ(a, n) is the expectation over the sampled negative of the loss ℓ — what
+    `ContrastiveLoss(mining="distance_weighted")` and `TripletLoss(mining="distance_weighted")`
+    average, without the sampling noise. The distances must be Euclidean between
+    L2-normalised embeddings of dimension `dim` (the density is that of the unit sphere).
+
+    Args:
+        distances: (B, B) Euclidean distances of unit vectors.
+        labels: int (B,) class labels.
+        dim: The embedding dimension n (a Python int).
+        cutoff: Distances are clipped below at this value (the paper's 0.5), which bounds the
+            weights of very near negatives. Defaults to `0.5`.
+        nonzero_loss_cutoff: Negatives at this distance or farther get weight 0 (1.4 in PML
+            and the authors' code: they give no loss for the margin loss). Defaults to `1.4`.
+
+    Returns:
+        float32 (B, B): rows summing to 1 over the allowed negatives (or all zero).
+    """
+    log_w, allowed = distance_weighted_log_weights(distances, labels, dim, cutoff,
+                                                   nonzero_loss_cutoff)
+    w = ops.where(allowed, ops.exp(ops.where(allowed, log_w, 0.0)), 0.0)
+    return w / ops.maximum(ops.sum(w, axis=1, keepdims=True), 1e-30)
+
+
+def distance_weighted_negatives(distances, labels, dim, cutoff=0.5, nonzero_loss_cutoff=1.4,
+                                num_samples=1, seed=None):
+    """Negatives drawn per anchor with the probabilities of `distance_weighted_weights`.
+
+    The paper's sampling, with `keras.random.categorical`: for each anchor, `num_samples`
+    independent draws (with replacement) among its allowed negatives. A Python int `seed`
+    gives the same draws on every call; pass a `keras.random.SeedGenerator` for new draws
+    at every call (e.g. a generator kept by a layer or loss, so it works under jit).
+
+    Returns:
+        (negative_index, valid): int32 (B, num_samples), bool (B,) — an anchor is valid when it
+        has at least one allowed negative; the indices of an invalid anchor are arbitrary.
+    """
+    log_w, allowed = distance_weighted_log_weights(distances, labels, dim, cutoff,
+                                                   nonzero_loss_cutoff)
+    valid = ops.any(allowed, axis=1)
+    logits = ops.where(ops.expand_dims(valid, 1), log_w, 0.0)
+    index = keras.random.categorical(logits, num_samples, dtype="int32", seed=seed)
+    return index, valid

@@ -115,10 +115,14 @@ CASES = {
     # metric learning
     mt.CenterLoss: [Case("configured", dict(name="center"), "head", "center")],
     mt.ContrastiveLoss: [
-        Case("configured", dict(margin=2.0, mining="hard", normalize=True), "embedding")],
+        Case("configured", dict(margin=2.0, mining="hard", normalize=True), "embedding"),
+        Case("distance_weighted", dict(margin=0.9, mining="distance_weighted", normalize=True,
+                                       cutoff=0.4, nonzero_loss_cutoff=1.6), "embedding")],
     mt.TripletLoss: [
         Case("configured", dict(margin=0.2, mining="semi_hard", distance="squared"),
-             "embedding")],
+             "embedding"),
+        Case("margin_miner", dict(margin=0.25, mining="margin_semihard", mining_margin=0.5,
+                                  normalize=True), "embedding")],
     mt.TripletConstrainedLoss: [
         Case("configured", dict(alpha=0.2, beta=0.3, mining="batch_all"), "head", "softmax")],
     pb.MultiSimilarityLoss: [
@@ -517,9 +521,8 @@ def test_an_empty_batch_gives_an_empty_loss_like_keras(cls, case):
     assert not np.any(np.isnan(keras.ops.convert_to_numpy(found)))
 
 
-NAN_EMBEDDING_LOSSES = [mt.TripletLoss(mining=m) for m in ("batch_all", "batch_hard",
-                                                              "semi_hard")] + \
-    [mt.ContrastiveLoss(mining=m) for m in ("all", "hard")] + \
+NAN_EMBEDDING_LOSSES = [mt.TripletLoss(mining=m) for m in mt.TRIPLET_MINING] + \
+    [mt.ContrastiveLoss(mining=m) for m in mt.CONTRASTIVE_MINING] + \
     [pb.MultiSimilarityLoss(), pb.SupConLoss(), pb.NTXentLoss(), pb.CircleLoss(),
      pb.NPairsLoss(), pb.LiftedStructureLoss(), pb.AngularLoss()]
 

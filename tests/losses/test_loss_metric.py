@@ -55,9 +55,36 @@ def negatives_of(labels, a):
     return [n for n in range(len(labels)) if labels[n] != labels[a]]
 
 
-def np_contrastive(labels, e, margin=1.0, mining="all", normalize=False):
+def np_distance_weights(labels, e, cutoff=0.5, nonzero_loss_cutoff=1.4):
+    """w[a, n] of distance-weighted mining (Wu et al. 2017) by loops: q(d)⁻¹ on the sphere
+    S^{dim-1} of the normalised embeddings, normalised over each anchor's allowed negatives."""
+    d, dim = np_distances(e, normalize=True), np.shape(e)[1]
+    w = np.zeros((len(labels), len(labels)))
+    for a in range(len(labels)):
+        for n in negatives_of(labels, a):
+            if d[a, n] < nonzero_loss_cutoff:
+                x = max(d[a, n], cutoff)
+                w[a, n] = x ** (2.0 - dim) * (1.0 - x * x / 4) ** (-(dim - 3) / 2)
+        if w[a].sum() > 0:
+            w[a] /= w[a].sum()
+    return w
+
+
+def np_contrastive(labels, e, margin=1.0, mining="all", normalize=False, cutoff=0.5,
+                   nonzero_loss_cutoff=1.4):
     d = np_distances(e, normalize=normalize)
     sums, count = np.zeros(len(labels)), 0
+    if mining == "distance_weighted":
+        w = np_distance_weights(labels, e, cutoff, nonzero_loss_cutoff)
+        for a in range(len(labels)):
+            pos = positives_of(labels, a)
+            if not pos or w[a].sum() == 0:
+                continue
+            for p in pos:  # one positive pair and one expected negative pair per positive
+                sums[a] += d[a, p] ** 2 + sum(w[a, n] * max(0.0, margin - d[a, n]) ** 2
+                                              for n in negatives_of(labels, a))
+                count += 2
+        return np_share(sums, count)
     for a in range(len(labels)):
         pos, neg = positives_of(labels, a), negatives_of(labels, a)
         if mining == "hard":
@@ -74,8 +101,13 @@ def np_contrastive(labels, e, margin=1.0, mining="all", normalize=False):
 
 
 def np_triplet(labels, e, margin=0.3, mining="batch_hard", distance="euclidean",
-               normalize=False, soft_margin=False):
+               normalize=False, soft_margin=False, mining_margin=None, cutoff=0.5,
+               nonzero_loss_cutoff=1.4):
     d = np_distances(e, squared=distance == "squared", normalize=normalize)
+    m = margin if mining_margin is None else mining_margin
+    margin_rule = {"margin_all": lambda t: t <= m, "margin_hard": lambda t: t <= min(m, 0),
+                   "margin_semihard": lambda t: 0 < t <= m, "margin_easy": lambda t: t > m}
+    w = np_distance_weights(labels, e, cutoff, nonzero_loss_cutoff)
 
     def hinge(x):
         return math.log1p(math.exp(x)) if soft_margin else max(0.0, x + margin)
@@ -90,6 +122,17 @@ def np_triplet(labels, e, margin=0.3, mining="batch_hard", distance="euclidean",
                 loss = hinge(d[a, p] - d[a, n])
                 sums[a] += loss
                 count += loss > 0
+        elif mining in margin_rule:  # every triplet whose d_an - d_ap meets the rule
+            for p, n in itertools.product(pos, neg):
+                if margin_rule[mining](d[a, n] - d[a, p]):
+                    sums[a] += hinge(d[a, p] - d[a, n])
+                    count += 1
+        elif mining == "distance_weighted":
+            if w[a].sum() == 0:
+                continue
+            for p in pos:
+                sums[a] += sum(w[a, n] * hinge(d[a, p] - d[a, n]) for n in neg)
+                count += 1
         elif mining == "batch_hard":
             p, n = max(pos, key=lambda p: d[a, p]), min(neg, key=lambda n: d[a, n])
             sums[a] += hinge(d[a, p] - d[a, n])
@@ -232,7 +275,9 @@ def test_center_loss_matches_numpy_and_reads_the_center_head():
 # --------------------------------------------------------------------------- contrastive loss
 
 
-@pytest.mark.parametrize("mining,normalize", [("all", False), ("hard", False), ("all", True)])
+@pytest.mark.parametrize("mining,normalize", [("all", False), ("hard", False), ("all", True),
+                                             ("distance_weighted", False),
+                                             ("distance_weighted", True)])
 def test_contrastive_matches_brute_force(mining, normalize):
     loss = mt.ContrastiveLoss(margin=1.5, mining=mining, normalize=normalize)
     expected = np_contrastive(LABELS, EMB, 1.5, mining, normalize)
@@ -240,6 +285,42 @@ def test_contrastive_matches_brute_force(mining, normalize):
     got = mt.ContrastiveLoss(margin=1.5, mining=mining, normalize=normalize)(
         LABELS[:, None], {"embedding": EMB, "scores": SCORES})
     np.testing.assert_allclose(float(got), expected.mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dim,labels", [
+    (6, LABELS), (16, LABELS), (6, np.zeros(N, "int64")), (6, np.arange(N)),
+    (6, np.repeat([0, 1, 2], 3))])
+def test_distance_weighted_losses_match_brute_force_in_higher_dimensions(dim, labels):
+    # n = 3 (D) makes the (1 - d²/4) factor vanish: check it at n = 6 and 16, and on edge
+    # batches: one class (no negative), one sample per class (no positive), P×K
+    e = np.random.default_rng(dim).normal(size=(N, dim)).astype("float32")
+    for loss, expected in [
+            (mt.ContrastiveLoss(margin=1.2, mining="distance_weighted", normalize=True,
+                                cutoff=0.6, nonzero_loss_cutoff=1.5),
+             np_contrastive(labels, e, 1.2, "distance_weighted", True, 0.6, 1.5)),
+            (mt.TripletLoss(margin=0.4, mining="distance_weighted", normalize=True),
+             np_triplet(labels, e, 0.4, "distance_weighted", normalize=True))]:
+        np.testing.assert_allclose(per_sample(loss, labels, e), expected, rtol=1e-4,
+                                   atol=1e-6)
+
+
+def test_distance_weighted_contrastive_is_the_expectation_of_sampled_negatives():
+    # the deterministic loss = the mean of the sampled contrastive loss over the negatives
+    # drawn (one per positive pair) with the miner's probabilities: enumerate the draws
+    labels = np.array([0, 0, 1, 2])
+    e = np.random.default_rng(5).normal(size=(4, 5)).astype("float32")
+    w = np_distance_weights(labels, e)
+    d = np_distances(e, normalize=True)
+    margin, expected = 1.3, 0.0
+    for n0, n1 in itertools.product([1, 2, 3], [0, 2, 3]):  # anchor 0's and anchor 1's draw
+        if labels[n0] == 0 or labels[n1] == 0:
+            continue
+        pairs = [d[0, 1] ** 2, d[1, 0] ** 2, max(0, margin - d[0, n0]) ** 2,
+                 max(0, margin - d[1, n1]) ** 2]
+        expected += w[0, n0] * w[1, n1] * np.mean(pairs)
+    got = mt.ContrastiveLoss(margin=margin, mining="distance_weighted", normalize=True)(
+        labels, e)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
 
 
 def test_contrastive_hand_case():
@@ -280,6 +361,8 @@ def np_numeric_gradient(fn, x, eps=1e-4):
     (mt.TripletLoss(), lambda e: np_triplet(LABELS, e).mean()),
     (mt.TripletLoss(mining="semi_hard", margin=1.0),
      lambda e: np_triplet(LABELS, e, 1.0, "semi_hard").mean()),
+    (mt.TripletLoss(mining="margin_semihard", margin=1.0, mining_margin=2.0),
+     lambda e: np_triplet(LABELS, e, 1.0, "margin_semihard", mining_margin=2.0).mean()),
 ])
 def test_gradients_match_finite_differences_of_the_numpy_reference(loss, reference):
     _, grad = value_and_grad(lambda e: loss(LABELS, e), EMB)
@@ -299,6 +382,38 @@ def test_triplet_matches_brute_force(mining, distance, normalize, soft):
     expected = np_triplet(LABELS, EMB, 0.5, mining, distance, normalize, soft)
     np.testing.assert_allclose(per_sample(loss, LABELS, {"embedding": EMB}), expected,
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mining", mt.TRIPLET_MARGIN_MINING)
+@pytest.mark.parametrize("mining_margin", [0.0, 0.8])
+def test_triplet_margin_mining_with_its_own_margin_matches_brute_force(mining, mining_margin):
+    loss = mt.TripletLoss(margin=0.5, mining=mining, mining_margin=mining_margin,
+                          soft_margin=mining == "margin_easy")
+    expected = np_triplet(LABELS, EMB, 0.5, mining, soft_margin=mining == "margin_easy",
+                          mining_margin=mining_margin)
+    np.testing.assert_allclose(per_sample(loss, LABELS, EMB), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_triplet_margin_mining_on_a_line():
+    # t = d_an - d_ap per anchor (class 0 at 0, 1, 3; class 1 at 1.5, 5; class 2 at 10):
+    # anchor 0 at 0: p=1 (d 1): 0.5, 4, 9; p=2 (d 3): -1.5, 2, 7
+    # anchor 1 at 1: p=0 (d 1): -0.5, 3, 8; p=2 (d 2): -1.5, 2, 7
+    # anchor 2 at 3: p=0 (d 3): -1.5, -1, 4; p=1 (d 2): -0.5, 0, 5
+    # anchor 3 at 1.5: p=4 (d 3.5): -2, -3, -2, 5;  anchor 4 at 5: p=3 (3.5): 1.5, 0.5, -1.5, 1.5
+    # Mining margin 0.5, loss margin 1: ℓ = 1 - t; t = 0 is "hard", t = 0.5 "semihard".
+    points = np.array([0.0, 1.0, 3.0, 1.5, 5.0, 10.0], "float32")[:, None]
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    t = {"margin_hard": [-1.5, -0.5, -1.5, -1.5, -1, -0.5, 0, -2, -3, -2, -1.5],
+         "margin_semihard": [0.5, 0.5]}
+    t["margin_all"] = t["margin_hard"] + t["margin_semihard"]
+    for mining, ts in t.items():
+        got = mt.TripletLoss(margin=1.0, mining=mining, mining_margin=0.5)(labels, points)
+        np.testing.assert_allclose(float(got), np.mean([1.0 - v for v in ts]), rtol=1e-5)
+    easy = per_sample(mt.TripletLoss(margin=1.0, mining="margin_easy", mining_margin=0.5,
+                                     soft_margin=True), labels, points)
+    ts = [4, 9, 2, 7, 3, 8, 2, 7, 4, 5, 5, 1.5, 1.5]  # t > 0.5
+    np.testing.assert_allclose(easy.mean(), np.mean(np.log1p(np.exp(-np.array(ts)))),
+                               rtol=1e-5)
 
 
 def test_triplet_hand_case_on_a_line():
@@ -328,10 +443,12 @@ def test_batch_all_averages_over_positive_triplets_only():
 @pytest.mark.parametrize("mining", mt.TRIPLET_MINING)
 def test_triplet_limits_zero_and_identical_embeddings(mining):
     loss = mt.TripletLoss(margin=0.3, mining=mining)
+    # every triplet has d(a,p) = d(a,n) = 0, t = d_an - d_ap = 0: none is semi-hard or easy
+    expected = 0.0 if mining in ("margin_semihard", "margin_easy") else 0.3
     for e in (np.zeros((N, D), "float32"), np.tile([[1.0, -2.0, 0.5]], (N, 1)).astype("float32")):
         value, grad = value_and_grad(lambda x: loss(LABELS, x), e)
-        # every triplet has d(a,p) = d(a,n) = 0 -> loss = margin for each (class 3 has none)
-        np.testing.assert_allclose(value, 0.3, atol=1e-3)  # mean over the valid triplets
+        # -> loss = margin for each triplet (class 3 has none)
+        np.testing.assert_allclose(value, expected, atol=1e-3)  # mean over the valid triplets
         assert np.all(np.isfinite(grad))
     value, grad = value_and_grad(lambda x: mt.TripletLoss(normalize=True, mining=mining)(
         np.zeros(N, "int64"), x), np.zeros((N, D), "float32"))
@@ -408,6 +525,11 @@ def test_joint_loss_serializes_the_nested_loss():
                    soft_margin=True),
     mt.TripletConstrainedLoss(alpha=0.2, beta=0.3, form="hinge", margin=0.4, features="logits",
                               mining="batch_all"),
+    mt.TripletLoss(margin=0.1, mining="margin_semihard", mining_margin=0.3, cutoff=0.4,
+                   nonzero_loss_cutoff=1.2),
+    mt.ContrastiveLoss(margin=0.8, mining="distance_weighted", normalize=True, cutoff=0.3,
+                       nonzero_loss_cutoff=1.1),
+    mt.JointLoss(mt.TripletLoss(mining="distance_weighted", normalize=True), metric_weight=0.3),
     mt.JointLoss(mt.CenterLoss(), metric_weight=0.2, cross_entropy_weight=0.5)])
 def test_non_default_configs_round_trip(loss):
     loss_contract.check_config_complete(loss)
@@ -427,6 +549,7 @@ def test_sample_weight_for_every_mining():
     for make_loss, y_pred in [
             (mt.CenterLoss, out), (mt.ContrastiveLoss, emb),
             (lambda: mt.ContrastiveLoss(mining="hard"), out),
+            (lambda: mt.ContrastiveLoss(mining="distance_weighted", normalize=True), out),
             (mt.TripletConstrainedLoss, scores),
             (lambda: mt.TripletConstrainedLoss(form="hinge", mining="batch_all"), scores),
             (lambda: mt.JointLoss(mt.ContrastiveLoss(), metric_weight=0.5), out)]:
@@ -503,6 +626,11 @@ def test_errors_name_what_was_expected():
     (lambda: mt.TripletLoss(normalize="yes"), "normalize"),
     (lambda: mt.ContrastiveLoss(mining="semi_hard"), "mining"),
     (lambda: mt.ContrastiveLoss(margin=0.0), "margin"),
+    (lambda: mt.TripletLoss(mining="margin_medium"), "mining"),
+    (lambda: mt.TripletLoss(mining_margin=-0.1), "mining_margin"),
+    (lambda: mt.TripletLoss(cutoff=0.0), "cutoff"),
+    (lambda: mt.ContrastiveLoss(cutoff=1.4), "nonzero_loss_cutoff must be larger"),
+    (lambda: mt.ContrastiveLoss(nonzero_loss_cutoff=float("inf")), "nonzero_loss_cutoff"),
     (lambda: mt.TripletConstrainedLoss(form="soft"), "form"),
     (lambda: mt.TripletConstrainedLoss(features="tanh"), "features"),
     (lambda: mt.TripletConstrainedLoss(features="logits"), "bounded"),

@@ -278,3 +278,145 @@ def test_mining_runs_under_jit_with_static_shapes():
     for e, c, shape in zip(eager, compiled, shapes):
         assert c.shape == shape
         np.testing.assert_array_equal(c, e)
+
+
+# --------------------------------------------------------------------------- triplet margin miner
+
+
+def np_triplet_margin(d, labels, margin, type_of_triplets):
+    """[a, p, n] selected by PML's TripletMarginMiner rule, by a triple loop."""
+    n = len(labels)
+    out = np.zeros((n, n, n), bool)
+    for a, p, k in itertools.product(range(n), repeat=3):
+        if a == p or labels[a] != labels[p] or labels[a] == labels[k]:
+            continue
+        t = float(d[a, k]) - float(d[a, p])
+        out[a, p, k] = {"all": t <= margin, "hard": t <= margin and t <= 0,
+                        "semihard": 0 < t <= margin, "easy": t > margin}[type_of_triplets]
+    return out
+
+
+EDGE_LABELS = {"mixed": LABELS, "one_class": np.zeros(N, "int64"),
+               "one_per_class": np.arange(N), "pk": np.repeat([0, 1, 2], 3)}
+
+
+@pytest.mark.parametrize("type_of_triplets", mn.TRIPLET_MARGIN_TYPES)
+@pytest.mark.parametrize("labels", list(EDGE_LABELS), ids=list(EDGE_LABELS))
+def test_triplet_margin_mask_matches_brute_force(type_of_triplets, labels):
+    labels = EDGE_LABELS[labels]
+    for seed, margin in [(0, 0.2), (1, 1.5), (2, 0.0)]:
+        d = np_unique_distances(N, seed)
+        got = to_numpy(mn.triplet_margin_mask(d, labels, margin, type_of_triplets))
+        np.testing.assert_array_equal(got, np_triplet_margin(d, labels, margin,
+                                                             type_of_triplets))
+    if len(set(labels)) in (1, N):  # no positive or no negative: nothing to select
+        assert not got.any()
+
+
+def test_triplet_margin_mask_boundaries_and_partition():
+    # exact distances on a line, so that t = d_an - d_ap hits 0 and the margin exactly
+    x = LINE[:, 0].astype("float64")
+    d = np.abs(x[:, None] - x[None, :]).astype("float32")
+    masks = {t: to_numpy(mn.triplet_margin_mask(d, LINE_LABELS, 0.5, t))
+             for t in mn.TRIPLET_MARGIN_TYPES}
+    for t, mask in masks.items():
+        np.testing.assert_array_equal(mask, np_triplet_margin(d, LINE_LABELS, 0.5, t))
+    assert masks["hard"][2, 1, 4]        # t = d(3, 5) - d(3, 1) = 2 - 2 = 0: hard
+    assert masks["semihard"][0, 1, 3]    # t = 1.5 - 1 = 0.5 = margin: semihard, not easy
+    assert not masks["easy"][0, 1, 3]
+    # hard and semihard split "all"; "all" and "easy" split the valid triplets
+    np.testing.assert_array_equal(masks["hard"] | masks["semihard"], masks["all"])
+    assert not (masks["hard"] & masks["semihard"]).any()
+    np.testing.assert_array_equal(masks["all"] ^ masks["easy"],
+                                  to_numpy(mn.triplet_mask(LINE_LABELS)))
+    with pytest.raises(ValueError, match="type_of_triplets"):
+        mn.triplet_margin_mask(d, LINE_LABELS, 0.5, "semi_hard")
+
+
+# --------------------------------------------------------------------------- distance-weighted
+
+
+def np_distance_weighted(d, labels, dim, cutoff=0.5, nonzero_loss_cutoff=1.4):
+    """Normalised q(d)⁻¹ over each anchor's allowed negatives (Wu et al. 2017), by loops."""
+    n = len(labels)
+    w = np.zeros((n, n))
+    for a, k in itertools.product(range(n), repeat=2):
+        if labels[a] != labels[k] and d[a, k] < nonzero_loss_cutoff:
+            x = max(float(d[a, k]), cutoff)
+            # q(x) ∝ x^(dim-2) (1 - x²/4)^((dim-3)/2): the distance density on S^(dim-1)
+            w[a, k] = 1.0 / (x ** (dim - 2) * (1 - x * x / 4) ** ((dim - 3) / 2))
+    sums = w.sum(axis=1, keepdims=True)
+    return np.divide(w, sums, out=np.zeros_like(w), where=sums > 0)
+
+
+def unit_distances(n, dim, seed):
+    e = np.random.default_rng(seed).normal(size=(n, dim))
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    return np.sqrt(np.maximum(np_sq(e, e), 0)).astype("float32")
+
+
+@pytest.mark.parametrize("dim", [2, 3, 8, 128])
+@pytest.mark.parametrize("labels", list(EDGE_LABELS), ids=list(EDGE_LABELS))
+def test_distance_weighted_weights_match_the_formula(dim, labels):
+    labels = EDGE_LABELS[labels]
+    d = unit_distances(N, dim, dim)
+    for cutoff, nonzero in [(0.5, 1.4), (0.2, 2.5)]:  # 2.5 > 2: every negative allowed
+        got = to_numpy(mn.distance_weighted_weights(d, labels, dim, cutoff, nonzero))
+        expected = np_distance_weighted(d, labels, dim, cutoff, nonzero)
+        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-6)
+        assert np.all(np.isfinite(got))
+        np.testing.assert_allclose(got.sum(1), (expected.sum(1) > 0).astype(float), atol=1e-5)
+
+
+def test_distance_weighted_weights_edge_cases():
+    # two antipodal clusters: every negative at d = 2 >= nonzero_loss_cutoff -> zero rows;
+    # a negative nearer than the cutoff is clipped to it (same weight as one at the cutoff)
+    d = np.array([[0, 0.1, 2.0, 2.0], [0.1, 0, 2.0, 2.0], [2.0, 2.0, 0, 0.1],
+                  [2.0, 2.0, 0.1, 0]], "float32")
+    labels = np.array([0, 0, 1, 1])
+    np.testing.assert_array_equal(to_numpy(mn.distance_weighted_weights(d, labels, 4)), 0.0)
+    d = np.array([[0, 0.1, 0.3], [0.1, 0, 0.5], [0.3, 0.5, 0]], "float32")
+    w = to_numpy(mn.distance_weighted_weights(d, np.array([0, 1, 2]), 5, cutoff=0.5))
+    np.testing.assert_allclose(w[0, 1:], [0.5, 0.5], rtol=1e-6)
+    # in high dimension near negatives get far more weight than ones near √2
+    d = np.array([[0, 0.6, 1.3], [0.6, 0, 1.0], [1.3, 1.0, 0]], "float32")
+    w = to_numpy(mn.distance_weighted_weights(d, np.array([0, 1, 2]), 64))
+    assert w[0, 1] > 0.99 and np.isclose(w[0].sum(), 1.0)
+
+
+def test_distance_weighted_negatives_are_seeded_draws_from_the_weights():
+    d = unit_distances(N, 4, 7)
+    weights = to_numpy(mn.distance_weighted_weights(d, LABELS, 4, 0.5, 1.8))
+    index, valid = (to_numpy(v) for v in mn.distance_weighted_negatives(
+        d, LABELS, 4, 0.5, 1.8, num_samples=4000, seed=3))
+    assert index.shape == (N, 4000) and index.dtype == np.int32
+    np.testing.assert_array_equal(valid, weights.sum(1) > 0)
+    for a in np.flatnonzero(valid):
+        assert np.all(weights[a, index[a]] > 0)  # only allowed negatives are drawn
+        frequency = np.bincount(index[a], minlength=N) / 4000
+        np.testing.assert_allclose(frequency, weights[a], atol=0.04)
+    again, _ = mn.distance_weighted_negatives(d, LABELS, 4, 0.5, 1.8, num_samples=4000, seed=3)
+    np.testing.assert_array_equal(to_numpy(again), index)  # an int seed: the same draws
+    generator = keras.random.SeedGenerator(1)
+    first, _ = mn.distance_weighted_negatives(d, LABELS, 4, 0.5, 1.8, 50, seed=generator)
+    second, _ = mn.distance_weighted_negatives(d, LABELS, 4, 0.5, 1.8, 50, seed=generator)
+    assert not np.array_equal(to_numpy(first), to_numpy(second))  # a generator: new draws
+
+
+def test_new_miners_run_under_jit_with_static_shapes():
+    def mine(embedding, labels):
+        d = dist.pairwise_distances(dist.l2_normalize(embedding))
+        return (mn.triplet_margin_mask(d, labels, 0.3, "semihard"),
+                mn.distance_weighted_weights(d, labels, 4),
+                *mn.distance_weighted_negatives(d, labels, 4, num_samples=2, seed=0))
+
+    eager = [to_numpy(v) for v in mine(EMB, LABELS)]
+    compiled = [to_numpy(v) for v in jitted(mine)(EMB, LABELS.astype("int32"))]
+    for e, c, shape in zip(eager[:2] + eager[3:], compiled[:2] + compiled[3:],
+                           [(N, N, N), (N, N), (N,)]):
+        assert c.shape == shape
+        np.testing.assert_allclose(c, e, rtol=1e-5, atol=1e-6)
+    index, valid, weights = compiled[2], compiled[3], compiled[1]
+    assert index.shape == (N, 2) and valid.any()
+    for a in np.flatnonzero(valid):  # the compiled draws are allowed negatives too
+        assert np.all(weights[a, index[a]] > 0)
