@@ -9,7 +9,8 @@ Families: `classification` (focal, weighted CE, hinge, probability MSE), `margin
 ArcFace, L-Softmax, SphereFace), `metric` (center, contrastive, triplet, triplet-constrained,
 `JointLoss` for metric + CE), `pair_based` (Multi-Similarity, SupCon, NT-Xent, Circle,
 N-pairs, lifted structure, angular), `proxy` (ProxyNCA, ProxyAnchor, normalized softmax,
-sub-center ArcFace, SoftTriple, margin loss with learnable β), `intra_inter` (angular margin + Mahalanobis intra-class
+sub-center ArcFace, SoftTriple, margin loss with learnable β), `memory` (cross-batch memory,
+XBM, for contrastive, Multi-Similarity and batch-hard triplet), `intra_inter` (angular margin + Mahalanobis intra-class
 constraint + inter-class exclusion), `sequence` (CTC), `boxes` (IoU family, Smooth L1),
 `reconstruction` (SSIM, MS-SSIM, Charbonnier, MS-SSIM + L1). They stand
 on `base` (the base class `base.Loss`, argument and input checks), `distances` and `mining`
@@ -24,8 +25,8 @@ names still work as deprecated aliases (a `DeprecationWarning`), listed nowhere.
 """
 
 from losses import (base, boxes, classification, distances, head_model, heads, intra_inter,
-                    margin, metric, mining, pair_based, proxy, reconstruction, registry,
-                    sequence)
+                    margin, memory, metric, mining, pair_based, proxy, reconstruction,
+                    registry, sequence)
 from losses._compat import module_aliases as _module_aliases
 from losses.boxes import (CIoULoss, DIoULoss, EIoULoss, FocalEIoULoss, GIoULoss, IoULoss,
                           SIoULoss, SmoothL1Loss, WiseIoULoss, box_iou)
@@ -38,6 +39,7 @@ from losses.heads import (CenterHead, CosineHead, EmbeddingHead, LargeMarginHead
                           make_model)
 from losses.intra_inter import IntraInterHead, IntraInterLoss
 from losses.margin import ArcFaceLoss, CosFaceLoss, LargeMarginSoftmaxLoss, SphereFaceLoss
+from losses.memory import CrossBatchMemoryHead, CrossBatchMemoryLoss
 from losses.metric import (CenterLoss, ContrastiveLoss, JointLoss, TripletConstrainedLoss,
                            TripletLoss)
 from losses.pair_based import (AngularLoss, CircleLoss, LiftedStructureLoss,
@@ -51,7 +53,7 @@ from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 __all__ = [
     # families
     "base", "boxes", "classification", "distances", "head_model", "heads", "intra_inter",
-    "margin", "metric", "mining", "pair_based", "proxy", "reconstruction", "registry",
+    "margin", "memory", "metric", "mining", "pair_based", "proxy", "reconstruction", "registry",
     "sequence",
     # classification
     "FocalLoss", "MulticlassHinge", "ProbabilityMSE", "WeightedCrossEntropy",
@@ -65,6 +67,8 @@ __all__ = [
     "MultiSimilarityLoss", "SupConLoss", "NTXentLoss", "CircleLoss", "NPairsLoss",
     "LiftedStructureLoss", "AngularLoss",
     "CenterHead", "EmbeddingHead",
+    # cross-batch memory
+    "CrossBatchMemoryLoss", "CrossBatchMemoryHead",
     # proxy-based metric learning
     "ProxyNCALoss", "ProxyAnchorLoss", "NormalizedSoftmaxLoss", "SubCenterArcFaceLoss",
     "SoftTripleLoss", "MarginLoss", "SubCenterCosineHead", "MarginBetaHead",

@@ -137,11 +137,28 @@ class HeadModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = getattr(self, "loss", None)
+        memory = self.memory_head()
         if not head_keys(loss):
-            return super().compute_loss(x, y, _scores(y_pred), sample_weight, training=training)
-        terms = [ops.cast(loss(y, y_pred, sample_weight), "float32")]
-        terms += [ops.sum(ops.cast(extra, "float32")) for extra in self.losses]
-        return terms[0] if len(terms) == 1 else ops.sum(ops.stack(terms))
+            value = super().compute_loss(x, y, _scores(y_pred), sample_weight, training=training)
+        else:
+            if memory is not None:
+                y_pred = {**y_pred, **memory.memory_inputs()}
+            terms = [ops.cast(loss(y, y_pred, sample_weight), "float32")]
+            terms += [ops.sum(ops.cast(extra, "float32")) for extra in self.losses]
+            value = terms[0] if len(terms) == 1 else ops.sum(ops.stack(terms))
+        if memory is not None and training and y is not None:
+            memory.write(y_pred["embedding"], y)
+        return value
+
+    def memory_head(self):
+        """The layer holding a cross-batch memory (`losses.memory`), or None: a layer with
+        `memory_inputs()` (what the loss reads) and `write(embedding, labels)` (the update
+        after each training step's loss)."""
+        heads = [layer for layer in self.layers if hasattr(layer, "memory_inputs")]
+        if len(heads) > 1:
+            raise ValueError(f"a HeadModel holds at most one cross-batch memory, got "
+                             f"{[layer.name for layer in heads]}")
+        return heads[0] if heads else None
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(x, y, _scores(y_pred), sample_weight=sample_weight)

@@ -50,7 +50,8 @@ from losses import mining as _mining
 from losses.base import (Loss, as_float32, check_batch, check_bool, check_choice,
                          check_non_negative, check_positive, check_rank, class_inputs,
                          softmax_cross_entropy)
-from losses.distances import l2_normalize, pairwise_distances, pairwise_squared_distances
+from losses.distances import (l2_normalize, pairwise_distances, pairwise_squared_distances,
+                              safe_sqrt)
 from losses.head_model import SCORES, HeadOutputLoss, head_keys, head_outputs
 from losses.registry import LossRecipe, register_recipe
 
@@ -239,11 +240,40 @@ def contrastive_loss(y_true, y_pred, margin=1.0, mining="all", normalize=False, 
         count = 2.0 * ops.sum(positives)
         return _nan_unless_finite(_share(ops.sum(terms, axis=1), count,
                                          _batch_size(embedding)), embedding)
-    positives, negatives = _mining.contrastive_pairs(distance, labels, mining)
+    return _contrastive_pairs_loss(squared, distance, labels, None, margin, mining)
+
+
+def _contrastive_pairs_loss(squared, distance, labels, masks, margin, mining):
+    positives, negatives = _mining.contrastive_pairs(distance, labels, mining, masks)
     positives, negatives = _as_float(positives), _as_float(negatives)
     terms = positives * squared + negatives * ops.square(ops.relu(margin - distance))
     count = ops.sum(positives) + ops.sum(negatives)
-    return _share(ops.sum(terms, axis=1), count, _batch_size(embedding))
+    return _share(ops.sum(terms, axis=1), count, _batch_size(squared))
+
+
+def contrastive_reference_loss(embedding, reference, masks, margin=1.0, mining="all",
+                               normalize=False):
+    """Contrastive loss of a batch's anchors against a reference set (e.g. a cross-batch
+    memory), per anchor; `contrastive_loss`'s formula over the pairs (i, k), k in the
+    reference set.
+
+    Args:
+        embedding: float32 (B, D), the anchors.
+        reference: float32 (R, D), the reference set (the batch first, see
+            `losses.mining.reference_masks`).
+        masks: (positives, negatives) bool (B, R).
+        margin, mining ("all" or "hard"), normalize: as `contrastive_loss`.
+
+    Returns:
+        float32 tensor (B,) whose mean is the mean over the selected pairs.
+    """
+    check_choice("mining", mining, (_mining.MINING_ALL, _mining.MINING_HARD))
+    if normalize:
+        embedding, reference = l2_normalize(embedding), l2_normalize(reference)
+    squared = pairwise_squared_distances(embedding, reference)
+    per_sample = _contrastive_pairs_loss(squared, safe_sqrt(squared), None, masks, margin,
+                                         mining)
+    return _nan_unless_finite(per_sample, embedding)
 
 
 @keras.saving.register_keras_serializable(package="losslab")
@@ -305,6 +335,12 @@ class ContrastiveLoss(_EmbeddingLoss):
         (embedding,) = self.head_values(y_pred)
         return contrastive_loss(y_true, embedding, self.margin, self.mining, self.normalize,
                                 self.cutoff, self.nonzero_loss_cutoff)
+
+    def reference_loss(self, embedding, reference, masks):
+        """Per-anchor values against a reference set (`contrastive_reference_loss`); what
+        `losses.memory.CrossBatchMemoryLoss` calls. Mining "all" or "hard"."""
+        return contrastive_reference_loss(embedding, reference, masks, self.margin,
+                                          self.mining, self.normalize)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "mining": self.mining,
@@ -383,16 +419,48 @@ def triplet_loss(y_true, y_pred, margin=0.3, mining="batch_hard", distance="eucl
         return _nan_unless_finite(_share(ops.sum(losses, axis=1), ops.sum(valid), batch_size),
                                   embedding)
     if mining == "batch_hard":
-        positive, negative, valid = _mining.batch_hard(d, labels)
-        valid = _as_float(valid)
-        losses = valid * hinge(_mining.gather_columns(d, positive)
-                               - _mining.gather_columns(d, negative))
-        return _nan_unless_finite(_share(losses, ops.sum(valid), batch_size), embedding)
+        return _nan_unless_finite(_batch_hard_loss(d, labels, None, hinge), embedding)
     negative, valid, _ = _mining.semi_hard_negatives(d, labels)
     valid = _as_float(valid)
     losses = valid * hinge(d - _mining.gather_columns(d, negative))                  # [a, p]
     return _nan_unless_finite(_share(ops.sum(losses, axis=1), ops.sum(valid), batch_size),
                               embedding)
+
+
+def _batch_hard_loss(d, labels, masks, hinge):
+    positive, negative, valid = _mining.batch_hard(d, labels, masks)
+    valid = _as_float(valid)
+    losses = valid * hinge(_mining.gather_columns(d, positive)
+                           - _mining.gather_columns(d, negative))
+    return _share(losses, ops.sum(valid), _batch_size(d))
+
+
+def triplet_reference_loss(embedding, reference, masks, margin=0.3, distance="euclidean",
+                           normalize=False, soft_margin=False):
+    """Batch-hard triplet loss of a batch's anchors against a reference set (e.g. a
+    cross-batch memory): per anchor a, ℓ(a, p*, n*) with p* its farthest positive and n* its
+    nearest negative among the references (`triplet_loss`, mining="batch_hard").
+
+    Args:
+        embedding: float32 (B, D), the anchors.
+        reference: float32 (R, D), the reference set (the batch first, see
+            `losses.mining.reference_masks`).
+        masks: (positives, negatives) bool (B, R).
+        margin, distance, normalize, soft_margin: as `triplet_loss`.
+
+    Returns:
+        float32 tensor (B,) whose mean is the mean over the anchors with a positive and a
+        negative.
+    """
+    check_choice("distance", distance, TRIPLET_DISTANCES)
+    if normalize:
+        embedding, reference = l2_normalize(embedding), l2_normalize(reference)
+    d = pairwise_distances(embedding, reference, squared=distance == "squared")
+
+    def hinge(difference):
+        return ops.softplus(difference) if soft_margin else ops.relu(difference + margin)
+
+    return _nan_unless_finite(_batch_hard_loss(d, None, masks, hinge), embedding)
 
 
 def _nan_unless_finite(per_sample, embedding):
@@ -494,6 +562,16 @@ class TripletLoss(_EmbeddingLoss):
         return triplet_loss(y_true, embedding, self.margin, self.mining, self.distance,
                             self.normalize, self.soft_margin, self.mining_margin, self.cutoff,
                             self.nonzero_loss_cutoff)
+
+    def reference_loss(self, embedding, reference, masks):
+        """Per-anchor values against a reference set (`triplet_reference_loss`); what
+        `losses.memory.CrossBatchMemoryLoss` calls. Batch-hard mining only (the other
+        minings' (B, R, R) triplets do not fit a memory of thousands)."""
+        if self.mining != "batch_hard":
+            raise ValueError(f"TripletLoss(mining={self.mining!r}) has no cross-batch memory "
+                             f"form; use mining='batch_hard'")
+        return triplet_reference_loss(embedding, reference, masks, self.margin, self.distance,
+                                      self.normalize, self.soft_margin)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "mining": self.mining,

@@ -68,6 +68,39 @@ def negative_mask(labels):
     return ops.logical_not(same_class_mask(labels))
 
 
+def reference_masks(labels, reference_labels, reference_valid):
+    """Positive and negative pairs of a batch against a reference set that starts with it.
+
+    The reference set is the batch itself (its first B entries) followed by R - B other
+    entries, e.g. a cross-batch memory (`losses.memory`), of which only the `reference_valid`
+    ones count. Pair (i, k) is positive when y_i = y_k and k is not i itself (k ≠ i among the
+    first B), negative when y_i ≠ y_k; both need k valid.
+
+    Args:
+        labels: int (B,) the batch's labels.
+        reference_labels: int (R,) the reference labels, `labels` first.
+        reference_valid: bool (R,) which references count (True for the first B).
+
+    Returns:
+        (positives, negatives): bool (B, R) each. With R = B and every reference valid they
+        are `positive_mask(labels)` and `negative_mask(labels)`.
+    """
+    labels, reference_labels = ops.cast(labels, "int32"), ops.cast(reference_labels, "int32")
+    same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(reference_labels, 0))
+    rows = ops.expand_dims(ops.arange(ops.shape(labels)[0]), 1)
+    columns = ops.expand_dims(ops.arange(ops.shape(reference_labels)[0]), 0)
+    valid = ops.expand_dims(ops.cast(reference_valid, "bool"), 0)
+    positives = ops.logical_and(ops.logical_and(same, ops.not_equal(rows, columns)), valid)
+    return positives, ops.logical_and(ops.logical_not(same), valid)
+
+
+def _pairs(labels, masks):
+    """`masks` (positives, negatives) when given, else the batch's own pairs from `labels`."""
+    if masks is not None:
+        return masks
+    return positive_mask(labels), negative_mask(labels)
+
+
 def triplet_mask(labels):
     """(B, B, B) bool: [a, p, n] is a valid triplet — a ≠ p, y_a = y_p, y_a ≠ y_n."""
     return ops.logical_and(ops.expand_dims(positive_mask(labels), 2),
@@ -93,7 +126,7 @@ def masked_argmin(values, mask, axis=-1):
     return ops.cast(ops.argmin(ops.where(mask, values, np.inf), axis=axis), "int32")
 
 
-def batch_hard(distances, labels):
+def batch_hard(distances, labels, masks=None):
     """Batch-hard mining (Hermans et al. 2017): per anchor its hardest positive and negative.
 
     Formula:
@@ -101,15 +134,17 @@ def batch_hard(distances, labels):
         n*(a) = argmin_{n: y_n ≠ y_a} d(a, n)
 
     Args:
-        distances: (B, B) distances, larger = farther.
-        labels: int (B,) class labels.
+        distances: (B, B) distances, larger = farther; (B, R) with `masks`.
+        labels: int (B,) class labels (unused with `masks`).
+        masks: None, or (positives, negatives) bool (B, R) against a reference set
+            (`reference_masks`). Defaults to None.
 
     Returns:
         (positive_index, negative_index, valid): int32 (B,), int32 (B,), bool (B,). An
         anchor is valid when it has at least one positive and one negative; the indices
         of an invalid anchor are arbitrary.
     """
-    positives, negatives = positive_mask(labels), negative_mask(labels)
+    positives, negatives = _pairs(labels, masks)
     valid = ops.logical_and(ops.any(positives, axis=1), ops.any(negatives, axis=1))
     return (masked_argmax(distances, positives), masked_argmin(distances, negatives), valid)
 
@@ -153,7 +188,7 @@ def semi_hard_negatives(distances, labels):
     return negative_index, valid, outside
 
 
-def contrastive_pairs(distances, labels, mining=MINING_ALL):
+def contrastive_pairs(distances, labels, mining=MINING_ALL, masks=None):
     """Pairs for the contrastive loss: (positive_pairs, negative_pairs), bool (B, B) each.
 
     - "all": every ordered pair i ≠ j (each unordered pair appears twice, which leaves
@@ -162,22 +197,24 @@ def contrastive_pairs(distances, labels, mining=MINING_ALL):
       of each kind (`batch_hard`): the farthest positive and the nearest negative.
 
     Args:
-        distances: (B, B) distances (only read for "hard").
-        labels: int (B,) class labels.
+        distances: (B, B) distances (only read for "hard"); (B, R) with `masks`.
+        labels: int (B,) class labels (unused with `masks`).
         mining: "all" or "hard". Defaults to `"all"`.
+        masks: None, or (positives, negatives) bool (B, R) against a reference set
+            (`reference_masks`). Defaults to None.
     """
     if mining == MINING_ALL:
-        return positive_mask(labels), negative_mask(labels)
+        return _pairs(labels, masks)
     if mining == MINING_HARD:
-        positive_index, negative_index, valid = batch_hard(distances, labels)
-        columns = ops.expand_dims(ops.arange(ops.shape(labels)[0], dtype="int32"), 0)
+        positive_index, negative_index, valid = batch_hard(distances, labels, masks)
+        columns = ops.expand_dims(ops.arange(ops.shape(distances)[1], dtype="int32"), 0)
         valid = ops.expand_dims(valid, 1)
         return (ops.logical_and(ops.equal(ops.expand_dims(positive_index, 1), columns), valid),
                 ops.logical_and(ops.equal(ops.expand_dims(negative_index, 1), columns), valid))
     raise ValueError(f"mining must be 'all' or 'hard', got {mining!r}")
 
 
-def multi_similarity_pairs(similarities, labels, epsilon=0.1):
+def multi_similarity_pairs(similarities, labels, epsilon=0.1, masks=None):
     """Multi-Similarity mining (Wang et al. 2019, Eq. 7-8) on similarities (larger = closer).
 
     A negative pair (a, n) is kept if S_an + ε > min_{p∈P_a} S_ap (it is nearly as similar
@@ -186,14 +223,16 @@ def multi_similarity_pairs(similarities, labels, epsilon=0.1):
     negatives no positive.
 
     Args:
-        similarities: (B, B) similarities, e.g. cosine.
-        labels: int (B,) class labels.
+        similarities: (B, B) similarities, e.g. cosine; (B, R) with `masks`.
+        labels: int (B,) class labels (unused with `masks`).
         epsilon: the margin ε >= 0. Defaults to 0.1 (the paper's).
+        masks: None, or (positives, negatives) bool (B, R) against a reference set
+            (`reference_masks`). Defaults to None.
 
     Returns:
-        (positive_pairs, negative_pairs), bool (B, B) each.
+        (positive_pairs, negative_pairs), bool (B, B) each ((B, R) with `masks`).
     """
-    positives, negatives = positive_mask(labels), negative_mask(labels)
+    positives, negatives = _pairs(labels, masks)
     hardest_positive = ops.min(ops.where(positives, similarities, np.inf), axis=1, keepdims=True)
     hardest_negative = ops.max(ops.where(negatives, similarities, -np.inf), axis=1,
                                keepdims=True)

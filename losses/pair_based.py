@@ -88,14 +88,40 @@ def multi_similarity_loss(y_true, y_pred, alpha=2.0, beta=50.0, base=0.5, epsilo
     `epsilon`, without it as pytorch-metric-learning's `MultiSimilarityLoss`.
     """
     labels, embedding, s = _cosine_similarities(y_true, y_pred, "MultiSimilarityLoss")
-    if epsilon is None:
-        positives, negatives = _mining.positive_mask(labels), _mining.negative_mask(labels)
-    else:  # selection only: no gradient through the choice of pairs
-        positives, negatives = _mining.multi_similarity_pairs(ops.stop_gradient(s), labels,
-                                                              epsilon)
+    masks = (_mining.positive_mask(labels), _mining.negative_mask(labels))
+    return _nan_unless_finite(_multi_similarity_terms(s, masks, alpha, beta, base, epsilon),
+                              embedding)
+
+
+def _multi_similarity_terms(s, masks, alpha, beta, base, epsilon):
+    positives, negatives = masks
+    if epsilon is not None:  # selection only: no gradient through the choice of pairs
+        positives, negatives = _mining.multi_similarity_pairs(ops.stop_gradient(s), None,
+                                                              epsilon, masks)
     positive = _masked_log1p_sum_exp(-alpha * (s - base), positives)
     negative = _masked_log1p_sum_exp(beta * (s - base), negatives)
-    return _nan_unless_finite(positive / alpha + negative / beta, embedding)
+    return positive / alpha + negative / beta
+
+
+def multi_similarity_reference_loss(embedding, reference, masks, alpha=2.0, beta=50.0,
+                                    base=0.5, epsilon=None):
+    """Multi-Similarity loss of a batch's anchors against a reference set (e.g. a
+    cross-batch memory): `multi_similarity_loss`'s formula with P_i and N_i taken among the
+    references, S_ik the cosine of anchor i and reference k.
+
+    Args:
+        embedding: float32 (B, D), the anchors.
+        reference: float32 (R, D), the reference set (the batch first, see
+            `losses.mining.reference_masks`).
+        masks: (positives, negatives) bool (B, R).
+        alpha, beta, base, epsilon: as `multi_similarity_loss`.
+
+    Returns:
+        float32 tensor (B,).
+    """
+    s = ops.matmul(l2_normalize(embedding), ops.transpose(l2_normalize(reference)))
+    return _nan_unless_finite(_multi_similarity_terms(s, masks, alpha, beta, base, epsilon),
+                              embedding)
 
 
 def supervised_contrastive_loss(y_true, y_pred, temperature=0.1):
@@ -380,6 +406,12 @@ class MultiSimilarityLoss(_EmbeddingLoss):
         (embedding,) = self.head_values(y_pred)
         return multi_similarity_loss(y_true, embedding, self.alpha, self.beta, self.base,
                                      self.epsilon)
+
+    def reference_loss(self, embedding, reference, masks):
+        """Per-anchor values against a reference set (`multi_similarity_reference_loss`);
+        what `losses.memory.CrossBatchMemoryLoss` calls."""
+        return multi_similarity_reference_loss(embedding, reference, masks, self.alpha,
+                                               self.beta, self.base, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "beta": self.beta,

@@ -139,6 +139,14 @@ class SaveLoadRun:
     output_names: list
 
 
+def _loss_inputs(model, x):
+    """What the model hands its loss for `x`: its outputs, plus the content of a cross-batch
+    memory (`losses.memory`) when it holds one."""
+    outputs = model(x)
+    memory = model.memory_head() if hasattr(model, "memory_head") else None
+    return outputs if memory is None else {**outputs, **memory.memory_inputs()}
+
+
 def save_and_load(model, loss, x, y, tmp_path, run_eagerly=False):
     """Fit one epoch, save, load with `safe_mode=True` (no custom_objects), fit again.
 
@@ -152,7 +160,8 @@ def save_and_load(model, loss, x, y, tmp_path, run_eagerly=False):
     path = tmp_path / "model.keras"
     model.save(path)
     restored = keras.saving.load_model(path, safe_mode=True)
-    outputs, restored_outputs = _as_list(model(x)), _as_list(restored(x))
+    outputs, restored_outputs = _as_list(_loss_inputs(model, x)), _as_list(
+        _loss_inputs(restored, x))
     restored.run_eagerly = run_eagerly
     history = restored.fit(x, y, epochs=2, batch_size=16, verbose=0).history
     names = list(model.output_names) if len(losses_) > 1 else [None]

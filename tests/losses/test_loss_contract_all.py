@@ -36,6 +36,7 @@ import losses
 from losses import boxes as bx
 from losses import classification as cl
 from losses import margin as mg
+from losses import memory as mm
 from losses import metric as mt
 from losses import pair_based as pb
 from losses import proxy as px
@@ -147,6 +148,11 @@ CASES = {
     px.MarginLoss: [
         Case("configured", dict(alpha=0.3, nu=0.01), "head", "margin_beta",
              {"class_specific": False})],
+    # cross-batch memory: its head holds the queue, filled by the training steps
+    mm.CrossBatchMemoryLoss: [
+        Case("contrastive", dict(loss=mt.ContrastiveLoss(margin=0.5, normalize=True),
+                                 name="xbm"), "head", "xbm", {"memory_size": 24,
+                                                               "warmup_steps": 1})],
     mt.JointLoss: [
         Case("center", dict(metric=mt.CenterLoss(), metric_weight=0.1,
                             cross_entropy_weight=0.5),
@@ -285,6 +291,10 @@ def eager_inputs(case, loss, n=8, seed=1):
     if case.output == "head":
         head = build_head(case.head, C, **case.head_kwargs)
         outputs = head(rng.normal(size=(n, 4)).astype("float32"))
+        if hasattr(head, "memory_inputs"):  # what a HeadModel adds: a memory holding a batch
+            head.write(head(rng.normal(size=(n, 4)).astype("float32"))["embedding"],
+                       _class_labels(n, seed + 1))
+            outputs = {**outputs, **head.memory_inputs()}
         if isinstance(outputs, dict):
             outputs = {k: keras.ops.convert_to_numpy(v) for k, v in outputs.items()}
         else:
@@ -464,7 +474,10 @@ def test_the_shared_model_gives_each_loss_its_own_output():
 
 # --------------------------------------------------------------------------- labels under XLA
 
-LABELLED = [(cls, case) for cls, case in CASE_LIST if case.output in ("head", "sequence")]
+# Metric losses compare labels only for equality (any integer is a class), so the
+# cross-batch memory loss, which reads no class scores, has no out-of-range label.
+LABELLED = [(cls, case) for cls, case in CASE_LIST if case.output in ("head", "sequence")
+            and cls is not mm.CrossBatchMemoryLoss]
 
 
 def xla_compiled(function):
