@@ -49,9 +49,13 @@ data: $(STAMP)
 demo: data
 	$(PY) -m zoo.demo --out $(DEMO_OUT)
 
+# pytest-xdist: one worker per core (the suite is mostly graph tracing and Python, which one
+# process cannot spread over cores); TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= auto
+
 test: data setup-jax
-	$(PY) -m pytest
-	KERAS_BACKEND=jax $(JAX_PY) -m pytest -p no:cacheprovider $(JAX_TESTS) $(JAX_DESELECT)
+	$(PY) -m pytest -n $(TEST_WORKERS)
+	KERAS_BACKEND=jax $(JAX_PY) -m pytest -n $(TEST_WORKERS) -p no:cacheprovider $(JAX_TESTS) $(JAX_DESELECT)
 
 clean:
 	rm -rf $(VENV) $(JAX_VENV) runs .pytest_cache
