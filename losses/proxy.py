@@ -87,14 +87,18 @@ import keras
 from keras import ops
 
 from losses import mining as _mining
-from losses.base import (as_float32, check_bool, check_in_range, check_non_negative,
-                         check_positive, check_rank, class_inputs, softmax_cross_entropy)
+from losses.base import (as_float32, check_bool, check_choice, check_in_range,
+                         check_non_negative, check_positive, check_rank, class_inputs,
+                         softmax_cross_entropy)
 from losses.distances import l2_normalize, pairwise_distances
 from losses.head_model import HeadOutputLoss
 from losses.margin import _CosineLoss, arcface_loss, cosface_loss
-from losses.metric import JointLoss, _nan_unless_finite
+from losses.metric import (DISTANCE_WEIGHTED, JointLoss, _check_cutoffs, _distance_weights,
+                           _nan_unless_finite)
 from losses.pair_based import _MASKED
 from losses.registry import LossRecipe, register_recipe
+
+MARGIN_MINING = ("all", DISTANCE_WEIGHTED)
 
 _SUBCENTER_HEAD = "a 'subcenter_cosine' head (losses.heads.SubCenterCosineHead)"
 _BETA_HEAD = "a 'margin_beta' head (losses.heads.MarginBetaHead)"
@@ -473,14 +477,22 @@ class SoftTripleLoss(HeadOutputLoss):
 # --------------------------------------------------------------------------- margin loss
 
 
-def margin_loss(y_true, embedding, beta, alpha=0.2, nu=0.0):
-    """Margin loss ("Sampling Matters") per anchor, over every pair of the batch.
+def margin_loss(y_true, embedding, beta, alpha=0.2, nu=0.0, mining="all", cutoff=0.5,
+                nonzero_loss_cutoff=1.4):
+    """Margin loss ("Sampling Matters") per anchor, over the pairs of the batch.
 
     Formula:
         D_ij = ‖x̂_i - x̂_j‖,   β_i = β of class y_i
         ℓ_ij = (α + D_ij - β_i)₊ + ν β_i        (i ≠ j, y_i = y_j)
         ℓ_ij = (α - D_ij + β_i)₊ + ν β_i        (y_i ≠ y_j)
-        per_sample_i = (B / N) Σ_j ℓ_ij,    N = max(1, #pairs with a non-zero hinge)
+        per_sample_i = (B / N) Σ_j w_ij ℓ_ij,   N = max(1, Σ w_ij over pairs with a
+                                                         non-zero hinge)
+
+    mining="all": w_ij = 1 for every pair. mining="distance_weighted" (the paper's
+    sampling): an anchor with a positive and an allowed negative keeps its |P_i| positive
+    pairs (w = 1) and weights its negatives by |P_i|·q_in
+    (`losses.mining.distance_weighted_weights` on the normalised embeddings), the
+    expectation of drawing one negative per positive pair; other anchors get no pairs.
 
     Args:
         y_true: Integer labels (B,) or (B, 1), or one-hot (B, C).
@@ -488,23 +500,32 @@ def margin_loss(y_true, embedding, beta, alpha=0.2, nu=0.0):
         beta: β of every class (B, C) ("beta" of the "margin_beta" head).
         alpha: α >= 0, the margin around the boundary β. Defaults to `0.2`.
         nu: ν >= 0, the weight of the β regulariser. Defaults to `0.0`.
+        mining: "all" or "distance_weighted". Defaults to `"all"`.
+        cutoff, nonzero_loss_cutoff: of the distance-weighted sampling. Default to `0.5`
+            (the paper's) and `1.4`.
 
     Returns:
         float32 tensor (B,). An anchor without pairs gives 0.
     """
+    check_choice("mining", mining, MARGIN_MINING)
     check_rank(embedding, 2, "the embedding", "(batch, dim)")
     labels, beta, one_hot, _ = class_inputs(y_true, beta, "beta")
     embedding = as_float32(embedding)
     beta_i = ops.sum(one_hot * beta, axis=-1, keepdims=True)                         # (B, 1)
     d = pairwise_distances(l2_normalize(embedding))
-    positives, negatives = _mining.positive_mask(labels), _mining.negative_mask(labels)
+    positives = ops.cast(_mining.positive_mask(labels), "float32")
+    negatives = ops.cast(_mining.negative_mask(labels), "float32")
+    if mining == DISTANCE_WEIGHTED:
+        weights = _distance_weights(embedding, labels, cutoff, nonzero_loss_cutoff)
+        positives = positives * ops.cast(ops.any(weights > 0, axis=1, keepdims=True),
+                                         "float32")
+        negatives = ops.sum(positives, axis=1, keepdims=True) * weights
     positive_hinge = ops.relu(alpha + d - beta_i)
     negative_hinge = ops.relu(alpha - d + beta_i)
-    hinge = ops.where(positives, positive_hinge, 0.0) + ops.where(negatives, negative_hinge, 0.0)
-    active = ops.sum(ops.cast(ops.logical_or(ops.logical_and(positives, positive_hinge > 0),
-                                             ops.logical_and(negatives, negative_hinge > 0)),
-                              "float32"))
-    pairs = ops.sum(ops.cast(ops.logical_or(positives, negatives), "float32"), axis=1)
+    hinge = positives * positive_hinge + negatives * negative_hinge
+    active = ops.sum(positives * ops.cast(positive_hinge > 0, "float32")
+                     + negatives * ops.cast(negative_hinge > 0, "float32"))
+    pairs = ops.sum(positives + negatives, axis=1)
     anchor_sums = ops.sum(hinge, axis=1) + nu * beta_i[:, 0] * pairs
     batch = ops.cast(ops.shape(embedding)[0], "float32")
     per_sample = anchor_sums * (batch / ops.maximum(active, 1.0))
@@ -524,8 +545,10 @@ class MarginLoss(HeadOutputLoss):
     normalised embeddings. β is learned: it is a weight of the "margin_beta" head
     (`losses.heads.MarginBetaHead`, one β per class or one for all, initial 1.2), which
     outputs it next to the embedding; the loss takes β of each anchor's class. Every
-    positive and negative pair of the batch is used (no distance-weighted sampling; use
-    P×K batches). Per-sample values: the anchor convention of the module docstring.
+    positive and negative pair of the batch is used (`mining="all"`), or, as in the paper,
+    the negatives are weighted by distance-weighted sampling (`mining="distance_weighted"`,
+    see `margin_loss`). Use P×K batches. Per-sample values: the anchor convention of the
+    module docstring.
 
         model = make_model(inputs, build_head("margin_beta", C)(embedding))
         model.compile(loss=JointLoss(MarginLoss()), metrics=["accuracy"])
@@ -534,6 +557,12 @@ class MarginLoss(HeadOutputLoss):
         alpha: α >= 0. Defaults to `0.2` (the paper's).
         nu: ν >= 0, weight of the ν·β regulariser (Eq. 5). Defaults to `0.0` (the authors'
             code's default).
+        mining: "all" pairs, or "distance_weighted" negatives (Wu et al.'s sampling, as an
+            expectation). Defaults to `"all"`.
+        cutoff: "distance_weighted" only: distances are clipped below at it. Defaults to
+            `0.5` (the paper's).
+        nonzero_loss_cutoff: "distance_weighted" only: negatives at this distance or
+            farther get weight 0. Defaults to `1.4` (PML's).
         reduction, name, dtype: as Keras's losses.
 
     Reference: Wu, Manmatha, Smola, Krähenbühl, "Sampling Matters in Deep Embedding
@@ -543,18 +572,23 @@ class MarginLoss(HeadOutputLoss):
     head_keys = ("embedding", "beta")
     head_hint = _BETA_HEAD
 
-    def __init__(self, alpha=0.2, nu=0.0, reduction="sum_over_batch_size", name="margin_loss",
-                 dtype=None):
+    def __init__(self, alpha=0.2, nu=0.0, mining="all", cutoff=0.5, nonzero_loss_cutoff=1.4,
+                 reduction="sum_over_batch_size", name="margin_loss", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.alpha = check_non_negative("alpha", alpha)
         self.nu = check_non_negative("nu", nu)
+        self.mining = check_choice("mining", mining, MARGIN_MINING)
+        self.cutoff, self.nonzero_loss_cutoff = _check_cutoffs(cutoff, nonzero_loss_cutoff)
 
     def call(self, y_true, y_pred):
         embedding, beta = self.head_values(y_pred)
-        return margin_loss(y_true, embedding, beta, self.alpha, self.nu)
+        return margin_loss(y_true, embedding, beta, self.alpha, self.nu, self.mining,
+                           self.cutoff, self.nonzero_loss_cutoff)
 
     def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha, "nu": self.nu}
+        return {**super().get_config(), "alpha": self.alpha, "nu": self.nu,
+                "mining": self.mining, "cutoff": self.cutoff,
+                "nonzero_loss_cutoff": self.nonzero_loss_cutoff}
 
 
 # --------------------------------------------------------------------------- recipes

@@ -146,7 +146,8 @@ CASES = {
         Case("configured", dict(lam=10.0, gamma=0.2, delta=0.05, tau=0.3), "head",
              "subcenter_cosine", {"centers": 3})],
     px.MarginLoss: [
-        Case("configured", dict(alpha=0.3, nu=0.01), "head", "margin_beta",
+        Case("configured", dict(alpha=0.3, nu=0.01, mining="distance_weighted", cutoff=0.4,
+                                nonzero_loss_cutoff=1.6), "head", "margin_beta",
              {"class_specific": False})],
     # cross-batch memory: its head holds the queue, filled by the training steps
     mm.CrossBatchMemoryLoss: [

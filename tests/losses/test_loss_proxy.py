@@ -11,6 +11,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from test_loss_metric import np_distance_weights
 from loss_contract import (check_config_round_trip, check_dtype, check_fits_integer_labels,
                            check_sample_weight, check_serialization)
 
@@ -124,21 +125,33 @@ def soft_triple_reference(y, center_cos, regularizer=0.0, lam=20.0, gamma=0.1, d
     return out
 
 
-def margin_reference(y, e, beta, alpha=0.2, nu=0.0):
-    """`beta` (C,): β per class. Per-anchor values whose mean is Σ ℓ_ij / N_non-zero."""
+def margin_reference(y, e, beta, alpha=0.2, nu=0.0, distance_weighted=False):
+    """`beta` (C,): β per class. Per-anchor values whose mean is Σ w ℓ_ij / Σ_non-zero w.
+
+    Distance-weighted: anchor i with a positive and a negative of non-zero weight q_in keeps
+    its |P_i| positives (w = 1) and weights negative n by |P_i|·q_in (the expected count of
+    n when one negative is drawn per positive pair); other anchors get no pairs."""
     u = np.asarray(e, np.float64)
     u = u / np.linalg.norm(u, axis=1, keepdims=True)
     n = len(y)
-    sums, active = np.zeros(n), 0
+    q = np_distance_weights(y, e) if distance_weighted else None
+    sums, active = np.zeros(n), 0.0
     for i in range(n):
         b = beta[y[i]]
+        n_positives = sum(1 for j in range(n) if j != i and y[j] == y[i])
         for j in range(n):
             if j == i:
                 continue
+            if not distance_weighted:
+                w = 1.0
+            elif q[i].sum() == 0:
+                w = 0.0
+            else:
+                w = 1.0 if y[i] == y[j] else n_positives * q[i, j]
             d = np.linalg.norm(u[i] - u[j])
             hinge = max(0.0, alpha + d - b) if y[i] == y[j] else max(0.0, alpha - d + b)
-            active += hinge > 0
-            sums[i] += hinge + nu * b
+            active += w * (hinge > 0)
+            sums[i] += w * (hinge + nu * b)
     return sums * n / max(active, 1)
 
 
@@ -225,6 +238,10 @@ def test_margin_loss_equals_the_reference(batch):
                                    margin_reference(y, e, beta, alpha, nu), **TOL)
     np.testing.assert_allclose(float(MarginLoss(0.3, 0.05)(y, {"embedding": e, "beta": rows})),
                                margin_reference(y, e, beta, 0.3, 0.05).mean(), **TOL)
+    for alpha, nu in ((0.2, 0.0), (0.4, 0.1)):
+        np.testing.assert_allclose(
+            np_(margin_loss(y, e, rows, alpha, nu, mining="distance_weighted")),
+            margin_reference(y, e, beta, alpha, nu, distance_weighted=True), **TOL)
 
 
 def test_edge_values():
@@ -356,6 +373,8 @@ def test_bad_arguments_are_refused():
            (SoftTripleLoss, dict(lam=0.0)), (SoftTripleLoss, dict(gamma=-1.0)),
            (SoftTripleLoss, dict(delta=-0.01)), (SoftTripleLoss, dict(tau=float("nan"))),
            (MarginLoss, dict(alpha=-0.2)), (MarginLoss, dict(nu=-1.0)),
+           (MarginLoss, dict(mining="hard")),
+           (MarginLoss, dict(mining="distance_weighted", cutoff=1.5)),
            (SubCenterCosineHead, dict(num_classes=3, centers=0)),
            (SubCenterCosineHead, dict(num_classes=3, centers=2.0)),
            (SubCenterCosineHead, dict(num_classes=0)),
