@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.training.config import ConfigError, TrainConfig
+from zoo.training.config import MIXED_PRECISION, ConfigError, TrainConfig
 
 EXIT_BAD_INPUT = 2
 
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "into RUN/evaluations/ (as python -m zoo.evaluate); for text models trained on "
         "folder: or boxes: data, SPEC is then the test split and all of --dataset trains "
         "or validates")
+    add("--mixed-precision", choices=MIXED_PRECISION, default=None,
+        help="train under this Keras dtype policy: float16 or bfloat16 computations, float32 "
+        "weights (mixed_float16 scales the loss); the losses compute in float32")
     add("--debug", action="store_true", help="show the traceback of an error")
     seen = set()
     for task in TASKS.values():

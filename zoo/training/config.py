@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 
+MIXED_PRECISION = ("mixed_float16", "mixed_bfloat16")
+
+
 class ConfigError(ValueError):
     """A run that cannot be made as configured; its message is one line that says why."""
 
@@ -42,6 +45,7 @@ class TrainConfig:
     init_from: str | None = None  # a run folder or a .keras file (zoo.training.transfer)
     freeze_backbone: int | None = None  # epochs that train the head alone first
     test_dataset: str | None = None  # also score the trained model on all of this data
+    mixed_precision: str | None = None  # a Keras dtype policy of MIXED_PRECISION, or None
     options: dict = field(default_factory=dict)
     # Python-only: extra callbacks appended after the built-in ones (not serialised).
     callbacks: list = field(default_factory=list, repr=False)
@@ -73,6 +77,9 @@ class TrainConfig:
                 isinstance(self.freeze_backbone, int) and 1 <= self.freeze_backbone < self.epochs):
             raise ConfigError(f"freeze_backbone must be a whole number of epochs in [1, epochs) "
                               f"= [1, {self.epochs}), got {self.freeze_backbone!r}")
+        if self.mixed_precision not in (None, *MIXED_PRECISION):
+            raise ConfigError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)} "
+                              f"(or unset for float32), got {self.mixed_precision!r}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a dict, got {type(self.options).__name__}")
         return self

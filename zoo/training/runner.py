@@ -17,6 +17,7 @@ metrics.json has one schema: `task`, the task's metrics (`test_accuracy`, `test_
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -64,6 +65,22 @@ def resolve(config: TrainConfig):
     return config, task
 
 
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Keras's global dtype policy set to `name` (None: leave it) while the run builds,
+    trains and scores its models; the caller's policy is restored afterwards. Keras's
+    `compile` then wraps the optimizer in a LossScaleOptimizer under mixed_float16."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 # settings that may change between a run and its --resume (they do not change the result;
 # test_dataset does: a text model on real data then keeps no test split of its own)
 RESUME_MAY_CHANGE = ("resume", "verbose", "tensorboard", "out", "callbacks")
@@ -102,7 +119,8 @@ def run(config: TrainConfig) -> dict:
         print(f"[losslab] {folder.path} holds a completed run; nothing to resume.")
         return done
     seed_everything(config.seed)
-    with deterministic_ops(config.deterministic and task.op_determinism):
+    with deterministic_ops(config.deterministic and task.op_determinism), \
+            dtype_policy(config.mixed_precision):
         prepared = task.prepare(config)  # bad data fails here, before the folder exists
         folder.create(comparable(config.to_json()))
         fitter = Fitter(config, task, folder, prepared)

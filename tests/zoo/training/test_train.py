@@ -199,3 +199,31 @@ def test_cli_detector_arguments(capsys):
     assert "unknown loss 'l2' for detection model 'detector'" in capsys.readouterr().err
     assert train.main(["--model", "detector", "--dataset", "mnist"]) == 2
     assert "unknown detection dataset 'mnist'" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # loss scale
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_under_the_policy_and_restores_the_callers(tmp_path, policy):
+    """The model is built under the policy (float16/bfloat16 compute, float32 weights), the
+    arcface loss on its cosine head stays finite, and the global policy is float32 again."""
+    assert keras.config.dtype_policy().name == "float32"
+    metrics = train.main(["--model", "lenet_embed", "--loss", "arcface", "--epochs", "1",
+                          "--train-limit", "256", "--test-limit", "64", "--batch-size", "64",
+                          "--validation-split", "0", "--mixed-precision", policy,
+                          "--out", str(tmp_path)])
+    assert metrics == 0 and keras.config.dtype_policy().name == "float32"
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    conv = next(layer for layer in saved.layers if isinstance(layer, keras.layers.Conv2D))
+    assert conv.dtype_policy.name == policy and conv.kernel.dtype == "float32"
+    assert conv.compute_dtype == policy.split("_")[1]
+    results = json.loads((tmp_path / "metrics.json").read_text())
+    assert results["config"]["mixed_precision"] == policy
+    assert np.isfinite(results["test_loss"]) and 0 <= results["test_accuracy"] <= 1
+
+
+def test_mixed_precision_refuses_other_policies(capsys):
+    with pytest.raises(SystemExit) as info:
+        train.main(["--mixed-precision", "float16"])
+    assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    with pytest.raises(train.ConfigError, match="mixed_precision must be one of"):
+        train.TrainConfig(mixed_precision="float64").validate()
