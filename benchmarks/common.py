@@ -44,3 +44,15 @@ def write_text(name: str, text: str, results_dir: Path = RESULTS) -> Path:
     path = results_dir / name
     path.write_text(text)
     return path
+
+
+def format_mean_std(stat: dict, digits: int = 3) -> str:
+    """"mean ± std" of a `mean_std` dict."""
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def difference(a: dict, b: dict) -> tuple:
+    """mean(a) - mean(b) and its standard error √(s_a²/n_a + s_b²/n_b), for two `mean_std`
+    dicts over independent seeds."""
+    se = np.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
+    return a["mean"] - b["mean"], float(se)

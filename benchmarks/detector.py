@@ -67,7 +67,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
+from benchmarks.common import (RESULTS, difference, environment, format_mean_std,  # noqa: E402
+                               mean_std, write_json, write_text)
 from zoo.models.detector import BOX_LOSSES, TwoStepDetector  # noqa: E402
 from zoo.training.tasks.detection import (evaluate_pipeline, fit_classifier, fit_detector,  # noqa: E402
                                 load_detection_data, mine_hard_negatives, step1_evaluator)
@@ -441,10 +442,6 @@ def part_voc(args, classifiers, stored):
 # --------------------------------------------------------------------------- report
 
 
-def _ms(stat, digits=3):
-    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-
-
 def loss_table(table, epochs_label="epochs"):
     first = next(iter(table.values()))
     k = first["short_epochs"]
@@ -453,17 +450,10 @@ def loss_table(table, epochs_label="epochs"):
     order = sorted(table, key=lambda name: -table[name]["map_50"]["mean"])
     for name in order:
         row = table[name]
-        lines.append(f"| {name} | {_ms(row['map_50'])} | {_ms(row['map'])} | {_ms(row['f1'])} "
-                     f"| {_ms(row['step1_map_50'])} | {_ms(row['short_step1_map_50'])} | "
+        lines.append(f"| {name} | {format_mean_std(row['map_50'])} | {format_mean_std(row['map'])} | {format_mean_std(row['f1'])} "
+                     f"| {format_mean_std(row['step1_map_50'])} | {format_mean_std(row['short_step1_map_50'])} | "
                      f"{row['median_epoch_seconds']:.0f} |")
     return lines
-
-
-def _difference(table, a, b):
-    """mean(a) - mean(b) and its standard error (independent seeds)."""
-    x, y = table[a]["map_50"], table[b]["map_50"]
-    se = np.sqrt(x["std"] ** 2 / max(x["n"], 1) + y["std"] ** 2 / max(y["n"], 1))
-    return x["mean"] - y["mean"], float(se)
 
 
 def targets(results):
@@ -475,7 +465,7 @@ def targets(results):
                      f"({ap:.3f}, mean of {table['eiou']['map_50']['n']} seeds)")
     pairs = [(a, b) for a, b in (("eiou", "ciou"), ("ciou", "iou")) if a in table and b in table]
     for a, b in pairs:
-        d, se = _difference(table, a, b)
+        d, se = difference(table[a]["map_50"], table[b]["map_50"])
         verdict = ("holds" if d >= 0 else "holds within noise (difference > -2 standard "
                    "errors)" if d > -2 * se else "does NOT hold")
         lines.append(f"- {a.upper()} ≥ {b.upper()}: AP@.5 difference {d:+.4f} ± {se:.4f} "
@@ -524,8 +514,8 @@ def markdown(results):
                   "|---|---|---|---|---|---|"]
         for name, row in section["table"].items():
             per_image = np.mean([r["test_seconds_per_image"] for r in row["runs"]]) * 1000
-            lines.append(f"| {name} | {_ms(row['map_50'])} | {_ms(row['map'])} | "
-                         f"{_ms(row['f1'])} | {row['step1_seconds']['mean']:.0f} | "
+            lines.append(f"| {name} | {format_mean_std(row['map_50'])} | {format_mean_std(row['map'])} | "
+                         f"{format_mean_std(row['f1'])} | {row['step1_seconds']['mean']:.0f} | "
                          f"{per_image:.1f} |")
         lines.append("")
     if results.get("fused"):
@@ -580,12 +570,12 @@ def markdown(results):
                   f"{s['max_detections']} detections per image.", "",
                   "| detector | AP@.5 tiled | AP@.5 whole image | mAP tiled | F1 tiled |",
                   "|---|---|---|---|---|",
-                  f"| two-step | {_ms(summary['map_50'])} | {_ms(summary['untiled_map_50'])} | "
-                  f"{_ms(summary['map'])} | {_ms(summary['f1'])} |",
-                  f"| step 1 alone | {_ms(summary['step1_map_50'])} | "
-                  f"{_ms(summary['untiled_step1_map_50'])} | {_ms(summary['step1_map'])} | – |",
-                  f"| two-step, step 2 with hard negatives | {_ms(summary['hard_map_50'])} | – | "
-                  f"{_ms(summary['hard_map'])} | {_ms(summary['hard_f1'])} |",
+                  f"| two-step | {format_mean_std(summary['map_50'])} | {format_mean_std(summary['untiled_map_50'])} | "
+                  f"{format_mean_std(summary['map'])} | {format_mean_std(summary['f1'])} |",
+                  f"| step 1 alone | {format_mean_std(summary['step1_map_50'])} | "
+                  f"{format_mean_std(summary['untiled_step1_map_50'])} | {format_mean_std(summary['step1_map'])} | – |",
+                  f"| two-step, step 2 with hard negatives | {format_mean_std(summary['hard_map_50'])} | – | "
+                  f"{format_mean_std(summary['hard_map'])} | {format_mean_std(summary['hard_f1'])} |",
                   "", "Hard negatives: step 1's false positives on the training tiles (IoU < "
                   "0.3 with every tree, at most one per tree of the tile, best scored first), "
                   "cropped as background for a second crop classifier trained like the first.",

@@ -47,7 +47,8 @@ quiet.silence_tensorflow()
 
 import keras  # noqa: E402
 
-from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
+from benchmarks.common import (RESULTS, difference, environment, format_mean_std,  # noqa: E402
+                               mean_std, write_json, write_text)
 
 NAME = "detector_peer"
 DEFAULT_VOC = REPO.parent / "shared" / "datasets" / "kangaroo"
@@ -205,9 +206,9 @@ def markdown(results) -> str:
         if not row or not row.get("runs"):
             continue
         m = row["summary"]
-        step1 = _ms(m["step1_map_50"]) if "step1_map_50" in m else "–"
-        out.append(f"| {LABELS[key]} | {_ms(m['map_50'])} | {step1} | {_ms(m['map'])} | "
-                   f"{_ms(m['f1'])} | {m['parameters']:,} | {m['median_epoch_seconds']:.1f} | "
+        step1 = format_mean_std(m["step1_map_50"]) if "step1_map_50" in m else "–"
+        out.append(f"| {LABELS[key]} | {format_mean_std(m['map_50'])} | {step1} | {format_mean_std(m['map'])} | "
+                   f"{format_mean_std(m['f1'])} | {m['parameters']:,} | {m['median_epoch_seconds']:.1f} | "
                    f"{m['images_per_second']['mean']:.0f} |")
     rows = results["rows"]
     if all(rows.get(k, {}).get("runs") for k in ("losslab_random", "retinanet")):
@@ -215,7 +216,7 @@ def markdown(results) -> str:
         out += ["", "Same start (random weights), AP@.5 minus the peer's, ± its standard "
                 "error over seeds:"]
         for label, stat in (("two-step", ours["map_50"]), ("step 1 alone", ours["step1_map_50"])):
-            d, se = _difference(stat, peer["map_50"])
+            d, se = difference(stat, peer["map_50"])
             verdict = ("ahead by more than 2 standard errors" if d > 2 * se else
                        "a tie within noise" if d > -2 * se else "behind")
             out.append(f"- LossLab {label}: {d:+.3f} ± {se:.3f}, {verdict}.")
@@ -225,16 +226,6 @@ def markdown(results) -> str:
                 f"{peer['median_epoch_seconds'] / ours['median_epoch_seconds']:.1f} faster per "
                 f"epoch, with {peer['parameters'] / ours['parameters']:.0f}x fewer parameters."]
     return "\n".join(out + [""])
-
-
-def _ms(stat):
-    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
-
-
-def _difference(a, b):
-    """mean(a) - mean(b) and its standard error (independent seeds)."""
-    se = np.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
-    return a["mean"] - b["mean"], float(se)
 
 
 def plot(results, path):

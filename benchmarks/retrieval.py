@@ -40,7 +40,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import losses  # noqa: E402
-from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
+from benchmarks.common import (RESULTS, difference, environment, mean_std,  # noqa: E402
+                               write_json, write_text)
 from callbacks.retrieval import retrieval_metrics  # noqa: E402
 from zoo import datasets, embedding_model, train  # noqa: E402
 from zoo.datasets.samplers import PKBatches  # noqa: E402
@@ -142,12 +143,10 @@ def step_times(names, split, args):
 def gain(values, reference) -> dict:
     """Mean gain in points over the reference, its standard error (√(s²/n + s_r²/n_r)) and
     the gain in units of 2 standard errors (> 1: ahead by more than 2σ)."""
-    values, reference = np.asarray(values, float), np.asarray(reference, float)
-    points = 100 * (values.mean() - reference.mean())
     if min(len(values), len(reference)) < 2:
-        return {"points": float(points), "standard_error": None, "over_two_sigma": None}
-    error = 100 * np.sqrt(values.var(ddof=1) / len(values)
-                          + reference.var(ddof=1) / len(reference))
+        return {"points": 100 * float(np.mean(values) - np.mean(reference)),
+                "standard_error": None, "over_two_sigma": None}
+    points, error = (100 * v for v in difference(mean_std(values), mean_std(reference)))
     return {"points": float(points), "standard_error": float(error),
             "over_two_sigma": float(points / (2 * error)) if error > 0 else None}
 
