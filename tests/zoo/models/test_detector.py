@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import zoo.models.detector as zd
+from detector_fixtures import TINY, randomize_batchnorm
 from voc_fixtures import VOC_BOXES, write_voc_fixture
 from zoo import boxes
 from zoo.training.tasks import detection as det_task
@@ -21,22 +22,9 @@ from zoo.datasets.detection import SyntheticScenes
 from zoo.evaluation.detection import evaluate_detections
 from zoo.registry import create_model, list_models
 
-TINY = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
-        "head_depth": 1}
-
 
 def tiny_detector(input_shape=(32, 32, 3), num_classes=3, **kwargs):
     return zd.detector(num_classes=num_classes, input_shape=input_shape, **{**TINY, **kwargs})
-
-
-def randomize_batchnorm(model, seed=0):
-    """Non-trivial BN statistics, so that fusing them is really tested."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
-                               rng.normal(0, 0.1, n), rng.uniform(0.5, 1.5, n)])
 
 
 # --------------------------------------------------------------------------- references

@@ -8,21 +8,16 @@ import numpy as np
 import pytest
 
 import zoo.models.detector as zd
+from detector_fixtures import TINY
+from detector_fixtures import randomize_batchnorm as shared_randomize_batchnorm
 from zoo.models.detector.export import export_detector, export_step1_litert
 
 tf = pytest.importorskip("tensorflow")
 
-TINY = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
-        "head_depth": 1}
-
 
 def randomize_batchnorm(model, seed):
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
-                               rng.normal(0, 0.3, n), rng.uniform(0.5, 1.5, n)])
+    """Moving means of σ 0.3: large enough that a BN folded wrongly moves the boxes."""
+    shared_randomize_batchnorm(model, seed, mean_std=0.3)
 
 
 def served(pipeline, path, images, **kwargs):
