@@ -194,8 +194,13 @@ def markdown(results):
         g = table[best]["map_at_r_gain_over_softmax"]
         verdict = ("more than 2σ ahead" if (g["over_two_sigma"] or 0) > 1 else
                    "not 2σ ahead")
+        ahead = [f"{n} ({table[n]['map_at_r_gain_over_softmax']['points']:+.2f} ± "
+                 f"{table[n]['map_at_r_gain_over_softmax']['standard_error']:.2f})"
+                 for n in table if n != "softmax"
+                 and (table[n]["map_at_r_gain_over_softmax"]["over_two_sigma"] or 0) > 1]
         lines += ["", f"Best: {best}, MAP@R {g['points']:+.2f} points over softmax, "
-                      f"{verdict}.", ""]
+                      f"{verdict}. More than 2σ (two standard errors) ahead of softmax: "
+                      f"{', '.join(ahead) or 'none'}.", ""]
     if steps:
         lines += [f"### Training step time over softmax's ({results['timing_dataset']}, "
                   f"lenet_embed, batch {RECIPE['batch_size']}, median of "
