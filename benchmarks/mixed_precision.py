@@ -1,7 +1,7 @@
 """Mixed precision against float32: LeNet with each margin loss, same data, seeds and budget.
 
     python benchmarks/mixed_precision.py [--dataset fashion_mnist] [--seeds 0 1 2]
-        [--epochs 6] [--train-limit 20000] [--policies mixed_bfloat16 mixed_float16]
+        [--epochs 6] [--train-limit 20000] [--policies mixed_bfloat16 [mixed_float16]]
 
 For each margin-loss recipe (CosFace, ArcFace, SphereFace, L-Softmax on `lenet_embed`'s
 heads) and each dtype policy, `zoo.train --mixed-precision POLICY` trains the same model as
@@ -9,8 +9,11 @@ the float32 run (same seed, data, schedule), then the test accuracy is compared:
 of each policy over float32 in points (mean over seeds, with its standard error) and whether
 it is within 0.3 points. Each run is a folder under `--work` (default
 `runs/mixed_precision`), so an interrupted benchmark resumes. Writes
-`results/mixed_precision.json`, `.md` and `.png`. Wall-clock times are recorded too; on a CPU
-without float16 kernels mixed_float16 is much slower than float32 (it is meant for GPUs).
+`results/mixed_precision.json`, `.md` and `.png`. Wall-clock times are recorded too.
+
+The default policy is mixed_bfloat16 only: on a CPU without float16 kernels mixed_float16 is
+emulated (on the 2-core machine of the committed results, 4 s per batch of 64 against about
+0.01 s in float32 or bfloat16), so `--policies mixed_float16` is for GPU machines.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--losses", nargs="+", default=list(LOSSES))
-    parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
+    parser.add_argument("--policies", nargs="+", default=["mixed_bfloat16"], choices=POLICIES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--train-limit", type=int, default=20000)
