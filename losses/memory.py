@@ -33,8 +33,10 @@ Where the state lives (the LossLab rule: heads hold state, losses stay stateless
 
 The references for one step are the batch and the memory as it was before the step (the
 paper enqueues first; with a full memory that differs only in whether the B oldest entries
-are still seen for one more step). One memory per model replica: under data parallelism
-each device keeps its own queue.
+are still seen for one more step). The queue is written on one device: training with a
+data-parallel strategy is not supported yet. On JAX, the write needs a Keras whose stateless
+`compute_loss` returns the non-trainable variables assigned in it (3.15 does; the JAX test
+job checks the queue after real steps).
 """
 
 from __future__ import annotations
