@@ -56,3 +56,29 @@ def difference(a: dict, b: dict) -> tuple:
     dicts over independent seeds."""
     se = np.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
     return a["mean"] - b["mean"], float(se)
+
+
+def interleaved_step_times(models: dict, reps: int, steps: int, warmup: int = 3) -> dict:
+    """Seconds per training step of each model on its own fixed batch, {name: [per round]}.
+
+    `models` maps a name to (compiled model, batch). Each model first takes `warmup` steps
+    (tracing). Then, in every round, each model takes `steps` steps in turn, the order
+    rotating from round to round, so that a slow spell of a shared machine falls on all of
+    them; compare medians, as ratios.
+    """
+    import time
+
+    for model, batch in models.values():
+        for _ in range(warmup):
+            model.train_on_batch(*batch)
+    names = list(models)
+    seconds = {name: [] for name in names}
+    for round_ in range(reps):
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        for name in order:
+            model, batch = models[name]
+            started = time.perf_counter()
+            for _ in range(steps):
+                model.train_on_batch(*batch)
+            seconds[name].append((time.perf_counter() - started) / steps)
+    return seconds

@@ -54,7 +54,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import losses  # noqa: E402
-from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
+from benchmarks.common import (RESULTS, environment, interleaved_step_times,  # noqa: E402
+                               mean_std, write_json, write_text)
 from callbacks.margin_monitor import separation_metrics  # noqa: E402
 from zoo import datasets, embedding_model, train  # noqa: E402
 from zoo.training.tasks import classification  # noqa: E402
@@ -100,8 +101,6 @@ def one_run(dataset, loss, seed, args, workdir, embedding_dim):
 
 def step_times(dataset, names, args):
     """Seconds per training step of each loss's model, interleaved; {name: [per round]}."""
-    import time
-
     from zoo.datasets.samplers import PKBatches
 
     data = datasets.load(dataset, "train", limit=2048)
@@ -115,19 +114,8 @@ def step_times(dataset, names, args):
             batch = PKBatches(data.x, data.y, 8, config.batch_size // 8, seed=0)[0]
         else:
             batch = (data.x[:config.batch_size], data.y[:config.batch_size])
-        for _ in range(3):  # tracing and warm-up
-            model.train_on_batch(*batch)
         models[name] = (model, batch)
-    seconds = {name: [] for name in names}
-    for round_ in range(args.timing_reps):
-        order = names[round_ % len(names):] + names[:round_ % len(names)]
-        for name in order:
-            model, batch = models[name]
-            started = time.perf_counter()
-            for _ in range(args.timing_steps):
-                model.train_on_batch(*batch)
-            seconds[name].append((time.perf_counter() - started) / args.timing_steps)
-    return seconds
+    return interleaved_step_times(models, args.timing_reps, args.timing_steps)
 
 
 def gain_over(accuracies, reference) -> dict:

@@ -40,8 +40,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import losses  # noqa: E402
-from benchmarks.common import (RESULTS, difference, environment, mean_std,  # noqa: E402
-                               write_json, write_text)
+from benchmarks.common import (RESULTS, difference, environment,  # noqa: E402
+                               interleaved_step_times, mean_std, write_json, write_text)
 from callbacks.retrieval import retrieval_metrics  # noqa: E402
 from zoo import datasets, embedding_model, train  # noqa: E402
 from zoo.datasets.samplers import PKBatches  # noqa: E402
@@ -125,19 +125,8 @@ def step_times(names, split, args):
         data, kwargs = fit_data(name, x_train[:4096], y_train[:4096], 0)
         batch = data[0] if not kwargs else (x_train[:RECIPE["batch_size"]],
                                             y_train[:RECIPE["batch_size"]])
-        for _ in range(3):  # tracing and warm-up
-            model.train_on_batch(*batch)
         models[name] = (model, batch)
-    seconds = {name: [] for name in names}
-    for round_ in range(args.timing_reps):
-        order = names[round_ % len(names):] + names[:round_ % len(names)]
-        for name in order:
-            model, batch = models[name]
-            started = time.perf_counter()
-            for _ in range(args.timing_steps):
-                model.train_on_batch(*batch)
-            seconds[name].append((time.perf_counter() - started) / args.timing_steps)
-    return seconds
+    return interleaved_step_times(models, args.timing_reps, args.timing_steps)
 
 
 def gain(values, reference) -> dict:
