@@ -76,8 +76,7 @@ def build(name, seed, input_shape, num_classes, steps, epochs):
     keras.utils.set_random_seed(seed)
     config = train.TrainConfig(loss=name, seed=seed, epochs=epochs, **RECIPE)
     model = classification.build_model(config, num_classes, input_shape)
-    classification.compile_model(model, config, num_classes, steps)
-    return model, config
+    return classification.compile_model(model, config, num_classes, steps)
 
 
 def fit_data(name, x, y, seed):
@@ -102,7 +101,7 @@ def one_cell(dataset, name, seed, args, split, workdir):
     (x_train, y_train), (x_test, y_test) = split
     data, kwargs = fit_data(name, x_train, y_train, seed)
     steps = len(data) if not kwargs else int(np.ceil(len(y_train) / RECIPE["batch_size"]))
-    model, _ = build(name, seed, x_train.shape[1:], len(args.train_classes), steps, args.epochs)
+    model = build(name, seed, x_train.shape[1:], len(args.train_classes), steps, args.epochs)
     started = time.perf_counter()
     model.fit(data, epochs=args.epochs, verbose=2, **kwargs)
     seconds = time.perf_counter() - started
@@ -121,7 +120,7 @@ def step_times(names, split, args):
     (x_train, y_train), _ = split
     models = {}
     for name in names:
-        model, _ = build(name, 0, x_train.shape[1:], len(args.train_classes), 100, 1)
+        model = build(name, 0, x_train.shape[1:], len(args.train_classes), 100, 1)
         data, kwargs = fit_data(name, x_train[:4096], y_train[:4096], 0)
         batch = data[0] if not kwargs else (x_train[:RECIPE["batch_size"]],
                                             y_train[:RECIPE["batch_size"]])

@@ -147,18 +147,13 @@ def xbm_head(num_classes, **kwargs):
 
 
 def check_cross_batch_form(loss):
-    """ValueError unless `loss` has a cross-batch memory form (`reference_loss`)."""
+    """ValueError unless `loss` has a cross-batch memory form: one of `SUPPORTED`, in a
+    configuration its own `check_reference_form` accepts."""
     if not isinstance(loss, SUPPORTED):
         names = ", ".join(cls.__name__ for cls in SUPPORTED)
         raise ValueError(f"CrossBatchMemoryLoss wraps one of {names}; got "
                          f"{type(loss).__name__}")
-    if isinstance(loss, ContrastiveLoss) and loss.mining not in ("all", "hard"):
-        raise ValueError(f"CrossBatchMemoryLoss needs ContrastiveLoss(mining='all' or 'hard'), "
-                         f"got mining={loss.mining!r}")
-    if isinstance(loss, TripletLoss) and loss.mining != "batch_hard":
-        raise ValueError(f"CrossBatchMemoryLoss needs TripletLoss(mining='batch_hard') (the "
-                         f"other minings' (B, R, R) triplets do not fit a memory), got "
-                         f"mining={loss.mining!r}")
+    loss.check_reference_form()
     return loss
 
 

@@ -336,9 +336,17 @@ class ContrastiveLoss(_EmbeddingLoss):
         return contrastive_loss(y_true, embedding, self.margin, self.mining, self.normalize,
                                 self.cutoff, self.nonzero_loss_cutoff)
 
+    def check_reference_form(self):
+        """ValueError unless this configuration has a reference-set form (mining "all" or
+        "hard": the distance-weighted expectation is defined within a batch)."""
+        if self.mining not in (_mining.MINING_ALL, _mining.MINING_HARD):
+            raise ValueError(f"CrossBatchMemoryLoss needs ContrastiveLoss(mining='all' or "
+                             f"'hard'), got mining={self.mining!r}")
+
     def reference_loss(self, embedding, reference, masks):
         """Per-anchor values against a reference set (`contrastive_reference_loss`); what
-        `losses.memory.CrossBatchMemoryLoss` calls. Mining "all" or "hard"."""
+        `losses.memory.CrossBatchMemoryLoss` calls."""
+        self.check_reference_form()
         return contrastive_reference_loss(embedding, reference, masks, self.margin,
                                           self.mining, self.normalize)
 
@@ -563,13 +571,18 @@ class TripletLoss(_EmbeddingLoss):
                             self.normalize, self.soft_margin, self.mining_margin, self.cutoff,
                             self.nonzero_loss_cutoff)
 
+    def check_reference_form(self):
+        """ValueError unless this configuration has a reference-set form: batch-hard mining
+        only (the other minings' (B, R, R) triplets do not fit a memory of thousands)."""
+        if self.mining != "batch_hard":
+            raise ValueError(f"CrossBatchMemoryLoss needs TripletLoss(mining='batch_hard') "
+                             f"(the other minings' (B, R, R) triplets do not fit a memory), "
+                             f"got mining={self.mining!r}")
+
     def reference_loss(self, embedding, reference, masks):
         """Per-anchor values against a reference set (`triplet_reference_loss`); what
-        `losses.memory.CrossBatchMemoryLoss` calls. Batch-hard mining only (the other
-        minings' (B, R, R) triplets do not fit a memory of thousands)."""
-        if self.mining != "batch_hard":
-            raise ValueError(f"TripletLoss(mining={self.mining!r}) has no cross-batch memory "
-                             f"form; use mining='batch_hard'")
+        `losses.memory.CrossBatchMemoryLoss` calls."""
+        self.check_reference_form()
         return triplet_reference_loss(embedding, reference, masks, self.margin, self.distance,
                                       self.normalize, self.soft_margin)
 

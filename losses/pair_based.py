@@ -407,6 +407,9 @@ class MultiSimilarityLoss(_EmbeddingLoss):
         return multi_similarity_loss(y_true, embedding, self.alpha, self.beta, self.base,
                                      self.epsilon)
 
+    def check_reference_form(self):
+        """Every configuration has a reference-set form."""
+
     def reference_loss(self, embedding, reference, masks):
         """Per-anchor values against a reference set (`multi_similarity_reference_loss`);
         what `losses.memory.CrossBatchMemoryLoss` calls."""
