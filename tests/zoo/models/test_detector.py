@@ -20,6 +20,7 @@ from zoo import boxes
 from zoo.training.tasks import detection as det_task
 from zoo.datasets.detection import SyntheticScenes
 from zoo.evaluation.detection import evaluate_detections
+from zoo.models.repvgg import reparameterize as zoo_reparameterize
 from zoo.registry import create_model, list_models
 
 
@@ -30,30 +31,42 @@ def tiny_detector(input_shape=(32, 32, 3), num_classes=3, **kwargs):
 # --------------------------------------------------------------------------- references
 
 
-def np_assign(boxes, classes, grid, stride, radius):
-    """The assignment rule of zoo/detector/targets.py, one cell and one box at a time."""
-    h, w = grid
+def np_assign(boxes, classes, grid, stride, radius, level_scale=8.0):
+    """The assignment rule of zoo/detector/targets.py, one cell and one box at a time.
+
+    `grid` and `stride` name one level, or lists of them name several (cells concatenated,
+    finest level first; a box belongs to the first level l whose level_scale·s_l is at
+    least its longer side, the last level to the rest)."""
+    levels = list(zip(grid, stride)) if isinstance(stride, list) else [(grid, stride)]
     batch, m = classes.shape
-    index = np.full((batch, h * w), -1)
-    for b in range(batch):
-        for i in range(h):
-            for j in range(w):
-                x, y = (j + 0.5) * stride, (i + 0.5) * stride
-                best, best_area = -1, np.inf
-                for g in range(m):
-                    x1, y1, x2, y2 = (float(v) for v in boxes[b, g])
-                    if classes[b, g] < 0 or x2 <= x1 or y2 <= y1:
-                        continue
-                    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-                    centre_cell = (min(max(math.floor(cy / stride), 0), h - 1) == i
-                                   and min(max(math.floor(cx / stride), 0), w - 1) == j)
-                    inside = x1 < x < x2 and y1 < y < y2
-                    near = abs(x - cx) <= radius * stride and abs(y - cy) <= radius * stride
-                    area = (x2 - x1) * (y2 - y1)
-                    if (centre_cell or (inside and near)) and area < best_area:
-                        best, best_area = g, area
-                index[b, i * w + j] = best
-    return index
+    index = []
+    for level, ((h, w), s) in enumerate(levels):
+        part = np.full((batch, h * w), -1)
+        for b in range(batch):
+            for i in range(h):
+                for j in range(w):
+                    x, y = (j + 0.5) * s, (i + 0.5) * s
+                    best, best_area = -1, np.inf
+                    for g in range(m):
+                        x1, y1, x2, y2 = (float(v) for v in boxes[b, g])
+                        if classes[b, g] < 0 or x2 <= x1 or y2 <= y1:
+                            continue
+                        side = max(x2 - x1, y2 - y1)
+                        box_level = next((k for k, (_, sk) in enumerate(levels[:-1])
+                                          if side <= level_scale * sk), len(levels) - 1)
+                        if box_level != level:
+                            continue
+                        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+                        centre_cell = (min(max(math.floor(cy / s), 0), h - 1) == i
+                                       and min(max(math.floor(cx / s), 0), w - 1) == j)
+                        inside = x1 < x < x2 and y1 < y < y2
+                        near = abs(x - cx) <= radius * s and abs(y - cy) <= radius * s
+                        area = (x2 - x1) * (y2 - y1)
+                        if (centre_cell or (inside and near)) and area < best_area:
+                            best, best_area = g, area
+                    part[b, i * w + j] = best
+        index.append(part)
+    return np.concatenate(index, axis=1)
 
 
 def np_focal(t, z, alpha, gamma):
@@ -155,6 +168,43 @@ def test_assign_targets_matches_loop_reference():
     assert (index >= 0).any()
 
 
+def test_assign_targets_on_several_levels_matches_loop_reference():
+    rng = np.random.default_rng(5)
+    grids, strides, radius, level_scale = [(16, 12), (8, 6), (4, 3)], [4, 8, 16], 1.5, 3.0
+    height, width = 64, 48
+    xy = rng.uniform(-4, [width, height], size=(3, 12, 2))
+    size = rng.uniform(2, 60, size=(3, 12, 2))
+    boxes = np.concatenate([xy, xy + size], -1).astype(np.float32)
+    classes = rng.integers(-1, 4, size=(3, 12)).astype(np.int32)
+    boxes[0, :3] = [[0, 0, 12, 6], [20, 20, 32.5, 30], [0, 0, 48, 64]]  # sides 12, 12.5, 64
+    classes[0, :3] = 0
+    index = numpy_of(zd.assign_targets(boxes, classes, grids, strides, radius,
+                                       level_scale)["index"])
+    np.testing.assert_array_equal(index, np_assign(boxes, classes, grids, strides, radius,
+                                                   level_scale))
+    offsets = np.cumsum([0] + [h * w for h, w in grids])
+    level_of = lambda g: np.searchsorted(offsets, np.flatnonzero(index[0] == g), "right") - 1
+    # 12 px = 3·4 stays on stride 4; 12.5 px goes to stride 8; the whole image to stride 16
+    assert set(level_of(0)) == {0} and set(level_of(1)) == {1} and set(level_of(2)) == {2}
+    for level in range(3):  # every level learns something in this scene
+        assert (index[:, offsets[level]:offsets[level + 1]] >= 0).any()
+
+
+def test_cells_of_several_levels_are_concatenated_finest_first():
+    centres = zd.grid_centres([(2, 2), (1, 1)], [4, 8])
+    np.testing.assert_array_equal(centres, [[2, 2], [6, 2], [2, 6], [6, 6], [4, 4]])
+    np.testing.assert_array_equal(zd.targets.cell_strides([(2, 2), (1, 1)], [4, 8]),
+                                  [4, 4, 4, 4, 8])
+    raw = np.zeros((1, 5, 4), np.float32)  # every distance = its cell's stride
+    boxes = numpy_of(zd.decode_boxes(raw, centres, zd.targets.cell_strides([(2, 2), (1, 1)],
+                                                                           [4, 8])))
+    np.testing.assert_allclose(boxes[0, [0, 4]], [[-2, -2, 6, 6], [-4, -4, 12, 12]])
+    with pytest.raises(ValueError, match="increase"):
+        zd.grid_centres([(2, 2), (4, 4)], [8, 4])
+    with pytest.raises(ValueError, match="one grid"):
+        zd.grid_centres([(2, 2)], [4, 8])
+
+
 # --------------------------------------------------------------------------- the loss
 
 
@@ -235,11 +285,13 @@ def test_mixed_precision_outputs_and_loss_are_float32():
     assert np.isfinite(float(numpy_of(loss)))
 
 
-def test_tiny_training_run_loss_decreases():
+@pytest.mark.parametrize("stride", [8, (4, 8, 16)], ids=["one_level", "pyramid"])
+def test_tiny_training_run_loss_decreases(stride):
     keras.utils.set_random_seed(0)
     scenes = SyntheticScenes(8, batch_size=8, image_size=64, min_size=12, max_size=28, seed=5)
     images, y = scenes[0]
-    model = zd.detector(num_classes=5, input_shape=(64, 64, 3), **TINY)
+    model = zd.detector(num_classes=5, input_shape=(64, 64, 3), stride=stride,
+                        **{**TINY, "level_scale": 4.0})
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
     history = model.fit(images, y, batch_size=8, epochs=25, verbose=0).history
     assert set(history) >= {"loss", "objectness_loss", "box_loss", "positives"}
@@ -429,6 +481,38 @@ def test_detector_model_save_load_keeps_loss_settings(tmp_path):
     assert loaded.grid_size == (4, 4) and loaded.stride == 8
 
 
+def test_pyramid_detector_levels_save_load_and_fusion(tmp_path):
+    keras.utils.set_random_seed(2)
+    model = tiny_detector(input_shape=(32, 48, 3), stride=(4, 8, 16), level_scale=5.0)
+    randomize_batchnorm(model, 3)
+    assert model.strides == (4, 8, 16) and model.grid_size == [(8, 12), (4, 6), (2, 3)]
+    assert model.output["boxes"].shape[1:] == (96 + 24 + 6, 4)
+    images = np.random.default_rng(1).uniform(size=(2, 32, 48, 3)).astype(np.float32)
+    out = {k: numpy_of(v) for k, v in model(images).items()}
+    # each level decodes with its own stride: a zero raw output is a box of ±s around the cell
+    box_conv = model.get_layer("box_conv")
+    box_conv.set_weights([np.zeros_like(w) for w in box_conv.get_weights()])
+    zero = numpy_of(model(images)["boxes"])[0]
+    expected = np.concatenate([np.full((n, 1), s, np.float32) for n, s in ((96, 4), (24, 8),
+                                                                           (6, 16))])
+    centres = zd.grid_centres(model.grid_size, list(model.strides))
+    np.testing.assert_allclose(zero, np.concatenate([centres, centres], 1)
+                               + np.asarray([-1, -1, 1, 1]) * expected, atol=1e-4)
+    box_conv.set_weights([np.random.default_rng(4).normal(0, 0.05, w.shape)
+                          for w in box_conv.get_weights()])
+    out = {k: numpy_of(v) for k, v in model(images).items()}
+    model.save(tmp_path / "pyramid.keras")
+    loaded = keras.saving.load_model(tmp_path / "pyramid.keras", safe_mode=True)
+    assert loaded.strides == (4, 8, 16) and loaded.level_scale == 5.0
+    np.testing.assert_allclose(numpy_of(loaded(images)["boxes"]), out["boxes"], atol=1e-5)
+    fused = zoo_reparameterize(model)
+    assert not any(isinstance(layer, zd.model.RepVGGBlock) and not layer.deploy
+                   for layer in fused._flatten_layers())
+    np.testing.assert_allclose(numpy_of(fused(images)["scores"]), out["scores"], atol=1e-4)
+    np.testing.assert_allclose(numpy_of(fused(images)["boxes"]), out["boxes"], rtol=1e-4,
+                               atol=1e-3)
+
+
 def test_registry_and_classifier_head():
     assert {"detector", "crop_classifier"} <= set(list_models())
     model = create_model("detector", num_classes=4, input_shape=(32, 32, 3), one_step=True,
@@ -449,6 +533,11 @@ def test_value_errors():
         tiny_detector(box_loss="l2")
     with pytest.raises(ValueError, match="stride"):
         tiny_detector(stride=3)
+    for bad in ((4, 16), (16, 8), (), (2.0, 4)):  # not consecutive, decreasing, empty, float
+        with pytest.raises(ValueError, match="stride"):
+            tiny_detector(stride=bad)
+    with pytest.raises(ValueError, match="level_scale"):
+        tiny_detector(stride=(4, 8), level_scale=0)
     with pytest.raises(ValueError, match="divisible"):
         tiny_detector(input_shape=(36, 32, 3))
     model = tiny_detector()

@@ -99,6 +99,17 @@ def test_fused_two_step_export_equals_the_fused_pipeline(two_step, tmp_path):
     assert_same(served(fused, tmp_path / "fused", images), fused.detect_padded(images))
 
 
+def test_fused_pyramid_export_equals_the_fused_pipeline(tmp_path):
+    """Three levels (one above the deepest stage), every block folded, served as one model."""
+    keras.utils.set_random_seed(5)
+    model = zd.detector(num_classes=3, input_shape=(32, 32, 3), stride=(4, 8, 16), **TINY)
+    randomize_batchnorm(model, 4)
+    images = np.random.default_rng(8).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    fused = zd.TwoStepDetector(model, pixel_classifier(), score_threshold=0.0,
+                               max_detections=10, class_scale=30.0).fused()
+    assert_same(served(fused, tmp_path / "pyramid", images), fused.detect_padded(images))
+
+
 @pytest.mark.parametrize("agnostic", [True, False])
 def test_one_step_export_per_class_and_class_agnostic_nms(tmp_path, agnostic):
     keras.utils.set_random_seed(4)

@@ -9,7 +9,8 @@
     detections = pipeline(images)      # per image (boxes (k, 4) xyxy, scores (k,), classes (k,))
     pipeline.fused().save("runs/det/deploy")                     # re-parameterized models
 
-Step 1 (`model.py`, `targets.py`): RepVGG backbone -> one-level neck at stride 8 -> a dense,
+Step 1 (`model.py`, `targets.py`): RepVGG backbone -> one-level neck at stride 8, or a
+feature pyramid (`stride=(8, 16, 32)`, each box learnt on the level its size falls in) -> a dense,
 anchor-free head: per cell one objectness logit and four distances (FCOS), trained with a
 sigmoid focal loss and a selectable box loss (`targets.BOX_LOSSES`: eiou, ciou, giou, diou,
 iou, siou, smoothl1, focal-eiou); targets by centre sampling, built in `keras.ops` inside
