@@ -795,3 +795,23 @@ def test_real_images_start_from_the_pretrained_backbone_unless_told_otherwise():
     config = train.parse_args(["--model", "detector", "--dataset", "voc:x"])
     config.options["detector_kwargs"] = {"widths": (8, 8, 16, 16)}     # another backbone
     assert task.detector_kwargs(config) == {"widths": (8, 8, 16, 16)}
+
+
+def test_strides_option_builds_a_pyramid_and_checks_the_image_size():
+    from zoo import train
+    from zoo.training.tasks.base import ConfigError
+
+    task = det_task.DetectionTask()
+
+    def config(*arguments):
+        return train.parse_args(["--model", "detector", "--loss", "eiou", "--dataset",
+                                 "synth_scenes", *arguments])
+
+    assert task.detector_kwargs(config("--strides", "8,16,32")) == {"stride": (8, 16, 32)}
+    assert task.detector_kwargs(config("--strides", "4")) == {"stride": 4}
+    task.check(config("--strides", "8,16,32", "--image-size", "256"))
+    with pytest.raises(ConfigError, match="largest stride 32"):
+        task.check(config("--strides", "8,16,32", "--image-size", "176"))
+    for bad in ("8,32", "16,8", "12", "x", ""):
+        with pytest.raises(ConfigError, match="strides"):
+            task.check(config("--strides", bad))

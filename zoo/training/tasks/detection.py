@@ -470,6 +470,24 @@ def _image_set_split(root, names):
     return parts[0], parts[1], f"ImageSets/Main/{chosen[0]} and {chosen[1]}"
 
 
+def checked_strides(value):
+    """The step-1 output stride(s): None (the builder's default, 8), one stride, or a pyramid
+    of consecutive powers of two given as "8,16,32" or a tuple; else ConfigError."""
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else (
+        [value] if isinstance(value, (int, np.integer)) else list(value))
+    try:
+        strides = [int(str(p).strip()) for p in parts]
+    except ValueError:
+        strides = []
+    if (not strides or any(s < 2 or s & (s - 1) for s in strides)
+            or any(b != 2 * a for a, b in zip(strides, strides[1:]))):
+        raise ConfigError(f"strides must be one power of two (8) or consecutive powers of two "
+                          f"(8,16,32), got {value!r}")
+    return strides[0] if len(strides) == 1 else tuple(strides)
+
+
 def checked_image_size(value) -> tuple:
     """The run's (height, width): `value` an int or a pair, each a multiple of
     `SIZE_MULTIPLE` (the backbone's deepest stride) and at least 2 of them; else ConfigError."""
@@ -612,6 +630,10 @@ class DetectionTask(Task):
                                  "positives on the training images as background"),
         "tile_overlap": Option(None, "detection: pixels shared by neighbouring tiles in tiled "
                                "inference (default a quarter of --image-size)", type=int),
+        "strides": Option(None, "detection: step 1's output stride, 8 (default), or a "
+                          "feature pyramid such as 8,16,32 where each object is learnt on "
+                          "the level its size falls in (--image-size must then be a multiple "
+                          "of the largest)", type=str),
     }
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; the detector's "
@@ -635,6 +657,10 @@ class DetectionTask(Task):
         if self.option(config, "tiles") and str(config.dataset) == "synth_scenes":
             raise ConfigError("--tiles reads large real images (voc:PATH, coco:FILE, "
                               "neon_trees); synthetic scenes are made at --image-size")
+        strides = checked_strides(self.option(config, "strides"))
+        if isinstance(strides, tuple) and any(side % strides[-1] for side in size):
+            raise ConfigError(f"image_size {size} must be a multiple of the largest stride "
+                              f"{strides[-1]} of --strides {','.join(map(str, strides))}")
         overlap = self.option(config, "tile_overlap")
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int)
                                     or not 0 <= overlap < min(size)):
@@ -646,6 +672,9 @@ class DetectionTask(Task):
         (`REAL_DATA_BACKBONE` for real images with the default widths and depths, unless
         `backbone_weights` says otherwise; "none" is random)."""
         kwargs = dict(self.option(config, "detector_kwargs") or {})
+        strides = checked_strides(self.option(config, "strides"))
+        if strides is not None:
+            kwargs["stride"] = strides
         chosen = self.option(config, "backbone_weights")
         if chosen is None:
             real = str(config.dataset or self.default_dataset) != "synth_scenes"
@@ -713,6 +742,10 @@ class DetectionTask(Task):
         class_scale = 1.0 if models["classifier"] is None else classifier_loss(head)[1]
         pipeline = TwoStepDetector(models["detector"], models["classifier"],
                                    class_names=train_set.class_names, class_scale=class_scale)
+        strides = checked_strides(self.option(config, "strides"))
+        if isinstance(strides, tuple) and any(side % strides[-1] for side in size):
+            raise ConfigError(f"image_size {size} must be a multiple of the largest stride "
+                              f"{strides[-1]} of --strides {','.join(map(str, strides))}")
         overlap = self.option(config, "tile_overlap")
         evaluation = evaluate_pipeline(pipeline, test_set, overlap=overlap)
         fused = pipeline.fused()
@@ -776,6 +809,7 @@ class DetectionTask(Task):
             "tiled": evaluation["tiled"], "max_detections": evaluation["max_detections"],
             "hard_negatives": info.get("hard_negatives", 0),
             "backbone_weights": self.detector_kwargs(config).get("backbone_weights"),
+            "strides": list(pipeline.detector.strides),
             "step2_helps": (None if models["classifier"] is None else
                             bool(result["map_50"] >= evaluation["step1_map_50"])),
             **({"untiled_map_50": evaluation["untiled_map_50"],
