@@ -6,6 +6,8 @@
   and, with a cosine head, angular margins of the embedding of a fixed probe set.
 - `RetrievalMonitor`: retrieval metrics of that embedding (precision@1, R-precision, MAP@R,
   Recall@k; `callbacks.retrieval`, with NMI/AMI of k-means clusters in `clustering_scores`).
+- `MagnitudePruning`: prunes the smallest weights (global or per layer, single weights or whole
+  filters) on a `PolynomialSparsity` / `ConstantSparsity` schedule and keeps them at zero.
 
 All write plain floats into `logs` at every epoch end, with the same keys from epoch 0, so
 History, CSVLogger and TensorBoard record them: place them before those loggers.
@@ -19,6 +21,12 @@ from callbacks.margin_monitor import (
     separation_metrics,
 )
 from callbacks.retrieval import clustering_scores, nearest_neighbours, retrieval_metrics
+from callbacks.pruning import (
+    ConstantSparsity,
+    MagnitudePruning,
+    PolynomialSparsity,
+    kernel_sparsity,
+)
 from callbacks.retrieval_monitor import RetrievalMonitor
 from callbacks.plots import (
     plot_embedding_snapshots,
@@ -31,6 +39,10 @@ from callbacks.weight_trace import WeightTrace, aggregate_by_layer, load_trace
 
 __all__ = [
     "WeightTrace",
+    "MagnitudePruning",
+    "PolynomialSparsity",
+    "ConstantSparsity",
+    "kernel_sparsity",
     "MarginMonitor",
     "RetrievalMonitor",
     "retrieval_metrics",
