@@ -5,7 +5,7 @@
 
 Start: the shipped `lenet5.mnist` weights (one trained network, so every method prunes the
 same weights). For each method and sparsity s:
-- one shot, no fine-tuning: `callbacks.pruning.compute_masks` at s, the test accuracy;
+- one shot, no fine-tuning: `callbacks.pruning.prune_once` at s, the test accuracy;
 - fine-tuned: the same masks, then `--fine-tune-epochs` epochs of Adam (1e-3, batch 128) on
   the MNIST training set with `MagnitudePruning.from_zeros` holding the zeros, one run per
   seed (seeds change the batch order);
@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
 from callbacks import WeightTrace, plot_weight_updates  # noqa: E402
-from callbacks.pruning import (MagnitudePruning, PolynomialSparsity, compute_masks,  # noqa: E402
-                               kernel_sparsity, prunable_layers)
+from callbacks.pruning import (MagnitudePruning, PolynomialSparsity,  # noqa: E402
+                               kernel_sparsity, prune_once)
 from zoo import create_model, datasets  # noqa: E402
 
 METHODS = {"global": ("global", "unstructured"), "layer": ("layer", "unstructured"),
@@ -67,19 +67,6 @@ def accuracy(model, test):
     return float(np.mean(np.argmax(logits, -1) == test.y))
 
 
-def prune_once(model, method, sparsity):
-    scope, structure = METHODS[method]
-    layers = prunable_layers(model)
-    kernels = [keras.ops.convert_to_numpy(layer.kernel) for layer in layers]
-    masks = compute_masks(kernels, [np.ones(k.shape, bool) for k in kernels], sparsity, scope,
-                          structure)
-    for layer, kernel, mask in zip(layers, kernels, masks):
-        layer.kernel.assign(kernel * mask)
-        if structure == "filter" and layer.bias is not None:
-            alive = mask.reshape(-1, mask.shape[-1]).any(axis=0)
-            layer.bias.assign(keras.ops.convert_to_numpy(layer.bias) * alive)
-
-
 def cell(args, method, sparsity, seed, train, test, trace_path=None):
     """One (method, sparsity, seed) result, computed now or read back from --work."""
     path = args.work / f"{method}-{sparsity:g}-{seed}.json"
@@ -97,7 +84,8 @@ def cell(args, method, sparsity, seed, train, test, trace_path=None):
                                                              frequency=max(1, last // 20))))
         one_shot = None
     else:
-        prune_once(model, method, sparsity)
+        scope, structure = METHODS[method]
+        prune_once(model, sparsity, scope, structure)
         one_shot = accuracy(model, test)
         callbacks.append(MagnitudePruning.from_zeros(model))
     if trace_path is not None:

@@ -4,6 +4,9 @@
     model.fit(x, y, epochs=5, callbacks=[pruning])
     pruning.sparsity()               # {layer/kernel: fraction of zeros}, ≈ 0.9 overall
 
+    prune_once(model, 0.9)           # one shot, no training; then fine-tune with the zeros held:
+    model.fit(x, y, callbacks=[MagnitudePruning.from_zeros(model)])
+
 Schedule (Zhu & Gupta 2017, "To prune, or not to prune"), at training step t:
     s_t = s_f + (s_i − s_f)·(1 − (t − t_0)/(t_1 − t_0))^p      for t_0 ≤ t ≤ t_1
 with s_i before t_0 and s_f after t_1; the masks are recomputed every `frequency` steps in
@@ -224,6 +227,39 @@ def compute_masks(kernels, masks, sparsity, scope="global", structure="unstructu
     return out
 
 
+def apply_masks(layers, masks, structure="unstructured"):
+    """kernel ← kernel · mask for each layer (masks: {layer name: bool array}); with
+    structure "filter" the bias of every filter whose weights are all masked is zeroed."""
+    for layer in layers:
+        mask = masks[layer.name]
+        kernel = layer.kernel
+        kernel.assign(keras.ops.convert_to_numpy(kernel) * mask.astype(kernel.dtype))
+        bias = getattr(layer, "bias", None)
+        if structure == "filter" and bias is not None:
+            alive = mask.reshape(-1, mask.shape[-1]).any(axis=0)
+            bias.assign(keras.ops.convert_to_numpy(bias) * alive.astype(bias.dtype))
+
+
+def prune_once(model, sparsity, scope="global", structure="unstructured", layers=None) -> dict:
+    """One-shot magnitude pruning of a model's kernels to `sparsity`, in place, no training.
+
+    Same scopes, structures and default layers as `MagnitudePruning`. Returns the masks
+    {layer name: bool array, True = kept}; hand the model to `MagnitudePruning.from_zeros`
+    to fine-tune it with the zeros held.
+    """
+    _check_fraction("sparsity", sparsity)
+    if scope not in SCOPES or structure not in STRUCTURES:
+        raise ValueError(f"scope must be one of {SCOPES} and structure one of {STRUCTURES}, "
+                         f"got {scope!r} and {structure!r}")
+    chosen = _named_layers(model, layers) if layers else prunable_layers(model)
+    kernels = [keras.ops.convert_to_numpy(layer.kernel) for layer in chosen]
+    found = compute_masks(kernels, [np.ones(k.shape, bool) for k in kernels], sparsity, scope,
+                          structure)
+    masks = {layer.name: mask for layer, mask in zip(chosen, found)}
+    apply_masks(chosen, masks, structure)
+    return masks
+
+
 class MagnitudePruning(keras.callbacks.Callback):
     """Prune the smallest weights during `fit` on a schedule, keeping them at zero.
 
@@ -313,14 +349,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.history.append((self.step, float(sparsity), measured))
 
     def _apply(self):
-        for layer in self._layers:
-            mask = self.masks[layer.name]
-            kernel = layer.kernel
-            kernel.assign(keras.ops.convert_to_numpy(kernel) * mask.astype(kernel.dtype))
-            bias = getattr(layer, "bias", None)
-            if self.structure == "filter" and bias is not None:
-                alive = mask.reshape(-1, mask.shape[-1]).any(axis=0)
-                bias.assign(keras.ops.convert_to_numpy(bias) * alive.astype(bias.dtype))
+        apply_masks(self._layers, self.masks, self.structure)
 
     def sparsity(self) -> dict:
         """`kernel_sparsity` of the pruned layers now."""

@@ -169,3 +169,19 @@ def test_bad_arguments_are_value_errors():
     with pytest.raises(ValueError, match="not in the model"):
         model.fit(np.zeros((2, 8, 8, 1)), np.zeros((2, 3)), verbose=0,
                   callbacks=[MagnitudePruning(0.5, layers=["nope"])])
+
+
+def test_prune_once_is_compute_masks_applied_in_place():
+    model = small_model(3)
+    kernels = [keras.ops.convert_to_numpy(layer.kernel) for layer in prunable_layers(model)]
+    from callbacks.pruning import prune_once
+
+    masks = prune_once(model, 0.7, scope="layer")
+    for layer, kernel, expected in zip(prunable_layers(model), kernels,
+                                       compute_masks(kernels, [np.ones(k.shape, bool)
+                                                               for k in kernels], 0.7, "layer")):
+        np.testing.assert_array_equal(masks[layer.name], expected)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel),
+                                      kernel * expected)
+    with pytest.raises(ValueError, match="sparsity"):
+        prune_once(model, 1.5)
