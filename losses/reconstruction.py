@@ -1,5 +1,7 @@
 """Image reconstruction losses: SSIM, MS-SSIM, Charbonnier, and the MS-SSIM + L1 mix.
 
+The functional forms `ssim`, `ms_ssim` and `psnr` (per image) also serve as metrics.
+
 `y_true` and `y_pred` are images (B, H, W, C), channels last, values in [0, `max_val`]
 (1 by default: the output of a sigmoid). Every loss returns one value per image, shape (B,),
 which Keras reduces over the batch; a `sample_weight` of shape (B,) weights images.
@@ -95,6 +97,17 @@ def _ssim_parts(x, y, max_val, kernel, k1, k2):
             ops.mean(contrast_structure, axis=(1, 2, 3)))
 
 
+@keras.saving.register_keras_serializable(package="losslab")
+def psnr(y_true, y_pred, max_val=1.0):
+    """Peak signal-to-noise ratio per image (B,), in dB: 10·log10(max_val² / MSE), the MSE
+    floored at 1e-10 (a perfect copy gives 100 dB for max_val 1, not infinity). Usable as
+    a metric: `keras.metrics.MeanMetricWrapper(psnr, name="psnr")`."""
+    _check_images(y_true, y_pred)
+    error = ops.mean(ops.square(as_float32(y_true) - as_float32(y_pred)), axis=(1, 2, 3))
+    return 10.0 * ops.log(float(max_val) ** 2 / ops.maximum(error, 1e-10)) / math.log(10.0)
+
+
+@keras.saving.register_keras_serializable(package="losslab")
 def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
     """SSIM per image (B,) of images (B, H, W, C) (see the module docstring)."""
     _, _, channels = _check_images(y_true, y_pred, filter_size)

@@ -21,7 +21,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-TASKS = ("classification", "text", "detection")
+TASKS = ("classification", "text", "detection", "reconstruction")
 
 
 @dataclass(frozen=True)

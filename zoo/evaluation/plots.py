@@ -24,9 +24,11 @@ def save_figure(fig, path, title: str = "", dpi: int = 120) -> Path:
     return Path(path)
 
 
-def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, train against validation, from a History-like dict."""
-    metrics = [m for m in ("loss", "accuracy") if m in history]
+def plot_history(history: dict, path: str | Path, title: str = "",
+                 metrics=("loss", "accuracy")) -> Path:
+    """`metrics` (those present: loss and accuracy by default) per epoch, train against
+    validation, from a History-like dict."""
+    metrics = [m for m in metrics if m in history]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         epochs = np.arange(1, len(history[metric]) + 1)

@@ -6,9 +6,11 @@ from zoo.registry import model_info
 from zoo.training.tasks.base import Option, Prepared, Task
 from zoo.training.tasks.classification import ClassificationTask
 from zoo.training.tasks.detection import DetectionTask
+from zoo.training.tasks.reconstruction import ReconstructionTask
 from zoo.training.tasks.text import TextTask
 
-TASKS = {task.name: task for task in (ClassificationTask(), TextTask(), DetectionTask())}
+TASKS = {task.name: task for task in (ClassificationTask(), TextTask(), DetectionTask(),
+                                      ReconstructionTask())}
 
 
 def get_task(name: str) -> Task:
