@@ -113,6 +113,8 @@ class ReconstructionTask(Task):
                         choices=NOISES),
         "noise_level": Option(None, "reconstruction: σ of Gaussian noise (default 0.3) or the "
                               "fraction of salt-and-pepper pixels (default 0.1)", type=float),
+        # Python only (no command-line flag): more builder arguments, e.g. widths
+        "model_kwargs": Option(None, "", type="python"),
     }
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; a denoiser outputs "
@@ -153,7 +155,8 @@ class ReconstructionTask(Task):
         batches = NoisyImages(train.x, config.batch_size, kind, level, seed=config.seed)
         shape = train.x.shape[1:]
         try:
-            model = create_model(config.model, input_shape=shape)
+            model = create_model(config.model, input_shape=shape,
+                                 **(self.option(config, "model_kwargs") or {}))
         except ValueError as error:
             raise ConfigError(f"model {config.model!r} cannot take {config.dataset} images "
                               f"{shape}: {error}") from None
