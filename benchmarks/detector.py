@@ -70,8 +70,10 @@ import numpy as np  # noqa: E402
 from benchmarks.common import (RESULTS, difference, environment, format_mean_std,  # noqa: E402
                                mean_std, write_json, write_text)
 from zoo.models.detector import BOX_LOSSES, TwoStepDetector  # noqa: E402
-from zoo.training.tasks.detection import (evaluate_pipeline, fit_classifier, fit_detector,  # noqa: E402
-                                load_detection_data, mine_hard_negatives, step1_evaluator)
+from zoo.training.config import ConfigError  # noqa: E402
+from zoo.training.tasks.detection import (checked_strides, evaluate_pipeline,  # noqa: E402
+                                          fit_classifier, fit_detector, load_detection_data,
+                                          mine_hard_negatives, step1_evaluator)
 
 PARTS = ("losses", "steps", "fused", "voc", "neon")
 # --tiny (smoke tests only): small models, so that XLA compiles in seconds
@@ -106,7 +108,7 @@ class Classifiers:
 
 
 def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data_key,
-            augment=True, one_step=False, backbone_weights=None):
+            augment=True, one_step=False, backbone_weights=None, stride=None):
     """Train step 1 (+ the shared classifier), evaluate; (row of numbers, pipeline)."""
     evaluator = step1_evaluator(test_set.subset(range(min(len(test_set), args.curve_images)))
                                 if args.curve_images else test_set)
@@ -115,6 +117,7 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
     model, _ = fit_detector(train_set, box_loss, epochs, args.batch_size, args.learning_rate,
                             seed, one_step, augment=augment, callbacks=[timer, evaluator],
                             verbose=0, backbone_weights=backbone_weights,
+                            **_stride_kwargs(stride),
                             **(TINY_DETECTOR if args.tiny else {}))
     step1_seconds = time.perf_counter() - started
     classifier, scale, classifier_info = (None, 1.0, None) if one_step else \
@@ -335,7 +338,7 @@ def part_fused(args, data, classifiers):
 
 def neon_settings(args):
     return {"tile_size": args.neon_size, "epochs": args.neon_epochs,
-            "backbone_weights": args.neon_backbone,
+            "backbone_weights": args.neon_backbone, "strides": args.neon_strides,
             "batch_size": args.neon_batch, "box_loss": args.neon_loss,
             "learning_rate": args.learning_rate,
             "classifier_epochs": args.classifier_epochs, "tiny": args.tiny}
@@ -364,6 +367,7 @@ def part_neon(args, classifiers, stored=None, save=None):
                                 args.learning_rate, seed, callbacks=[timer], verbose=0,
                                 tile_size=args.neon_size,
                                 backbone_weights=args.neon_backbone,
+                                **_stride_kwargs(args.neon_strides),
                                 **(TINY_DETECTOR if args.tiny else {}))
         step1_seconds = time.perf_counter() - started
         classifier, scale, classifier_info = classifiers.get("neon", train_set, seed)
@@ -411,6 +415,31 @@ def neon_section(args, info, rows, max_detections):
             "runs": rows}
 
 
+def _stride_kwargs(strides):
+    """The detector's `stride` argument from a list of strides (None: the default)."""
+    if not strides:
+        return {}
+    return {"stride": strides[0] if len(strides) == 1 else tuple(strides)}
+
+
+def section_key(data, backbone, strides):
+    """"voc", "voc_pretrained", "voc_pretrained_pyramid", ... (the same for "neon")."""
+    return data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
+
+
+SECTIONS = {data: [section_key(data, b, p) for b in (None, "x") for p in (None, (8,))]
+            for data in ("voc", "neon")}
+
+
+def _start(settings):
+    """How a real-data section's detector starts and what it predicts from, in words."""
+    backbone = settings.get("backbone_weights")
+    strides = settings.get("strides")
+    return ((f"backbone from {backbone}" if backbone else "from random weights")
+            + (f", feature pyramid (strides {', '.join(map(str, strides))})" if strides
+               else ""))
+
+
 def part_voc(args, classifiers, stored):
     root = Path(args.voc)
     if not root.is_dir():
@@ -427,13 +456,15 @@ def part_voc(args, classifiers, stored):
             print(f"--- voc: {loss} seed {seed}", flush=True)
             rows.append(one_run(train_set, test_set, loss, seed, args.voc_epochs, args,
                                 classifiers, "voc", augment=info["augment"],
-                                backbone_weights=args.voc_backbone)[0])
+                                backbone_weights=args.voc_backbone,
+                                stride=args.voc_strides)[0])
         table[loss] = summarise(rows, args.short_epochs)
     fresh = {"environment": environment(), "folder": str(root), "split": info["split"],
              "augmentation": repr(info["augment"]), "class_names": list(train_set.class_names),
              "test_names": info["test_names"],
              "settings": {**settings(args), "epochs": args.voc_epochs,
                           "backbone_weights": args.voc_backbone,
+                          "strides": args.voc_strides,
                           "train_images": len(train_set), "test_images": len(test_set)},
              "table": table}
     return merge_table(stored, fresh)
@@ -470,10 +501,19 @@ def targets(results):
                    "errors)" if d > -2 * se else "does NOT hold")
         lines.append(f"- {a.upper()} ≥ {b.upper()}: AP@.5 difference {d:+.4f} ± {se:.4f} "
                      f"(standard error over seeds): {verdict}")
-    for key, start in (("neon", "random weights"), ("neon_pretrained", "pretrained backbone")):
+    for key in SECTIONS["voc"]:
+        table = results.get(key, {}).get("table", {})
+        for loss, row in table.items():
+            ap = max(row["map_50"]["mean"], row["step1_map_50"]["mean"])
+            lines.append(f"- kangaroo AP@.5 ≥ 0.60 ({_start(results[key]['settings'])}, "
+                         f"{results[key]['settings']['image_size']} px, {loss}): "
+                         f"{'met' if ap >= 0.6 else 'NOT met'} ({ap:.3f}, the better of "
+                         f"two-step and step 1 alone, mean of {row['map_50']['n']} seeds)")
+    for key in SECTIONS["neon"]:
         neon = results.get(key, {}).get("summary")
         if not neon:
             continue
+        start = _start(results[key]["settings"])
         ap = max(neon["map_50"]["mean"], neon["step1_map_50"]["mean"])
         lines.append(f"- NEON test tile AP@.5 ≥ 0.50 with tiling ({start}): "
                      f"{'met' if ap >= 0.5 else 'NOT met'} ({ap:.3f}, the better of two-step "
@@ -537,13 +577,13 @@ def markdown(results):
             f"{k.replace('_', ' ')} {v:.2e}" for k, v in diff.items()) + ". Test AP@.5 "
             f"unfused {acc['unfused']['map_50']:.4f}, fused {acc['fused']['map_50']:.4f}; mAP "
             f"{acc['unfused']['map']:.4f} / {acc['fused']['map']:.4f}.", ""]
-    for key in ("voc", "voc_pretrained"):
+    for key in SECTIONS["voc"]:
         if not results.get(key):
             continue
         section = results[key]
-        backbone = section.get("settings", {}).get("backbone_weights")
+        start = _start(section.get("settings", {}))
         lines += ["## Pascal VOC: " + Path(section.get("folder", "")).name
-                  + (f", backbone from {backbone}" if backbone else ""), ""]
+                  + ("" if start == "from random weights" else f", {start}"), ""]
         if "skipped" in section:
             lines += [section["skipped"], ""]
         else:
@@ -554,13 +594,12 @@ def markdown(results):
                       f"{section['augmentation']}, seeds {s['seeds']}. The test images are "
                       "listed in detector.json.", "",
                       *loss_table(section["table"]), ""]
-    for key in ("neon", "neon_pretrained"):
+    for key in SECTIONS["neon"]:
         if not results.get(key):
             continue
         section = results[key]
         s, summary = section["settings"], section["summary"]
-        start = (f"backbone from {s['backbone_weights']}" if s.get("backbone_weights")
-                 else "from random weights")
+        start = _start(s)
         lines += [f"## NEON tree crowns: tiled, {start}", "",
                   f"{section['split']}. Step 1: {s['epochs']} epochs of {section['augmentation']}"
                   f" (batch {s['batch_size']}, {s['box_loss']}), crop classifier "
@@ -663,6 +702,11 @@ def main(argv=None):
     parser.add_argument("--neon-backbone", default=None,
                         help="shipped backbone weights for the neon part, e.g. "
                              "repvgg_tiny.cifar10; its results go to section neon_pretrained")
+    parser.add_argument("--voc-strides", default=None,
+                        help="step 1 as a feature pyramid on the voc part, e.g. 8,16,32 "
+                             "(section voc_..._pyramid)")
+    parser.add_argument("--neon-strides", default=None,
+                        help="the same for the neon part")
     parser.add_argument("--image-size", type=int, default=128,
                         help="side of the (square) images, synthetic and VOC")
     parser.add_argument("--tiny", action="store_true",
@@ -679,6 +723,16 @@ def main(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.image_size % 16:
         parser.error(f"--image-size must be a multiple of 16, got {args.image_size}")
+    for name in ("voc_strides", "neon_strides"):
+        try:
+            strides = checked_strides(getattr(args, name))
+        except ConfigError as error:
+            parser.error(f"--{name.replace('_', '-')}: {error}")
+        setattr(args, name, list(strides) if isinstance(strides, tuple) else
+                None if strides is None else [strides])
+    if args.voc_strides and args.image_size % max(args.voc_strides):
+        parser.error(f"--image-size must be a multiple of {max(args.voc_strides)} for "
+                     f"--voc-strides")
 
     path = args.results_dir / f"{NAME}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -697,10 +751,10 @@ def main(argv=None):
         elif part == "fused":
             results["fused"] = part_fused(args, data, classifiers)
         elif part == "voc":
-            part = "voc_pretrained" if args.voc_backbone else "voc"
+            part = section_key("voc", args.voc_backbone, args.voc_strides)
             results[part] = part_voc(args, classifiers, results.get(part))
         else:
-            part = "neon_pretrained" if args.neon_backbone else "neon"
+            part = section_key("neon", args.neon_backbone, args.neon_strides)
 
             def save(section, part=part):
                 results[part] = section

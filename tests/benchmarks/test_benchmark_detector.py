@@ -82,6 +82,15 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
     assert len(section["table"]["giou"]["runs"][0]["curve_map_50"]) == 1
     text = (tmp_path / "results" / "detector.md").read_text()
     assert "## Pascal VOC: voc" in text and "| giou |" in text
+    # the same data through a feature pyramid: its own section, next to the first
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "giou", "--voc-strides", "4,8,16", *tiny_args(tmp_path)])
+    results = json.loads((tmp_path / "results" / "detector.json").read_text())
+    assert results["voc"] == section and results["voc_pyramid"]["settings"]["strides"] == [
+        4, 8, 16]
+    text = (tmp_path / "results" / "detector.md").read_text()
+    assert "## Pascal VOC: voc, from random weights, feature pyramid (strides 4, 8, 16)" in text
+    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 2
 
 
 def test_detector_benchmark_skips_a_missing_voc_folder(tmp_path):
