@@ -17,7 +17,7 @@ def test_pruning_benchmark_smoke(tmp_path):
     from zoo import create_model, datasets
 
     arguments = ["--sparsities", "0.6", "--methods", "global", "gradual", "--seeds", "0", "1",
-                 "--fine-tune-epochs", "1", "--train-limit", "256",
+                 "--fine-tune-epochs", "1", "--target-epochs", "1", "--train-limit", "256",
                  "--work", str(tmp_path / "cells"), "--results-dir", str(tmp_path)]
     pruning.main(arguments)
     results = json.loads((tmp_path / "pruning.json").read_text())
@@ -34,13 +34,18 @@ def test_pruning_benchmark_smoke(tmp_path):
     row = results["table"]["global"]["0.6"]
     assert row["one_shot"] == pytest.approx(expected, abs=1e-6)
     assert row["measured_sparsity"] == pytest.approx(0.6, abs=1e-4)
-    cells = [json.loads((tmp_path / "cells" / f"global-0.6-{s}.json").read_text())
+    cells = [json.loads((tmp_path / "cells" / f"global-0.6-{s}-e1.json").read_text())
              for s in (0, 1)]
     assert row["fine_tuned"]["mean"] == pytest.approx(np.mean([c["fine_tuned"] for c in cells]))
     assert all(c["measured"]["total"] == pytest.approx(0.6, abs=1e-4) for c in cells)
     gradual = results["table"]["gradual"]["0.6"]
     assert gradual["one_shot"] is None and gradual["measured_sparsity"] == pytest.approx(0.6,
                                                                                          abs=1e-4)
+    longer = results["longer_at_target"]["rows"]  # 90 %, the longer (here 1-epoch) budget
+    for method in ("global", "gradual"):
+        assert longer[method]["measured_sparsity"] == pytest.approx(0.9, abs=1e-4)
+        assert (tmp_path / "cells" / f"{method}-0.9-1-e1-cosine.json").exists()
+    assert results["target"]["value"] == max(r["fine_tuned"]["mean"] for r in longer.values())
     assert "| global | 60.0 % |" in (tmp_path / "pruning.md").read_text()
     assert (tmp_path / "pruning.png").stat().st_size > 0
     pruning.main(arguments)  # finished cells are read back, not retrained
