@@ -35,6 +35,7 @@ from benchmarks.common import (RESULTS, difference, environment, format_mean_std
 from zoo import datasets, train  # noqa: E402
 from zoo.datasets.noise import add_noise  # noqa: E402
 from zoo.training.tasks.reconstruction import TEST_NOISE_SEED  # noqa: E402
+from zoo.training.tasks.reconstruction import plot_gallery as reconstruction_gallery  # noqa: E402
 
 LOSSES = ("mse", "bce", "ssim", "mix")
 TARGET_PSNR = 24.0
@@ -124,6 +125,7 @@ def plot(results, path):
 
 
 def plot_gallery(args, losses, seed, path, count=8):
+    """The same noisy test images denoised by each loss's model (seed `seed`)."""
     test = datasets.load(args.dataset, "test", limit=count, data_dir=args.data_dir)
     noisy = add_noise(test.x, args.noise, args.noise_level,
                       np.random.default_rng(TEST_NOISE_SEED))[:count]
@@ -132,19 +134,7 @@ def plot_gallery(args, losses, seed, path, count=8):
         model = keras.saving.load_model(run_folder(args, loss, seed) / "model.keras")
         rows.append((loss, np.asarray(model.predict(noisy, verbose=0))))
     rows.append(("clean", test.x[:count]))
-    fig, axes = plt.subplots(len(rows), count, figsize=(1.2 * count, 1.25 * len(rows)),
-                             squeeze=False)
-    for r, (label, images) in enumerate(rows):
-        for k in range(count):
-            image = np.clip(images[k], 0, 1)
-            axes[r, k].imshow(image[..., 0] if image.shape[-1] == 1 else image,
-                              cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
-            axes[r, k].set_xticks([])
-            axes[r, k].set_yticks([])
-        axes[r, 0].set_ylabel(label)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return reconstruction_gallery(rows, path)
 
 
 def main(argv=None):

@@ -135,3 +135,19 @@ def test_config_errors():
         task.check(config)
     with pytest.raises(ConfigError, match="unknown loss"):
         task.check(train.parse_args(base[:-1] + ["arcface"]))
+
+
+@pytest.mark.slow
+def test_evaluate_scores_a_denoiser_on_another_dataset(tmp_path):
+    """zoo.evaluate RUN --dataset SPEC: the run's noise on the other set's test images."""
+    from zoo import evaluate, train
+
+    out = tmp_path / "run"
+    train.run(train.TrainConfig(model="conv_autoencoder", dataset="mnist", loss="mse",
+                                epochs=1, batch_size=32, train_limit=64, test_limit=32,
+                                out=str(out), verbose=0))
+    scored = evaluate.main([str(out), "--dataset", "fashion_mnist", "--test-limit", "32"])
+    assert scored == 0
+    found = list((out / "evaluations").rglob("metrics.json"))
+    assert found and {"test_psnr", "input_psnr"} <= set(json.loads(found[0].read_text()))
+    assert evaluate.main([str(out), "--dataset", "cifar10", "--test-limit", "8"]) == 2

@@ -71,6 +71,19 @@ def embedding_retrieval(model, test) -> dict:
             **clustering_scores(embeddings, test.y), "distance": "cosine"}
 
 
+def image_test_split(task, spec, config, model):
+    """The test split of the named image dataset `spec`, checked against `model`'s input
+    (for `zoo.evaluate RUN --dataset SPEC` of the image tasks); ConfigError otherwise."""
+    if spec not in datasets.list_datasets():
+        raise ConfigError(f"unknown {task} dataset {spec!r}; known: "
+                          f"{', '.join(datasets.list_datasets())}")
+    test = datasets.load(spec, "test", limit=config.test_limit, data_dir=config.data_dir)
+    if tuple(test.x.shape[1:]) != tuple(model.input_shape[1:]):
+        raise ConfigError(f"{spec} images are {test.x.shape[1:]} but the model takes "
+                          f"{tuple(model.input_shape[1:])}")
+    return test
+
+
 class ClassificationTask(Task):
     name = "classification"
     default_dataset = "fashion_mnist"
@@ -195,15 +208,8 @@ class ClassificationTask(Task):
         return compile_model(model, config, int(model.output_shape[-1]), 1)
 
     def test_data(self, config, spec, models):
-        if spec not in datasets.list_datasets():
-            raise ConfigError(f"unknown classification dataset {spec!r}; known: "
-                              f"{', '.join(datasets.list_datasets())}")
-        test = datasets.load(spec, "test", limit=config.test_limit, data_dir=config.data_dir)
-        model = models["model"]
-        if tuple(test.x.shape[1:]) != tuple(model.input_shape[1:]):
-            raise ConfigError(f"{spec} images are {test.x.shape[1:]} but the model takes "
-                              f"{tuple(model.input_shape[1:])}")
-        return Prepared({"test": test}, model, 0)
+        return Prepared({"test": image_test_split(self.name, spec, config, models["model"])},
+                        models["model"], 0)
 
     def summary(self, metrics):
         retrieval = metrics.get("retrieval")

@@ -35,6 +35,7 @@ from zoo.training.config import ConfigError
 from zoo.training.optimizers import make_optimizer
 from zoo.training.run_folder import read_history
 from zoo.training.tasks.base import Option, Prepared, Task
+from zoo.training.tasks.classification import image_test_split
 
 RECONSTRUCTION_LOSSES = ("mse", "mae", "bce", "ssim", "ms_ssim", "mix", "charbonnier")
 TEST_NOISE_SEED = 2024  # the fixed corruption of the validation and test images
@@ -86,14 +87,15 @@ def image_scores(clean, images, batch_size=EVAL_BATCH_SIZE) -> dict:
     return {k: float(np.mean(np.concatenate(v))) for k, v in values.items()}
 
 
-def plot_gallery(noisy, denoised, clean, path, title=""):
-    """Rows noisy / denoised / clean, one column per image."""
+def plot_gallery(rows, path, title=""):
+    """One row of images per (label, images (N, H, W, C) in [0, 1]) of `rows`, e.g. noisy /
+    denoised / clean, one column per image."""
     import matplotlib.pyplot as plt
 
-    count = len(clean)
-    fig, axes = plt.subplots(3, count, figsize=(1.3 * count, 4.2), squeeze=False)
-    for row, (label, images) in enumerate((("noisy", noisy), ("denoised", denoised),
-                                            ("clean", clean))):
+    count = len(rows[0][1])
+    fig, axes = plt.subplots(len(rows), count, figsize=(1.3 * count, 1.4 * len(rows)),
+                             squeeze=False)
+    for row, (label, images) in enumerate(rows):
         for k in range(count):
             image = np.clip(images[k], 0, 1)
             axes[row, k].imshow(image[..., 0] if image.shape[-1] == 1 else image,
@@ -193,28 +195,21 @@ class ReconstructionTask(Task):
             plot_history(read_history(folder.file("history.csv")), folder.file("curves.png"),
                          title, metrics=("loss", "psnr", "ssim"))
         count = min(GALLERY, len(test.x))
-        plot_gallery(noisy[:count], denoised[:count], test.x[:count],
-                     folder.file("gallery.png"),
+        plot_gallery([("noisy", noisy[:count]), ("denoised", denoised[:count]),
+                      ("clean", test.x[:count])], folder.file("gallery.png"),
                      f"{title} · PSNR {before['psnr']:.1f} → {scores['psnr']:.1f} dB")
-        test_loss = float(keras.ops.convert_to_numpy(model.compute_loss(
-            noisy[:EVAL_BATCH_SIZE], test.x[:EVAL_BATCH_SIZE],
-            model(noisy[:EVAL_BATCH_SIZE], training=False), training=False)))
+        test_loss = model.evaluate(noisy, test.x, batch_size=EVAL_BATCH_SIZE, verbose=0,
+                                   return_dict=True)["loss"]
         return {"test_psnr": scores["psnr"], "test_ssim": scores["ssim"],
                 "input_psnr": before["psnr"], "input_ssim": before["ssim"],
-                "test_loss_first_batch": test_loss,
+                "test_loss": float(test_loss),
                 "noise": kind, "noise_level": level, "test_samples": len(test.x),
                 "files": ["model.keras", "history.csv", "curves.png", "gallery.png"]}
 
     def test_data(self, config, spec, models):
-        if spec not in datasets.list_datasets():
-            raise ConfigError(f"unknown reconstruction dataset {spec!r}; known: "
-                              f"{', '.join(datasets.list_datasets())}")
-        test = datasets.load(spec, "test", limit=config.test_limit, data_dir=config.data_dir)
-        model = models["model"]
-        if tuple(test.x.shape[1:]) != tuple(model.input_shape[1:]):
-            raise ConfigError(f"{spec} images are {test.x.shape[1:]} but the model takes "
-                              f"{tuple(model.input_shape[1:])}")
-        return Prepared({"test": test, "noisy_test": self._noisy(test, config)}, model, 0)
+        test = image_test_split(self.name, spec, config, models["model"])
+        return Prepared({"test": test, "noisy_test": self._noisy(test, config)},
+                        models["model"], 0)
 
     def summary(self, metrics):
         return (f"test PSNR {metrics['test_psnr']:.2f} dB (noisy input "
