@@ -44,7 +44,7 @@ def test_pruning_benchmark_smoke(tmp_path):
     longer = results["longer_at_target"]["rows"]  # 90 %, the longer (here 1-epoch) budget
     for method in ("global", "gradual"):
         assert longer[method]["measured_sparsity"] == pytest.approx(0.9, abs=1e-4)
-        assert (tmp_path / "cells" / f"{method}-0.9-1-e1-cosine.json").exists()
+        assert (tmp_path / "cells" / f"{method}-0.9-1-e1-cosine-shift.json").exists()
     assert results["target"]["value"] == max(r["fine_tuned"]["mean"] for r in longer.values())
     assert "| global | 60.0 % |" in (tmp_path / "pruning.md").read_text()
     assert (tmp_path / "pruning.png").stat().st_size > 0
