@@ -93,9 +93,9 @@ class CrossBatchMemoryHead(EmbeddingHead):
         self.memory_labels = self.add_weight(
             shape=(size,), initializer="zeros", dtype="int32", trainable=False,
             name="memory_labels")
-        self.memory_filled = self.add_weight(
-            shape=(size,), initializer="zeros", dtype="float32", trainable=False,
-            name="memory_filled")
+        self.memory_count = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False,
+            name="memory_count")
         self.memory_position = self.add_weight(
             shape=(), initializer="zeros", dtype="int32", trainable=False,
             name="memory_position")
@@ -108,8 +108,10 @@ class CrossBatchMemoryHead(EmbeddingHead):
         filled slots, all invalid until `warmup_steps` batches were written."""
         started = ops.greater_equal(ops.convert_to_tensor(self.memory_writes),
                                     self.warmup_steps)
-        valid = ops.logical_and(ops.greater(ops.convert_to_tensor(self.memory_filled), 0.5),
-                                started)
+        # the ring fills slots 0, 1, ... in order, so the filled ones are those below the count
+        filled = ops.less(ops.arange(self.memory_size, dtype="int32"),
+                          ops.convert_to_tensor(self.memory_count))
+        valid = ops.logical_and(filled, started)
         # copies: values, not handles that the write after the loss would change
         return {"memory_embedding": ops.copy(self.memory_embedding),
                 "memory_labels": ops.copy(self.memory_labels),
@@ -117,7 +119,10 @@ class CrossBatchMemoryHead(EmbeddingHead):
 
     def write(self, embedding, labels):
         """Enqueue a batch: its embeddings (B, D) and labels overwrite the oldest entries."""
-        batch = static_shape(embedding)[0]
+        batch, dim = static_shape(embedding)[0], static_shape(embedding)[-1]
+        if dim is not None and dim != self.memory_embedding.shape[-1]:
+            raise ValueError(f"the cross-batch memory holds {self.memory_embedding.shape[-1]}-D "
+                             f"embeddings, got {dim}-D ones")
         if batch is not None and batch > self.memory_size:
             raise ValueError(f"the cross-batch memory holds {self.memory_size} embeddings, "
                              f"fewer than the batch of {batch}: make memory_size at least the "
@@ -130,8 +135,8 @@ class CrossBatchMemoryHead(EmbeddingHead):
                                         self.memory_size), 1)
         self.memory_embedding.assign(ops.scatter_update(self.memory_embedding, slots, embedding))
         self.memory_labels.assign(ops.scatter_update(self.memory_labels, slots, labels))
-        self.memory_filled.assign(ops.scatter_update(self.memory_filled, slots,
-                                                     ops.ones((count,), "float32")))
+        self.memory_count.assign(ops.minimum(ops.convert_to_tensor(self.memory_count) + count,
+                                             self.memory_size))
         self.memory_position.assign(ops.mod(position + count, self.memory_size))
         self.memory_writes.assign(ops.convert_to_tensor(self.memory_writes) + 1)
 

@@ -164,7 +164,23 @@ def test_training_steps_fill_the_queue_with_the_latest_embeddings_and_labels():
         for j, label in enumerate(y[16 * (step % 4):16 * (step % 4) + 16]):
             ring[(16 * step + j) % 40] = label
     np.testing.assert_array_equal(_numpy(head.memory_labels), ring)
-    assert np.all(_numpy(head.memory_filled) == 1.0)
+    assert int(_numpy(head.memory_count)) == 40
+    assert np.all(_numpy(head.memory_inputs()["memory_valid"]))
+
+
+def test_a_partly_filled_memory_offers_only_the_written_slots():
+    model = _memory_model(40)
+    head = model.get_layer("xbm")
+    rng = np.random.default_rng(3)
+    head.write(rng.normal(size=(16, 3)).astype("float32"), np.arange(16) % 4)
+    np.testing.assert_array_equal(_numpy(head.memory_inputs()["memory_valid"]),
+                                  np.arange(40) < 16)
+    for _ in range(2):  # 48 written into 40 slots: full, the count stops at the size
+        head.write(rng.normal(size=(16, 3)).astype("float32"), np.arange(16) % 4)
+    assert int(_numpy(head.memory_count)) == 40 and int(_numpy(head.memory_position)) == 8
+    assert np.all(_numpy(head.memory_inputs()["memory_valid"]))
+    with pytest.raises(ValueError, match="3-D embeddings, got 8-D"):
+        head.write(np.zeros((4, 8), "float32"), np.zeros(4, int))
 
 
 @pytest.mark.filterwarnings("ignore:Gradients do not exist")  # no CE: the logits are unused
@@ -192,7 +208,7 @@ def test_a_saved_model_keeps_its_memory(tmp_path):
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")
     restored = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
-    for name in ("memory_embedding", "memory_labels", "memory_filled", "memory_writes"):
+    for name in ("memory_embedding", "memory_labels", "memory_count", "memory_writes"):
         np.testing.assert_array_equal(_numpy(getattr(restored.get_layer("xbm"), name)),
                                       _numpy(getattr(model.get_layer("xbm"), name)))
     assert isinstance(restored.loss, CrossBatchMemoryLoss)
