@@ -38,7 +38,9 @@ bias of a pruned filter, above).
 
 Why not tensorflow-model-optimization: its `prune_low_magnitude` wraps tf.keras 2 layers and
 does not accept Keras 3 models. This callback is backend-neutral (NumPy masks,
-`variable.assign`).
+`variable.assign`). On JAX, Keras keeps the weights outside the model during an epoch; the
+callback reads `self.model` in every batch hook, which puts them back (Keras's
+`jax_state_sync`), so its masking reaches the next step — at the cost of that sync per step.
 
 L1 / L2 regularisation, which pushes weights towards zero before pruning, is Keras's own:
 `layers.Dense(..., kernel_regularizer=keras.regularizers.L1(1e-5))`.
@@ -327,10 +329,12 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.schedule.should_update(self.step):
+            self.model  # noqa: B018  (on JAX, reading .model puts the step's weights back)
             self._update(self.schedule(self.step))
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
+        self.model  # noqa: B018  (as above; the next step then starts from the masked ones)
         self._apply()
 
     def on_epoch_end(self, epoch, logs=None):
