@@ -71,6 +71,17 @@ def embedding_retrieval(model, test) -> dict:
             **clustering_scores(embeddings, test.y), "distance": "cosine"}
 
 
+def load_image_splits(config):
+    """(train, validation or None, test) `Split`s of the run's named image dataset."""
+    common = dict(validation_split=config.validation_split, seed=config.seed,
+                  data_dir=config.data_dir)
+    train = datasets.load(config.dataset, "train", limit=config.train_limit, **common)
+    validation = (datasets.load(config.dataset, "validation", **common)
+                  if config.validation_split > 0 else None)
+    test = datasets.load(config.dataset, "test", limit=config.test_limit, **common)
+    return train, validation, test
+
+
 def image_test_split(task, spec, config, model):
     """The test split of the named image dataset `spec`, checked against `model`'s input
     (for `zoo.evaluate RUN --dataset SPEC` of the image tasks); ConfigError otherwise."""
@@ -121,12 +132,7 @@ class ClassificationTask(Task):
                               "it has no embedding layer of adjustable size")
 
     def prepare(self, config):
-        common = dict(validation_split=config.validation_split, seed=config.seed,
-                      data_dir=config.data_dir)
-        train = datasets.load(config.dataset, "train", limit=config.train_limit, **common)
-        validation = (datasets.load(config.dataset, "validation", **common)
-                      if config.validation_split > 0 else None)
-        test = datasets.load(config.dataset, "test", limit=config.test_limit, **common)
+        train, validation, test = load_image_splits(config)
         num_classes = len(train.class_names)
         for split, part in (("train", train), ("validation", validation), ("test", test)):
             if part is not None:  # once here: XLA-compiled steps drop the losses' assertions

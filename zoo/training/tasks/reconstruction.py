@@ -35,7 +35,7 @@ from zoo.training.config import ConfigError
 from zoo.training.optimizers import make_optimizer
 from zoo.training.run_folder import read_history
 from zoo.training.tasks.base import Option, Prepared, Task
-from zoo.training.tasks.classification import image_test_split
+from zoo.training.tasks.classification import image_test_split, load_image_splits
 
 RECONSTRUCTION_LOSSES = ("mse", "mae", "bce", "ssim", "ms_ssim", "mix", "charbonnier")
 TEST_NOISE_SEED = 2024  # the fixed corruption of the validation and test images
@@ -147,12 +147,7 @@ class ReconstructionTask(Task):
         return add_noise(split.x, kind, level, np.random.default_rng(TEST_NOISE_SEED))
 
     def prepare(self, config):
-        common = dict(validation_split=config.validation_split, seed=config.seed,
-                      data_dir=config.data_dir)
-        train = datasets.load(config.dataset, "train", limit=config.train_limit, **common)
-        validation = (datasets.load(config.dataset, "validation", **common)
-                      if config.validation_split > 0 else None)
-        test = datasets.load(config.dataset, "test", limit=config.test_limit, **common)
+        train, validation, test = load_image_splits(config)
         kind, level = self.noise(config)
         batches = NoisyImages(train.x, config.batch_size, kind, level, seed=config.seed)
         shape = train.x.shape[1:]
