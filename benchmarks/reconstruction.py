@@ -1,7 +1,7 @@
 """Denoising losses on the same U-Net: MSE, BCE, SSIM and MS-SSIM + L1 (Zhao et al. 2017).
 
     python benchmarks/reconstruction.py [--dataset fashion_mnist] [--seeds 0 1 2]
-        [--epochs 5] [--train-limit 20000] [--noise gaussian --noise-level 0.3]
+        [--epochs 5] [--train-limit 10000] [--noise gaussian --noise-level 0.3]
 
 Each loss trains `unet_denoiser` (widths `--widths`, default 16 32 64) through `zoo.train`
 (task `reconstruction`) on the same images, noise, seeds and budget (Adam with cosine decay,
@@ -145,7 +145,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--train-limit", type=int, default=20000)
+    parser.add_argument("--train-limit", type=int, default=10000)
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--noise", default="gaussian", choices=("gaussian", "salt_pepper"))
     parser.add_argument("--noise-level", type=float, default=0.3)
