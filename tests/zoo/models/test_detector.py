@@ -665,11 +665,12 @@ def test_voc_run_writes_metrics(tmp_path):
                          epochs=1, batch_size=5, learning_rate=1e-3, seed=0, verbose=0,
                          loss="giou", trace_weights=0, options={
                              "classifier_epochs": 1, "image_size": (64, 64),
-                             "detector_kwargs": TINY,
+                             "detector_kwargs": TINY, "strides": "4,8,16",  # a pyramid
                              "classifier_kwargs": {"widths": (8, 8), "depths": (1, 1),
                                                    "embedding_dim": 8}})
     metrics = run(config)
     stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert stored["strides"] == [4, 8, 16]
     assert stored["dataset"] == f"voc:{root}" and stored["class_names"] == ["cat", "dog"]
     assert (stored["train_images"], stored["test_images"]) == (5, 1)
     assert stored["test_names"] == [f"{i:05d}.jpg"

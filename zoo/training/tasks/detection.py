@@ -742,10 +742,6 @@ class DetectionTask(Task):
         class_scale = 1.0 if models["classifier"] is None else classifier_loss(head)[1]
         pipeline = TwoStepDetector(models["detector"], models["classifier"],
                                    class_names=train_set.class_names, class_scale=class_scale)
-        strides = checked_strides(self.option(config, "strides"))
-        if isinstance(strides, tuple) and any(side % strides[-1] for side in size):
-            raise ConfigError(f"image_size {size} must be a multiple of the largest stride "
-                              f"{strides[-1]} of --strides {','.join(map(str, strides))}")
         overlap = self.option(config, "tile_overlap")
         evaluation = evaluate_pipeline(pipeline, test_set, overlap=overlap)
         fused = pipeline.fused()
