@@ -15,7 +15,10 @@ to their output directly. They train as the runner's `reconstruction` task
   and the output is sigmoid(logit(x) + r): the network learns what to change in the noisy
   image rather than the whole image, and starts from the identity (r = 0 at
   initialisation), the residual learning of DnCNN (Zhang et al. 2017) in logit space so the
-  output stays in (0, 1).
+  output stays in (0, 1). Limit: a pixel at exactly 0 or 1 (clipped Gaussian noise, every
+  salt-and-pepper pixel) sits at logit ±9.2, where the sigmoid's slope is about 1e-4, so the
+  correction barely moves it; with salt-and-pepper noise the residual form stays the
+  identity. Use `residual_output=False` for such noise.
 
 H and W must be divisible by 2^L (L = the number of downsamplings: len(widths) − 1).
 """
