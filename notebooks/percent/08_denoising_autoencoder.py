@@ -113,20 +113,26 @@ plt.show()
 # ## Two denoisers
 #
 # `conv_autoencoder` squeezes the image through a 7×7 bottleneck and back: everything must
-# pass through it, so fine detail is lost. `unet_denoiser` has skip connections at every
-# scale and learns a *correction* of its input (residual learning: it starts as the
-# identity), so it only has to find the noise. Same loss (MSE), same budget.
+# pass through it, so fine detail is lost, but so is the noise. `unet_denoiser` has skip
+# connections at every scale and learns a *correction* of its input (residual learning: it
+# starts as the identity), so it can keep detail, and noise too until it has learnt what to
+# remove. Same loss (MSE), same short budget: which wins here is a question of budget, not
+# a law.
 
 # %%
-def train_denoiser(model, loss, epochs=EPOCHS, noise="gaussian", level=0.3, folder=None):
+def train_denoiser(model, loss, epochs=EPOCHS, noise="gaussian", level=0.3, folder=None,
+                   residual=True):
     folder = folder or tempfile.mkdtemp()
     metrics = run(TrainConfig(model=model, dataset="fashion_mnist", loss=loss, epochs=epochs,
                               batch_size=64, learning_rate=2e-3, seed=SEED,
                               train_limit=TRAIN_LIMIT, test_limit=TEST_LIMIT,
                               validation_split=0.0, out=folder, verbose=0,
                               options={"noise": noise, "noise_level": level,
-                                       "model_kwargs": {"widths": WIDTHS if model ==
-                                                        "unet_denoiser" else WIDTHS[:2]}}))
+                                       "model_kwargs": {"widths": WIDTHS} if model ==
+                                       "unet_denoiser" and residual else
+                                       {"widths": WIDTHS, "residual_output": False}
+                                       if model == "unet_denoiser" else
+                                       {"widths": WIDTHS[:2]}}))
     return metrics, keras.saving.load_model(Path(folder) / "model.keras")
 
 
@@ -174,10 +180,16 @@ plt.show()
 # Here 10 % of the pixels are set to black or white. Those outliers are huge squared errors:
 # MSE spends its effort on them, an L1-type loss (the mix's L1 term, or Charbonnier) treats
 # them as what they are, a few pixels.
+#
+# The U-Net here outputs sigmoid(r), not the residual form sigmoid(logit(x) + r): a pixel at
+# exactly 0 or 1 sits at logit ±9.2, where the sigmoid's slope is 1e-4, so the residual form
+# cannot move those pixels and stays the identity (PSNR = the input's). That is a limit of
+# residual learning in logit space with saturating noise.
 
 # %%
 for loss in SALT_PEPPER_LOSSES:
-    metrics, _ = train_denoiser("unet_denoiser", loss, noise="salt_pepper", level=0.1)
+    metrics, _ = train_denoiser("unet_denoiser", loss, noise="salt_pepper", level=0.1,
+                                residual=False)
     print(f"salt-and-pepper, {loss:11s} PSNR {metrics['test_psnr']:.2f} dB, SSIM "
           f"{metrics['test_ssim']:.4f} (input {metrics['input_psnr']:.2f} dB)")
 
@@ -200,8 +212,11 @@ else:
 # %% [markdown]
 # ## What to take away
 #
-# - Skip connections and residual learning matter more than the loss: the U-Net beats the
-#   bottleneck autoencoder by several dB with the same loss.
-# - Each loss wins on the measure it optimises; the structural losses are the ones to use
-#   when the result is looked at by people, MSE when PSNR is the contract.
-# - Outlier noise (salt and pepper) favours L1-type losses.
+# - At a short budget on 2 CPU cores, the small bottleneck autoencoder can match or beat the
+#   U-Net on PSNR (compare the two lines above): the U-Net has more to learn before its skips
+#   stop passing noise through.
+# - Each loss wins on the measure it optimises: the SSIM loss gives the best SSIM and the
+#   worst PSNR, MSE the reverse (the benchmark confirms it over three seeds). The structural
+#   losses are the ones to use when people look at the result, MSE when PSNR is the contract.
+# - Salt-and-pepper noise needs an output that can reach the saturated pixels; compare the
+#   losses' numbers above for how much an L1-type term helps at this budget.
