@@ -92,8 +92,32 @@ def test_denoisers_shapes_save_load_and_bad_sizes(name, tmp_path):
 
 def test_residual_unet_starts_as_the_identity():
     model = create_model("unet_denoiser", input_shape=(16, 16, 1), widths=(8, 16))
-    x = np.random.default_rng(1).uniform(0.01, 0.99, size=(2, 16, 16, 1)).astype(np.float32)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), x, atol=1e-5)
+    x = np.random.default_rng(1).uniform(0.0, 1.0, size=(2, 16, 16, 1)).astype(np.float32)
+    x[0, :4], x[1, :4] = 0.0, 1.0  # saturated pixels (salt and pepper) too
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), x, atol=1e-6)
+
+
+def test_residual_output_moves_saturated_pixels():
+    """clip(x + r, 0, 1): a correction r moves a pixel at 0 or 1 by r (the logit-space form
+    sigmoid(logit(x) + r) moved it by about 1e-4·r); r is clipped to the image range."""
+    from zoo.models.autoencoder import ClippedResidual
+
+    image = np.array([[0.0, 1.0, 0.5, 0.9]], "float32")
+    correction = np.array([[0.3, -0.4, 0.2, 0.3]], "float32")
+    out = keras.ops.convert_to_numpy(ClippedResidual()(image, correction))
+    np.testing.assert_allclose(out, [[0.3, 0.6, 0.7, 1.0]], atol=1e-7)
+
+
+def test_models_saved_with_the_logit_residual_still_load(tmp_path):
+    from zoo.models.autoencoder import LogitResidual
+
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, LogitResidual()(inputs, keras.layers.Conv2D(1, 1)(inputs)))
+    model.save(tmp_path / "old.keras")
+    loaded = keras.saving.load_model(tmp_path / "old.keras", safe_mode=True)
+    x = np.random.default_rng(0).uniform(0.1, 0.9, (1, 4, 4, 1)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(model(x)), atol=1e-6)
 
 
 @pytest.mark.slow
