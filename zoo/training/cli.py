@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from zoo.training.config import MIXED_PRECISION, ConfigError, TrainConfig
+from zoo.training.distribution import DISTRIBUTE
 
 EXIT_BAD_INPUT = 2
 
@@ -117,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--mixed-precision", choices=MIXED_PRECISION, default=None,
         help="train under this Keras dtype policy: float16 or bfloat16 computations, float32 "
         "weights (mixed_float16 scales the loss); the losses compute in float32")
+    add("--distribute", choices=DISTRIBUTE, default=None,
+        help="data-parallel training over this machine's devices, --batch-size being the "
+        "global batch: mirrored (TensorFlow's MirroredStrategy) or data-parallel (JAX, "
+        "keras.distribution.DataParallel); see zoo.training.distribution")
     add("--debug", action="store_true", help="show the traceback of an error")
     seen = set()
     for task in TASKS.values():

@@ -46,6 +46,7 @@ class TrainConfig:
     freeze_backbone: int | None = None  # epochs that train the head alone first
     test_dataset: str | None = None  # also score the trained model on all of this data
     mixed_precision: str | None = None  # a Keras dtype policy of MIXED_PRECISION, or None
+    distribute: str | None = None  # data-parallel engine (zoo.training.distribution), or None
     options: dict = field(default_factory=dict)
     # Python-only: extra callbacks appended after the built-in ones (not serialised).
     callbacks: list = field(default_factory=list, repr=False)
@@ -80,6 +81,9 @@ class TrainConfig:
         if self.mixed_precision not in (None, *MIXED_PRECISION):
             raise ConfigError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)} "
                               f"(or unset for float32), got {self.mixed_precision!r}")
+        from zoo.training.distribution import check as check_distribute
+
+        check_distribute(self.distribute)
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a dict, got {type(self.options).__name__}")
         return self

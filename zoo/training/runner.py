@@ -27,6 +27,7 @@ import numpy as np
 
 from zoo.training.callbacks import EpochTimer, HistoryLogger, RunBackup
 from zoo.training.config import ConfigError, TrainConfig
+from zoo.training.distribution import Placement, distributed
 from zoo.training.reproducibility import deterministic_ops, seed_everything, versions
 from zoo.training.run_folder import RunFolder
 from zoo.training.tasks import task_for_model
@@ -111,6 +112,11 @@ def run(config: TrainConfig) -> dict:
     continues (`zoo.training.run_folder`).
     """
     config, task = resolve(config)
+    with distributed(config.distribute) as placement:
+        return _run(config, task, placement)
+
+
+def _run(config: TrainConfig, task, placement: Placement) -> dict:
     folder = RunFolder(config.out, config.resume)
     if config.resume:
         check_resumable(config, folder)
@@ -142,6 +148,7 @@ def run(config: TrainConfig) -> dict:
         "train_samples": prepared.train_samples_per_epoch,
         "parameters": task_metrics.get("parameters", primary.count_params()),
         "seed": config.seed,
+        "distribution": placement.to_json(),
         # the detector trains outside op determinism (XLA); record what was in force
         "op_determinism": bool(config.deterministic and task.op_determinism
                                and keras.backend.backend() == "tensorflow"),

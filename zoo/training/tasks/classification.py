@@ -121,6 +121,10 @@ class ClassificationTask(Task):
         if augment != "none" and recipe.balanced_batches:
             raise ConfigError(f"--augment {augment} cannot be combined with loss "
                               f"{config.loss!r}, which trains on class-balanced P x K batches")
+        if recipe.head == "xbm" and config.distribute == "mirrored":
+            raise ConfigError(f"loss {config.loss!r} keeps a queue of embeddings in the "
+                              f"model, which replicas of tf.distribute would each overwrite "
+                              f"with their own share of the batch; train it on one device")
         if recipe.head != "softmax" and not model_accepts(config.model, "head"):
             raise ConfigError(
                 f"loss {config.loss!r} needs a {recipe.head!r} head but model "

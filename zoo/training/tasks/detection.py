@@ -643,6 +643,8 @@ class DetectionTask(Task):
                     "coco:FILE)",
         "validation_split": "the detector has no validation split; it is scored on its "
                             "test split after training",
+        "distribute": "its step compiles with XLA (jit_compile), whose kernels tf.distribute "
+                      "could not place on two devices in our tests; train it on one device",
     }
 
     def losses(self):
