@@ -353,7 +353,8 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.history.append((self.step, float(sparsity), measured))
 
     def _apply(self):
-        apply_masks(self._layers, self.masks, self.structure)
+        if any(not mask.all() for mask in self.masks.values()):  # else nothing to hold at 0
+            apply_masks(self._layers, self.masks, self.structure)
 
     def sparsity(self) -> dict:
         """`kernel_sparsity` of the pruned layers now."""

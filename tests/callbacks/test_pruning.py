@@ -185,3 +185,23 @@ def test_prune_once_is_compute_masks_applied_in_place():
                                       kernel * expected)
     with pytest.raises(ValueError, match="sparsity"):
         prune_once(model, 1.5)
+
+
+def test_masks_are_applied_only_once_something_is_pruned(monkeypatch):
+    """Before the schedule's first cut the masks are all ones: no per-batch write-back."""
+    import callbacks.pruning as pruning_module
+
+    writes = []
+    original = pruning_module.apply_masks
+    monkeypatch.setattr(pruning_module, "apply_masks",
+                        lambda *args: writes.append(1) or original(*args))
+    model = small_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = toy_data()
+    pruning = MagnitudePruning(ConstantSparsity(0.5, begin_step=6))
+    model.fit(x, y, batch_size=8, epochs=1, callbacks=[pruning], verbose=0)  # 8 steps
+    assert [step for step, _, _ in pruning.history] == [6]
+    # the cut at step 6 (applied once as it is made), then after steps 6 and 7
+    assert len(writes) == 3
+    assert kernel_sparsity(model)["total"] > 0.49
