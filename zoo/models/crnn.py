@@ -58,7 +58,7 @@ import numpy as np
 
 import keras
 from keras import layers
-from losses.sequence import PAD_VALUE, ctc_beam_decode, ctc_greedy_decode
+from losses.sequence import BLANK_INDEX, PAD_VALUE, ctc_beam_decode, ctc_greedy_decode
 from zoo.charset import LOWERCASE_ALPHANUMERIC, Charset
 from zoo.registry import register_model
 
@@ -346,6 +346,46 @@ def recognize(model, images, strategy="greedy", beam_width=100, charset=None,
         return charset.decode_batch(outputs)
     ids = decode_logits(outputs, strategy, beam_width)
     return charset.decode_batch(keras.ops.convert_to_numpy(ids))
+
+
+def fixed_width_copy(model, width: int) -> keras.Model:
+    """The CRNN `model` for lines of exactly `width` pixels, its LSTMs unrolled; same weights.
+
+    With a known number of frames and `unroll=True` the BiLSTMs become plain matrix products
+    and activations instead of a while loop over TensorLists, so LiteRT converts the model
+    with its built-in ops only (no Flex). Narrower lines are right-padded (`pad_lines`), wider
+    ones squeezed to `width`, as the text task does for a fixed width.
+    """
+    width = int(width)
+    height, _, channels = model.input_shape[1:]
+    if width < 8 or crnn_frames(width) < 1:
+        raise ValueError(f"width must be at least 8 pixels (one output frame), got {width}")
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, layers.Bidirectional):
+            config["layer"]["config"]["unroll"] = True
+            if "backward_layer" in config:
+                config["backward_layer"]["config"]["unroll"] = True
+        return layer.__class__.from_config(config)
+
+    inputs = keras.Input((height, width, channels), name="image")
+    copy = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def greedy_decode_texts(logits, charset: Charset) -> list:
+    """Best-path CTC decoding in NumPy: per frame the likeliest id, repeats merged, blanks
+    (id 0) dropped, ids k > 0 read as `charset.characters[k - 1]`. What a user of the LiteRT
+    export runs on its (B, T, C) logits.
+    """
+    best = np.argmax(np.asarray(logits), axis=-1)
+    texts = []
+    for frames in best:
+        first_of_run = np.concatenate([[True], frames[1:] != frames[:-1]])
+        texts.append(charset.decode(frames[first_of_run & (frames != BLANK_INDEX)]))
+    return texts
 
 
 def export_recognizer(model, path, strategy="greedy", beam_width=100, charset=None):
