@@ -5,15 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.losslab-installed
 DEMO_OUT ?= runs/demo
-# The losses and the callbacks are backend-agnostic: their tests run again on JAX, in a venv
-# of its own (no TensorFlow in it).
+# The library is backend-agnostic: its tests run again on JAX, in a venv of its own (no
+# TensorFlow in it), all but those about TensorFlow itself (marker `tensorflow`: SavedModel,
+# LiteRT, tf.function). The zoo's end-to-end runs (`slow`) stay on TensorFlow, to keep CI
+# short; test_every_task_trains trains each task once on JAX too.
 JAX_VENV ?= .venv-jax
 JAX_PY := $(JAX_VENV)/bin/python
 JAX_STAMP := $(JAX_VENV)/.losslab-installed
-JAX_TESTS := tests/losses tests/callbacks
-
-# SavedModel export needs TensorFlow itself (the JAX venv has none); it is tested in the TF run.
-JAX_DESELECT := --deselect tests/losses/test_loss_head_model.py::test_export_serves_scores_from_the_input_alone --deselect tests/losses/test_loss_sequence.py::test_bad_labels_stop_compiled_training --deselect tests/losses/test_loss_reconstruction.py::test_the_numpy_reference_agrees_with_tf_image
+JAX_PYTEST = KERAS_BACKEND=jax $(JAX_PY) -m pytest -n $(TEST_WORKERS) -p no:cacheprovider
 
 .PHONY: demo test setup setup-jax data clean
 
@@ -55,7 +54,8 @@ TEST_WORKERS ?= auto
 
 test: data setup-jax
 	$(PY) -m pytest -n $(TEST_WORKERS)
-	KERAS_BACKEND=jax $(JAX_PY) -m pytest -n $(TEST_WORKERS) -p no:cacheprovider $(JAX_TESTS) $(JAX_DESELECT)
+	$(JAX_PYTEST) -m "not tensorflow" tests/losses tests/callbacks
+	$(JAX_PYTEST) -m "not tensorflow and not slow" tests/zoo
 
 clean:
 	rm -rf $(VENV) $(JAX_VENV) runs .pytest_cache

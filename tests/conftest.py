@@ -9,6 +9,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/losses/loss_co
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+# Tests about TensorFlow itself (SavedModel, LiteRT, tf.function) carry the `tensorflow`
+# marker, and the JAX job deselects them. A module that is about nothing else is not even
+# collected there (collecting it would import TensorFlow):
+TENSORFLOW_MODULES = ["zoo/models/test_detector_export.py"]
+collect_ignore = TENSORFLOW_MODULES if keras.backend.backend() != "tensorflow" else []
+
 
 @pytest.fixture(autouse=True)
 def _float32_policy():

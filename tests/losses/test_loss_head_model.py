@@ -108,6 +108,7 @@ def test_inference_model_gives_the_same_scores_and_reloads(trained, tmp_path):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.tensorflow
 def test_export_serves_scores_from_the_input_alone(trained, tmp_path):
     # Keras exports a SavedModel through TensorFlow, so this test needs it (the JAX run of
     # `make test` deselects it: its venv has no TensorFlow).

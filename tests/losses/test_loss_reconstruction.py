@@ -98,6 +98,7 @@ def test_ms_ssim_matches_the_numpy_reference():
     np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
+@pytest.mark.tensorflow
 def test_the_numpy_reference_agrees_with_tf_image():
     """TensorFlow only (deselected in the JAX job, whose venv has no TensorFlow)."""
     import tensorflow as tf

@@ -302,6 +302,7 @@ def test_bad_options_raise():
         ctc_greedy_decode(logits[0])
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("row", [[CLASSES, -1, -1, -1], [1, -1, 2, -1], [0, 1, -1, -1]])
 def test_bad_labels_stop_compiled_training(row):
     """TensorFlow only: inside its compiled graph the label values are checked by a graph

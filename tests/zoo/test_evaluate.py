@@ -104,11 +104,13 @@ def test_an_unknown_source_is_neither_a_run_nor_weights(capsys):
     assert "neither a run folder nor shipped weights" in capsys.readouterr().err
 
 
+@pytest.mark.tensorflow
 def test_the_run_exports_in_every_format(trained_run, tmp_path):
     """`python -m zoo.export`: .keras, SavedModel and LiteRT give the run's predictions."""
     from zoo import export as zexport
 
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
     x, _ = datasets.load("mnist", "test", limit=8)
     expected = keras.saving.load_model(trained_run / "model.keras").predict(x, verbose=0)
     path = zexport.export_run(trained_run, "keras", tmp_path / "m")

@@ -9,14 +9,16 @@ import pytest
 from zoo import export as zexport
 from zoo.training.config import ConfigError
 
-tf = pytest.importorskip("tensorflow")
 
 def test_a_crnn_exports_to_keras(tmp_path):
     path = zexport.export_run("crnn_small.synth_plates", "keras", tmp_path / "crnn")
     assert path.suffix == ".keras" and path.stat().st_size > 0
 
 
+@pytest.mark.tensorflow
 def test_a_crnn_runs_in_litert_with_built_in_ops_and_reads_as_keras_does(tmp_path):
+    import tensorflow as tf
+
     """The fixed-width, unrolled copy converts without Flex ops (the converter is limited to
     LiteRT's built-ins, so any TensorFlow op would fail it), its logits equal the Keras
     model's on the same lines, and the NumPy decoding of OUT.json reads the same text as
@@ -62,6 +64,7 @@ def test_the_numpy_greedy_decoder_by_hand():
     assert greedy_decode_texts(logits, charset) == ["aab", ""]
 
 
+@pytest.mark.tensorflow
 def test_a_line_width_without_frames_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="width must be at least 8"):
         zexport.export_run("crnn_small.synth_plates", "litert", tmp_path / "x", line_width=4)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf  # this module is collected on TensorFlow only: tests/conftest.py
 
 import zoo.models.detector as zd
 from detector_fixtures import TINY
 from detector_fixtures import randomize_batchnorm as shared_randomize_batchnorm
 from zoo.models.detector.export import export_detector, export_step1_litert
 
-tf = pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.tensorflow
 
 
 def randomize_batchnorm(model, seed):

@@ -101,7 +101,8 @@ def test_lenet_embed_with_the_softmax_recipe(tmp_path):
     embeddings = keras.Model(model.inputs, model.get_layer("embedding").output).predict(
         test.x, verbose=0)
     expected = retrieval_metrics(embeddings, test.y)
-    assert metrics["retrieval"]["map_at_r"] == pytest.approx(expected["map_at_r"], abs=1e-6)
+    # the run embeds in other batches than predict does here: float32 sums differ (JAX: 3e-6)
+    assert metrics["retrieval"]["map_at_r"] == pytest.approx(expected["map_at_r"], abs=1e-5)
     assert metrics["retrieval"]["queries"] == expected["queries"] == SMALL["test_limit"]
     assert 0 <= metrics["retrieval"]["ami"] <= 1
 
@@ -172,6 +173,7 @@ def test_recipes_with_balanced_batches_train_on_pk_batches(tmp_path, monkeypatch
     assert metrics["train_samples"] == (640 // 64) * 64  # train_limit counts after the split
 
 
+@pytest.mark.tensorflow
 def test_determinism_is_scoped_to_the_run(tmp_path):
     from tensorflow.python.framework import config as tf_config
 

@@ -1,10 +1,11 @@
-"""A short `zoo.train` run on one device and under `--distribute mirrored` on two.
+"""A short `zoo.train` run on one device and under `--distribute` on two.
 
-    python tests/mirrored_run_probe.py OUT_FOLDER     # prints one JSON object
+    python tests/distributed_run_probe.py OUT_FOLDER     # prints one JSON object
 
-Run in a fresh process (tests/zoo/training/test_distribute.py starts it): TensorFlow's two
-logical CPUs must be set up before anything starts its runtime. Both runs train LeNet-5 (no
-BatchNormalization, a per-sample loss) from the same seed on the same 256 Fashion-MNIST
+Run in a fresh process (tests/zoo/training/test_distribute.py starts it): the two devices
+must exist before the backend starts — two logical CPUs for TensorFlow (`mirrored`), two
+host devices for JAX (`data-parallel`; XLA_FLAGS set by the caller). Both runs train LeNet-5
+(no BatchNormalization, a per-sample loss) from the same seed on the same 256 Fashion-MNIST
 images in the same order, so they must end with the same weights up to the order of float
 sums. Printed: each run's recorded distribution, and the largest weight difference.
 """
@@ -12,13 +13,16 @@ sums. Printed: each run's recorded distribution, and the largest weight differen
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
-import tensorflow as tf
+if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    import tensorflow as tf
 
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu,
+                                               [tf.config.LogicalDeviceConfiguration()] * 2)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,7 +35,8 @@ from zoo import train  # noqa: E402
 def main(out: Path):
     report = {}
     weights = {}
-    for name, distribute in (("one", None), ("two", "mirrored")):
+    engine = {"tensorflow": "mirrored", "jax": "data-parallel"}[keras.backend.backend()]
+    for name, distribute in (("one", None), ("two", engine)):
         folder = out / name
         metrics = train.run(train.TrainConfig(
             model="lenet5", dataset="fashion_mnist", epochs=2, train_limit=256, test_limit=64,
