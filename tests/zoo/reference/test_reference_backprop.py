@@ -76,9 +76,10 @@ def test_conv2d_forward_matches_loops_and_keras(padding, kernel, size):
     b = rng.normal(size=3)
     y, _ = bp.conv2d_forward(x, w, b, padding)
     np.testing.assert_allclose(y, naive_conv(x, w, b, padding), rtol=1e-12, atol=1e-12)
-    keras_y = keras.ops.convert_to_numpy(keras.ops.conv(x, w, padding=padding)) + b
+    keras_conv = keras.ops.convert_to_numpy(keras.ops.conv(x, w, padding=padding))
+    keras_y = keras_conv + b
     # JAX computes in float32 unless x64 is enabled
-    tolerance = 1e-10 if keras_y.dtype == np.float64 else 1e-5
+    tolerance = 1e-10 if keras_conv.dtype == np.float64 else 1e-5
     np.testing.assert_allclose(y, keras_y, rtol=tolerance, atol=tolerance)
 
 
