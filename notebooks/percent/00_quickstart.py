@@ -32,9 +32,21 @@ SEED = 0
 import subprocess
 import sys
 
+import zipfile
+from pathlib import Path
+
+REPO_URL = "https://github.com/losslab/losslab"  # your fork; or upload losslab.zip instead
+
 if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
-    REPO_URL = "https://github.com/losslab/losslab"  # change to your fork
-    subprocess.run(["git", "clone", "-q", REPO_URL, "losslab"], check=False)
+    if Path("losslab.zip").exists():
+        zipfile.ZipFile("losslab.zip").extractall(".")
+    elif not Path("losslab").is_dir():
+        clone = subprocess.run(["git", "clone", "-q", REPO_URL, "losslab"],
+                               capture_output=True, text=True)
+        if clone.returncode != 0:
+            raise RuntimeError(f"could not clone {REPO_URL}: {clone.stderr.strip()}. Set "
+                               f"REPO_URL to your fork, or upload the repository as "
+                               f"losslab.zip next to this notebook.")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "losslab"], check=True)
     sys.path.insert(0, "losslab")
 
@@ -52,8 +64,9 @@ from IPython.display import Image, display
 
 import zoo
 from zoo import datasets, train
+from zoo.runtime import describe_runtime
 
-print("Keras", keras.__version__, "on", keras.backend.backend())
+print(describe_runtime())
 print("models:", zoo.list_models())
 
 # %% [markdown]
