@@ -38,9 +38,21 @@ OUT = "runs/transfer_notebook"
 import subprocess
 import sys
 
+import zipfile
+from pathlib import Path
+
+REPO_URL = "https://github.com/losslab/losslab"  # your fork; or upload losslab.zip instead
+
 if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
-    REPO_URL = "https://github.com/losslab/losslab"  # change to your fork
-    subprocess.run(["git", "clone", "-q", REPO_URL, "losslab"], check=True)
+    if Path("losslab.zip").exists():
+        zipfile.ZipFile("losslab.zip").extractall(".")
+    elif not Path("losslab").is_dir():
+        clone = subprocess.run(["git", "clone", "-q", REPO_URL, "losslab"],
+                               capture_output=True, text=True)
+        if clone.returncode != 0:
+            raise RuntimeError(f"could not clone {REPO_URL}: {clone.stderr.strip()}. Set "
+                               f"REPO_URL to your fork, or upload the repository as "
+                               f"losslab.zip next to this notebook.")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "losslab"], check=True)
     sys.path.insert(0, "losslab")
 
@@ -64,11 +76,13 @@ from zoo.datasets.synthetic_plates import random_plate_text, render_plate
 from zoo.datasets.text import dejavu_fonts, load_text_boxes, read_text_boxes
 from zoo.evaluation.text import character_error_rate, sequence_accuracy
 from zoo.models.crnn import charset_of
+from zoo.runtime import describe_runtime
 from zoo.training import TrainConfig, run
 from zoo.training.tasks.text import read_lines
 
 out = Path(OUT)
 out.mkdir(parents=True, exist_ok=True)
+print(describe_runtime())
 print("crnn_small weights:", zoo.list_weights("crnn_small"))
 
 
@@ -252,8 +266,11 @@ gallery(after, f"fine-tuned: CER {rows['pretrained + fine-tuned'][0]:.3f}")
 # same crops; its committed results:
 
 # %%
-results = Path("benchmarks/results/transfer.md")
-if results.exists():
+# the repository root is the working folder, its parent (notebooks/), or losslab/ on Colab
+results = next((root / "benchmarks/results/transfer.md" for root in
+                (Path("."), Path(".."), Path("losslab"))
+                if (root / "benchmarks/results/transfer.md").exists()), None)
+if results is not None:
     from IPython.display import Markdown, display
 
     display(Markdown(results.read_text()))
