@@ -18,7 +18,7 @@ A CRNN's BiLSTMs over a line of any width are a while loop over TensorLists, whi
 converts only with TensorFlow "Flex" ops (and the CTC decoders too). So its LiteRT export is a
 copy for lines of one width (`--line-width`, default 8 x the line height; `fixed_width_copy`)
 with the LSTMs unrolled, converted with LiteRT's built-in ops only, and it outputs the
-per-frame logits. Decoding is a few lines of NumPy (`zoo.models.crnn.greedy_decode_texts`),
+per-frame logits. Decoding is best-path CTC (`zoo.models.crnn.greedy_decode_texts`),
 described with the charset in OUT.json next to OUT.tflite (per frame the likeliest class,
 repeats merged, the blank 0 dropped, class k > 0 = charset[k - 1]):
 

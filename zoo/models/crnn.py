@@ -58,7 +58,7 @@ import numpy as np
 
 import keras
 from keras import layers
-from losses.sequence import BLANK_INDEX, PAD_VALUE, ctc_beam_decode, ctc_greedy_decode
+from losses.sequence import PAD_VALUE, ctc_beam_decode, ctc_greedy_decode
 from zoo.charset import LOWERCASE_ALPHANUMERIC, Charset
 from zoo.registry import register_model
 
@@ -376,16 +376,15 @@ def fixed_width_copy(model, width: int) -> keras.Model:
 
 
 def greedy_decode_texts(logits, charset: Charset) -> list:
-    """Best-path CTC decoding in NumPy: per frame the likeliest id, repeats merged, blanks
-    (id 0) dropped, ids k > 0 read as `charset.characters[k - 1]`. What a user of the LiteRT
-    export runs on its (B, T, C) logits.
+    """Best-path CTC decoding of (B, T, C) logits to strings: per frame the likeliest id,
+    repeats merged, blanks (id 0) dropped, ids k > 0 read as `charset.characters[k - 1]`
+    (`zoo.evaluation.text.greedy_decode_ids`, then `Charset.decode_batch`). What a user of
+    the LiteRT export runs on its logits.
     """
-    best = np.argmax(np.asarray(logits), axis=-1)
-    texts = []
-    for frames in best:
-        first_of_run = np.concatenate([[True], frames[1:] != frames[:-1]])
-        texts.append(charset.decode(frames[first_of_run & (frames != BLANK_INDEX)]))
-    return texts
+    from zoo.evaluation.text import greedy_decode_ids
+
+    ids = keras.ops.convert_to_numpy(greedy_decode_ids(np.asarray(logits, np.float32)))
+    return charset.decode_batch(ids)
 
 
 def export_recognizer(model, path, strategy="greedy", beam_width=100, charset=None):
