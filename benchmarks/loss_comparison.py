@@ -67,9 +67,9 @@ FULL_EPOCHS = 20  # the thesis names no epoch budget: the issue's 20
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_embeddings(run_dir: Path, dataset: str):
+def test_embeddings(run_dir: Path, dataset: str, limit: int | None = None):
     model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    test = datasets.load(dataset, "test")
+    test = datasets.load(dataset, "test", limit=limit)
     embeddings = embedding_model(model).predict(test.x, batch_size=512, verbose=0)
     return embeddings, test.y
 
@@ -81,18 +81,19 @@ def one_run(dataset, loss, seed, args, workdir, embedding_dim):
     out = workdir / f"{dataset}-{loss}-{seed}-{embedding_dim}d"
     config = train.TrainConfig(dataset=dataset, loss=loss, seed=seed, epochs=args.epochs,
                                embedding_dim=embedding_dim, train_limit=args.train_limit,
-                               out=str(out), verbose=0, resume=True, **RECIPE)
+                               test_limit=args.test_limit, out=str(out), verbose=0, resume=True, **RECIPE)
     if (out / "metrics.json").exists():
         metrics = json.loads((out / "metrics.json").read_text())
-        stored = {k: metrics["config"].get(k) for k in ("epochs", "train_limit", "seed", "loss")}
-        wanted = {"epochs": args.epochs, "train_limit": args.train_limit, "seed": seed,
-                  "loss": loss}
+        stored = {k: metrics["config"].get(k)
+                  for k in ("epochs", "train_limit", "test_limit", "seed", "loss")}
+        wanted = {"epochs": args.epochs, "train_limit": args.train_limit,
+                  "test_limit": args.test_limit, "seed": seed, "loss": loss}
         if stored != wanted:
             raise SystemExit(f"{out} was trained with {stored}, not {wanted}: use another "
                              f"--work folder")
     else:
         metrics = train.run(config)
-    embeddings, labels = test_embeddings(out, dataset)
+    embeddings, labels = test_embeddings(out, dataset, args.test_limit)
     separation = separation_metrics(embeddings, labels)
     return {"seed": seed, "test_accuracy": metrics["test_accuracy"],
             "intra_inter_ratio": float(separation["intra_inter_ratio"]),
@@ -193,6 +194,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--train-limit", type=int, default=20000)
+    parser.add_argument("--test-limit", type=int, default=None,
+                        help="score on the first N test images only (quick runs; default all)")
     parser.add_argument("--embedding-dim", type=int, default=32)
     parser.add_argument("--skip-2d", action="store_true", help="skip the 2-D embedding figure")
     parser.add_argument("--skip-table", action="store_true",
@@ -212,7 +215,7 @@ def main(argv=None):
                         f"in runs/loss_comparison_full (resumable: run it again to go on)")
     args = parser.parse_args(argv)
     if args.full:
-        args.train_limit, args.epochs = None, FULL_EPOCHS
+        args.train_limit, args.test_limit, args.epochs = None, None, FULL_EPOCHS
         args.seeds = sorted(set(args.seeds) | {0, 1, 2})
         if args.name == "loss_comparison":
             args.name = "loss_comparison_full"
@@ -225,6 +228,7 @@ def main(argv=None):
         parser.error(f"unknown losses {unknown}; known: {losses.list_recipes()}")
 
     recipe = {**RECIPE, "epochs": args.epochs, "train_limit": args.train_limit,
+              "test_limit": args.test_limit,
               "embedding_dim": args.embedding_dim, "timing_reps": args.timing_reps,
               "timing_steps": args.timing_steps}
     stored = load_for_merge(args, recipe) if args.merge else None
@@ -302,6 +306,7 @@ def load_for_merge(args, recipe) -> dict:
     if not path.exists():
         raise SystemExit(f"--merge: {path} does not exist; run without --merge first")
     stored = rename_center(json.loads(path.read_text()))
+    stored["recipe"].setdefault("test_limit", None)  # results from before --test-limit
     for key, ours in (("recipe", recipe), ("seeds", args.seeds), ("datasets", args.datasets)):
         if stored[key] != ours:
             raise SystemExit(f"--merge: the stored {key} {stored[key]} differs from this "

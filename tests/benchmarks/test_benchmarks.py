@@ -29,7 +29,7 @@ def test_loss_comparison_smoke(tmp_path):
 
     arguments = ["--datasets", "mnist", "--losses", "focal", "--seeds", "0", "1",
                  "--epochs", "1", "--train-limit", "256", "--timing-reps", "2",
-                 "--timing-steps", "2", "--results-dir", str(tmp_path),
+                 "--timing-steps", "2", "--test-limit", "1000", "--results-dir", str(tmp_path),
                  "--work", str(tmp_path / "cells")]
     loss_comparison.main(arguments)
     results = json.loads((tmp_path / "loss_comparison.json").read_text())
@@ -63,7 +63,8 @@ def test_loss_comparison_merge_replaces_rows_and_checks_the_recipe(tmp_path):
     from benchmarks import loss_comparison
 
     common = ["--datasets", "mnist", "--seeds", "0", "--epochs", "1", "--train-limit", "128",
-              "--timing-reps", "1", "--timing-steps", "1", "--results-dir", str(tmp_path)]
+              "--timing-reps", "1", "--timing-steps", "1", "--results-dir", str(tmp_path),
+              "--test-limit", "500"]
     loss_comparison.main([*common, "--losses", "focal", "hinge"])
     first = json.loads((tmp_path / "loss_comparison.json").read_text())
     loss_comparison.main([*common, "--losses", "hinge", "--merge", "--skip-2d"])

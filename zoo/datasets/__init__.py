@@ -20,11 +20,11 @@ import numpy as np
 from zoo.datasets import formats
 from zoo.datasets.errors import DataError, DataNotFound, TruncatedImageWarning
 from zoo.datasets.formats import ChecksumError, read_image
-from zoo.datasets.sources import CLASS_NAMES, DatasetUnavailable, fetch
+from zoo.datasets.sources import CLASS_NAMES, DatasetUnavailable, fetch, fetch_stored
 
 __all__ = ["Split", "load", "load_image_folder", "class_names", "list_datasets",
            "train_validation_indices", "DataError", "DataNotFound", "DatasetUnavailable",
-           "ChecksumError", "TruncatedImageWarning", "read_image", "fetch"]
+           "ChecksumError", "TruncatedImageWarning", "read_image", "fetch", "fetch_stored"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -94,10 +94,10 @@ def load(name: str, split: str = "train", validation_split: float = 0.0, seed: i
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "validation" and validation_split <= 0:
         raise ValueError("split='validation' needs validation_split > 0")
-    (x_train, y_train), (x_test, y_test) = fetch(name, data_dir=data_dir)
+    (x_train, y_train), (x_test, y_test) = fetch_stored(name, data_dir=data_dir)
     x, y = (x_test, y_test) if split == "test" else (x_train, y_train)
     x, y = _select(x, y, split, validation_split, seed, limit)
-    return Split(x, y, class_names(name))
+    return Split(formats.images_to_float(x), y, class_names(name))
 
 
 def load_image_folder(root: str | Path, image_size=None, color_mode: str = "rgb",

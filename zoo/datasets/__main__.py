@@ -8,7 +8,7 @@ source tried and why it failed).
 import argparse
 import sys
 
-from zoo.datasets import DataError, fetch, list_datasets
+from zoo.datasets import DataError, fetch_stored, list_datasets
 
 PROG = "python -m zoo.datasets"
 
@@ -31,7 +31,7 @@ def main(argv=None):
 
                 print(f"{name}: Pascal VOC folder {neon_trees_folder()}")
                 continue
-            (x_train, _), (x_test, _) = fetch(name, data_dir=args.data_dir)
+            (x_train, _), (x_test, _) = fetch_stored(name, data_dir=args.data_dir)
             print(f"{name}: {len(x_train)} train / {len(x_test)} test images of {x_train.shape[1:]}")
         except DataError as error:
             print(f"{PROG}: error: {error.summary}", file=sys.stderr)

@@ -83,11 +83,15 @@ def read_idx(path: str | Path) -> np.ndarray:
     return data.reshape(dims)
 
 
+def with_channel_axis(images: np.ndarray) -> np.ndarray:
+    """(N, H, W[, C]) -> (N, H, W, C), a view."""
+    images = np.asarray(images)
+    return images[..., None] if images.ndim == 3 else images
+
+
 def images_to_float(images: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W[, C]) -> float32 (N, H, W, C) in [0, 1]."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
+    images = with_channel_axis(images)
     if images.dtype == np.uint8:
         return images.astype(np.float32) / 255.0
     return images.astype(np.float32)

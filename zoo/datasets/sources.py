@@ -330,8 +330,10 @@ def sources_for(name: str, data_dir: str | Path | None):
 
 
 def _validated(name, arrays):
+    """Shapes checked, a channel axis added, labels int64; the images stay as the source
+    stored them (uint8): `load` converts only the samples it returns to float."""
     (x_train, y_train), (x_test, y_test) = arrays
-    x_train, x_test = formats.images_to_float(x_train), formats.images_to_float(x_test)
+    x_train, x_test = formats.with_channel_axis(x_train), formats.with_channel_axis(x_test)
     for x, y in ((x_train, y_train), (x_test, y_test)):
         if x.shape[1:] != SHAPES[name] or len(x) != len(y):
             raise SourceUnavailable(f"unexpected shapes {x.shape} / {np.shape(y)}")
@@ -339,7 +341,15 @@ def _validated(name, arrays):
 
 
 def fetch(name: str, data_dir: str | Path | None = None, verbose: bool = True):
-    """Try each source in order; cache the result as `<cache>/<name>.npz` (uint8)."""
+    """(x_train, y_train), (x_test, y_test) with float32 images in [0, 1], NHWC."""
+    (x_train, y_train), (x_test, y_test) = fetch_stored(name, data_dir, verbose)
+    return ((formats.images_to_float(x_train), y_train),
+            (formats.images_to_float(x_test), y_test))
+
+
+def fetch_stored(name: str, data_dir: str | Path | None = None, verbose: bool = True):
+    """Like `fetch`, with the images as stored (uint8 NHWC): try each source in order and
+    cache the result as `<cache>/<name>.npz`."""
     if name not in SHAPES:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(SHAPES)}")
     tried, explicit_failure = [], None
@@ -376,7 +386,9 @@ def _write_cache(name, arrays, path=None):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        to_u8 = lambda x: np.round(x * 255).astype(np.uint8)  # noqa: E731 — lossless for 8-bit data
+        def to_u8(x):  # lossless for 8-bit data
+            return x if x.dtype == np.uint8 else np.round(x * 255).astype(np.uint8)
+
         np.savez(tmp, x_train=to_u8(x_train), y_train=y_train, x_test=to_u8(x_test), y_test=y_test)
         os.replace(tmp, path)
     except OSError as error:  # a read-only home must not break loading
