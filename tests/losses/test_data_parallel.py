@@ -9,14 +9,11 @@ backend starts.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import pytest
+from two_device_probe import run_two_device_probe
 
 PROBE = Path(__file__).resolve().parents[1] / "data_parallel_probe.py"
 PER_SAMPLE = ("classification", "margin", "ctc", "boxes")
@@ -24,15 +21,7 @@ PER_SAMPLE = ("classification", "margin", "ctc", "boxes")
 
 @pytest.fixture(scope="module")
 def report():
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
-    if keras.backend.backend() == "jax":
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            " --xla_force_host_platform_device_count=2").strip()
-    done = subprocess.run([sys.executable, str(PROBE)], env=env, capture_output=True,
-                          text=True, timeout=600)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("REPORT "):])
+    return run_two_device_probe(PROBE)
 
 
 def test_two_devices_really_split_the_batch(report):

@@ -4,14 +4,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import pytest
+from two_device_probe import run_two_device_probe
 
 from zoo import train
 from zoo.training import resolve
@@ -51,15 +48,7 @@ def test_the_memory_queue_is_refused_under_mirrored():
 
 
 def test_a_run_on_two_devices_trains_as_one_device_does(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
-    if keras.backend.backend() == "jax":
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            " --xla_force_host_platform_device_count=2").strip()
-    done = subprocess.run([sys.executable, str(PROBE), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=900)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    report = run_two_device_probe(PROBE, str(tmp_path), timeout=900)
     assert report["one"]["distribution"] == {"strategy": None, "replicas": 1}
     assert report["two"]["distribution"] == {"strategy": ENGINE, "replicas": 2}
     assert report["largest_weight"] > 0.05
