@@ -17,7 +17,7 @@ def test_pruning_benchmark_smoke(tmp_path):
     from zoo import create_model, datasets
 
     arguments = ["--sparsities", "0.6", "--methods", "global", "gradual", "--seeds", "0", "1",
-                 "--fine-tune-epochs", "1", "--target-epochs", "1", "--train-limit", "256",
+                 "--fine-tune-epochs", "1", "--target-budgets", "1", "--train-limit", "256",
                  "--work", str(tmp_path / "cells"), "--results-dir", str(tmp_path)]
     pruning.main(arguments)
     results = json.loads((tmp_path / "pruning.json").read_text())
@@ -41,11 +41,19 @@ def test_pruning_benchmark_smoke(tmp_path):
     gradual = results["table"]["gradual"]["0.6"]
     assert gradual["one_shot"] is None and gradual["measured_sparsity"] == pytest.approx(0.6,
                                                                                          abs=1e-4)
-    longer = results["longer_at_target"]["rows"]  # 90 %, the longer (here 1-epoch) budget
-    for method in ("global", "gradual"):
-        assert longer[method]["measured_sparsity"] == pytest.approx(0.9, abs=1e-4)
-        assert (tmp_path / "cells" / f"{method}-0.9-1-e1-cosine-shift.json").exists()
-    assert results["target"]["value"] == max(r["fine_tuned"]["mean"] for r in longer.values())
+    selection = results["selection_at_target"]  # 90 %: 4 candidates scored on validation
+    assert selection["validation_images"] == 6000 and selection["training_part_images"] == 256
+    assert len(selection["candidates"]) == 4
+    best = max(selection["candidates"], key=lambda c: c["validation_accuracy"])
+    chosen = selection["selected"]
+    assert chosen["recipe"] == {k: best[k] for k in ("method", "epochs", "shifts")}
+    shift = "-shift" if best["shifts"] else ""
+    finals = [json.loads((tmp_path / "cells" / f"{best['method']}-0.9-{s}-e1-cosine{shift}.json")
+                         .read_text()) for s in (0, 1)]
+    assert all(c["scored_on"] == "test" for c in finals)
+    assert chosen["fine_tuned"]["mean"] == pytest.approx(np.mean([c["fine_tuned"] for c in finals]))
+    assert chosen["measured_sparsity"] == pytest.approx(0.9, abs=1e-4)
+    assert results["target"]["value"] == chosen["fine_tuned"]["mean"]
     assert "| global | 60.0 % |" in (tmp_path / "pruning.md").read_text()
     assert (tmp_path / "pruning.png").stat().st_size > 0
     pruning.main(arguments)  # finished cells are read back, not retrained
