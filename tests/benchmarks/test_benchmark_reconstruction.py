@@ -18,7 +18,8 @@ def test_reconstruction_benchmark_smoke(tmp_path):
                  "--widths", "4", "8", "--work", str(tmp_path / "runs"),
                  "--results-dir", str(tmp_path)]
     reconstruction.main(arguments)
-    results = json.loads((tmp_path / "reconstruction.json").read_text())
+    # another dataset than Fashion-MNIST: its own result files, and no PSNR target
+    results = json.loads((tmp_path / "reconstruction_mnist.json").read_text())
     table = results["table"]
     for loss in ("mse", "mix"):
         stored = [json.loads((tmp_path / "runs" / f"mnist-gaussian-{loss}-{seed}" /
@@ -33,9 +34,12 @@ def test_reconstruction_benchmark_smoke(tmp_path):
     verdict = results["verdict"]
     assert verdict["best_loss"] == max(table, key=lambda l: table[l]["psnr"]["mean"])
     assert verdict["ssim_losses"] == ["mix"]
-    assert "| mix |" in (tmp_path / "reconstruction.md").read_text()
-    for name in ("reconstruction.png", "reconstruction_gallery.png"):
+    assert verdict["target_met"] is None and verdict["target_psnr"] is None
+    text = (tmp_path / "reconstruction_mnist.md").read_text()
+    assert "| mix |" in text and "no target is set" in text
+    assert not (tmp_path / "reconstruction.json").exists()
+    for name in ("reconstruction_mnist.png", "reconstruction_mnist_gallery.png"):
         assert (tmp_path / name).stat().st_size > 0
     reconstruction.main(arguments)  # finished runs are read back, not retrained
-    again = json.loads((tmp_path / "reconstruction.json").read_text())["table"]
+    again = json.loads((tmp_path / "reconstruction_mnist.json").read_text())["table"]
     assert again["mse"]["runs"] == table["mse"]["runs"]
