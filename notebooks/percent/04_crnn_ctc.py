@@ -46,9 +46,21 @@ OUT = "runs/crnn_ctc"
 import subprocess
 import sys
 
+import zipfile
+from pathlib import Path
+
+REPO_URL = "https://github.com/losslab/losslab"  # your fork; or upload losslab.zip instead
+
 if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
-    REPO_URL = "https://github.com/losslab/losslab"  # change to your fork
-    subprocess.run(["git", "clone", "-q", REPO_URL, "losslab"], check=False)
+    if Path("losslab.zip").exists():
+        zipfile.ZipFile("losslab.zip").extractall(".")
+    elif not Path("losslab").is_dir():
+        clone = subprocess.run(["git", "clone", "-q", REPO_URL, "losslab"],
+                               capture_output=True, text=True)
+        if clone.returncode != 0:
+            raise RuntimeError(f"could not clone {REPO_URL}: {clone.stderr.strip()}. Set "
+                               f"REPO_URL to your fork, or upload the repository as "
+                               f"losslab.zip next to this notebook.")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "losslab"], check=True)
     sys.path.insert(0, "losslab")
 
@@ -75,11 +87,12 @@ from zoo.models.crnn import (build_inference_model, crnn_frames, decode_logits, 
                       recognize)
 from zoo.datasets.text import SyntheticText, render_text_line, synthetic_text_set
 from zoo.reference import ctc as ref
+from zoo.runtime import describe_runtime
 
 out = Path(OUT)
 out.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(SEED)
-print("Keras", keras.__version__, "on", keras.backend.backend())
+print(describe_runtime())
 
 # %% [markdown]
 # ## The alignment problem
