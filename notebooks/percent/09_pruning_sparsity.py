@@ -6,7 +6,7 @@
 # (structured) — at sparsities up to 95 %, with and without fine-tuning after pruning; the
 # gradual schedule of Zhu & Gupta (2017) traced layer by layer; L1 regularisation as a way
 # to make weights prunable; and a check that a saved pruned model keeps its zeros.<br>
-# **Accelerator:** none needed (about 4 minutes on 2 CPU cores for the full run).<br>
+# **Accelerator:** none needed (under 2 minutes on 2 CPU cores for the full run).<br>
 # **Data:** MNIST (fetched by `python -m zoo.datasets fetch mnist`, or through
 # tensorflow-datasets on Colab) and the shipped `lenet5.mnist` weights (99.31 %).
 
@@ -64,10 +64,11 @@ from callbacks import WeightTrace, plot_weight_updates
 from callbacks.pruning import (MagnitudePruning, PolynomialSparsity, compute_masks,
                                kernel_sparsity, prunable_layers, prune_once)
 from zoo import create_model, datasets
+from zoo.runtime import describe_runtime
 
 keras.utils.set_random_seed(SEED)
 np.set_printoptions(precision=3, suppress=True)
-print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
+print(describe_runtime())
 
 train = datasets.load("mnist", "train", limit=TRAIN_LIMIT)
 test = datasets.load("mnist", "test")
@@ -297,4 +298,8 @@ else:
 #   during training does at least as well on the same budget.
 # - Global thresholds spare the small, essential early layers; per-layer and structured
 #   pruning take the same share everywhere and pay for it first.
+# - At 90 % the fine-tuning budget matters more than the schedule: on the held-out images,
+#   24 epochs beat 8 by 0.2–0.3 points, and global and gradual pruning then tie (98.85 and
+#   98.83 %). The recipe chosen there keeps 99.15 ± 0.02 % on the test set (the benchmark's
+#   table above).
 # - L1 regularisation before the cut leaves more weights near zero, so the cut hurts less.
