@@ -72,10 +72,11 @@ from losses.classification import (effective_number_weights, focal_loss, multicl
 from losses.margin import arcface_loss, cosface_loss, sphereface_loss
 from losses.metric import contrastive_loss
 from zoo import create_model, datasets
+from zoo.runtime import describe_runtime
 
 keras.utils.set_random_seed(SEEDS[0])
 np.set_printoptions(precision=4, suppress=True)
-print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
+print(describe_runtime())
 
 
 def value_and_gradient(per_sample_loss, inputs):
