@@ -6,7 +6,7 @@
 # 1 − SSIM, and Zhao et al.'s mix of MS-SSIM and L1 — and judged by PSNR (what MSE
 # optimises) and SSIM (what the structural losses optimise). Also: what SSIM measures, why a
 # skip-free autoencoder blurs, and salt-and-pepper noise.<br>
-# **Accelerator:** none needed (about 10 minutes on 2 CPU cores for the full run).<br>
+# **Accelerator:** none needed (about 15 minutes on 2 CPU cores for the full run).<br>
 # **Data:** Fashion-MNIST (fetched by `python -m zoo.datasets fetch fashion_mnist`, or
 # through tensorflow-datasets on Colab).
 
@@ -68,9 +68,10 @@ from zoo import create_model, datasets
 from zoo.datasets.noise import NoisyImages, add_noise
 from zoo.training import TrainConfig, run
 from zoo.training.tasks.reconstruction import TEST_NOISE_SEED
+from zoo.runtime import describe_runtime
 
 keras.utils.set_random_seed(SEED)
-print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
+print(describe_runtime())
 test = datasets.load("fashion_mnist", "test", limit=TEST_LIMIT)
 noisy = add_noise(test.x, "gaussian", 0.3, np.random.default_rng(TEST_NOISE_SEED))
 
