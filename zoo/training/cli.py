@@ -59,7 +59,8 @@ def _task_table() -> str:
                   f"    models:   {', '.join(list_models(task=task.name))}",
                   f"    datasets: {', '.join(task.dataset_forms)} "
                   f"(default {task.default_dataset})",
-                  f"    losses:   {', '.join(task.losses())} (default {task.default_loss})"]
+                  f"    losses:   {', '.join(task.losses())} (default {task.default_loss})",
+                  f"    batch size: {task.default_batch_size} by default"]
         if options:
             lines.append(f"    options:  {', '.join(options)}")
         if task.refuses:
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--loss", default=None, help="a loss of the model's task (see below; default: the "
         "task's)")
     add("--epochs", type=_whole(1), default=defaults.epochs)
-    add("--batch-size", type=_whole(1), default=defaults.batch_size)
+    add("--batch-size", type=_whole(1), default=None,
+        help="examples per step (default: the task's, see below)")
     add("--learning-rate", type=_positive_float, default=defaults.learning_rate,
         help="Adam's initial rate (cosine decay to 0 over the run)")
     add("--seed", type=int, default=defaults.seed)

@@ -27,7 +27,7 @@ class TrainConfig:
     dataset: str | None = None
     loss: str | None = None
     epochs: int = 10
-    batch_size: int = 128
+    batch_size: int | None = None  # None: the task's (Task.default_batch_size)
     learning_rate: float = 1e-3
     seed: int = 0
     out: str | None = None
@@ -56,11 +56,9 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise ConfigError for values no task can use; returns self."""
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-        for name in ("train_limit", "test_limit", "embedding_dim"):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"epochs must be a whole number >= 1, got {self.epochs!r}")
+        for name in ("batch_size", "train_limit", "test_limit", "embedding_dim"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):

@@ -53,6 +53,7 @@ def resolve(config: TrainConfig):
                               f"{config.model!r}: {why}")
     config.dataset = config.dataset or task.default_dataset
     config.loss = config.loss or task.default_loss
+    config.batch_size = config.batch_size or task.default_batch_size
     if config.validation_split is None and "validation_split" not in task.refuses:
         config.validation_split = 0.1
     task.check(config)

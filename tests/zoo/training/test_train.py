@@ -125,6 +125,8 @@ def test_cli_parses_into_a_config():
     resolved, task = resolve(config)
     assert task.name == "classification"
     assert resolved.out == "runs/lenet_tcnn-fashion_mnist-softmax"
+    assert resolved.batch_size == 32  # given, kept
+    assert resolve(train.parse_args(["--model", "lenet5"]))[0].batch_size == 128
 
 
 def test_probes_write_their_data_and_keys_into_history(tmp_path):
@@ -197,6 +199,10 @@ def test_cli_detector_arguments(capsys):
     assert (config.loss, config.options) == ("ciou", {"one_step": True})
     resolved, task = resolve(config)
     assert (task.name, resolved.dataset) == ("detection", "synth_scenes")  # its default data
+    # a photo set of ~130 images must get more than one update per epoch by default
+    assert resolved.batch_size == 32
+    assert resolve(train.parse_args(["--model", "detector", "--batch-size", "8"]))[0] \
+        .batch_size == 8
     assert train.main(["--model", "detector", "--loss", "l2"]) == 2
     assert "unknown loss 'l2' for detection model 'detector'" in capsys.readouterr().err
     assert train.main(["--model", "detector", "--dataset", "mnist"]) == 2

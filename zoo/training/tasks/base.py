@@ -41,6 +41,7 @@ class Task:
         default_dataset: used when `--dataset` is not given.
         dataset_forms: the `--dataset` forms, for `--help` and for error messages.
         default_loss: used when `--loss` is not given.
+        default_batch_size: used when `--batch-size` is not given.
         options: task-specific options {name: Option}.
         refuses: generic TrainConfig fields this task cannot use {field: why}; setting one
             (to anything but its default) is a ConfigError that says why.
@@ -53,6 +54,7 @@ class Task:
     default_dataset = ""
     dataset_forms: tuple = ()
     default_loss = ""
+    default_batch_size = 128
     options: dict = {}
     refuses: dict = {}
     stages: tuple = ("model",)
