@@ -103,7 +103,8 @@ from keras import ops
 from losses import boxes
 from zoo.models import repvgg
 from zoo.datasets.detection import synthetic_scene_set
-from zoo.evaluation.detection import plot_detection_gallery, plot_pr_curves
+from zoo.evaluation.detection import (match_detections, plot_detection_gallery,
+                                      plot_pr_curves)
 from zoo.training.tasks.detection import (evaluate_pipeline, load_detection_data,
                                           train_two_step)
 from zoo.runtime import describe_runtime
@@ -907,26 +908,17 @@ def find_kangaroo():
 
 
 def per_image_outcome(detections, test_set, threshold, iou=0.5):
-    """(found, missed, false) per image at a score threshold: true boxes matched by a
-    detection (IoU >= iou, greedily by score), true boxes missed, unmatched detections."""
+    """(found, missed, false) per image at a score threshold, by the matching the metrics use
+    (`match_detections`: greedily by score, IoU >= iou, detections on difficult boxes
+    ignored): true positives, true boxes left unmatched, false positives."""
+    kept = [tuple(np.asarray(a)[np.asarray(scores) >= threshold] for a in (boxes_, scores, cls))
+            for boxes_, scores, cls in detections]
+    matches = match_detections(kept, test_set, len(test_set.class_names), iou)
+    counted = (test_set.classes >= 0) & ~test_set.difficult
     outcomes = []
-    for (boxes_, scores, _), gt, n in zip(detections, test_set.boxes, test_set.num_objects):
-        kept = np.asarray(boxes_)[np.asarray(scores) >= threshold]
-        gt = np.asarray(gt[:n])
-        free = np.ones(len(gt), bool)
-        for box in kept:  # detections come sorted by score
-            if not free.any():
-                break
-            x1, y1 = np.maximum(box[:2], gt[:, :2]).T
-            x2, y2 = np.minimum(box[2:], gt[:, 2:]).T
-            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-            union = (np.prod(box[2:] - box[:2]) + np.prod(gt[:, 2:] - gt[:, :2], axis=1)
-                     - inter)
-            overlap = np.where(free, inter / np.maximum(union, 1e-9), 0.0)
-            if overlap.max() >= iou:
-                free[overlap.argmax()] = False
-        found = int((~free).sum())
-        outcomes.append((found, int(free.sum()), int(len(kept) - found)))
+    for i, true_boxes in enumerate(counted.sum(axis=1)):
+        hits = matches["true_positive"][matches["image"] == i]
+        outcomes.append((int(hits.sum()), int(true_boxes - hits.sum()), int((~hits).sum())))
     return outcomes
 
 
