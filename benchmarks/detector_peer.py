@@ -3,6 +3,7 @@
     pip install -r requirements-bench.txt          # keras-hub (benchmark only)
     python -m benchmarks.detector_peer [--voc ../shared/datasets/kangaroo] [--epochs 80]
         [--seeds 0 1 2] [--image-size 128] [--results-dir benchmarks/results]
+    python -m benchmarks.detector_peer --neon      # NEON tree tiles: 256-px tiles, 200 epochs
 
 What a Keras user would pick instead of LossLab's detector, trained here on the same split,
 at the same input size, with the same augmentation, epochs, batch, optimizer and schedule,
@@ -25,6 +26,14 @@ best F1, seconds per training epoch, and test images per second (the whole test 
 batches of 32, NMS included, median of 3 passes after a warm-up), all in one process, so the
 speeds compare as ratios. Resumable: a finished (row, seed) cell stored with the same
 settings is kept. Writes results/detector_peer.json, .md and .png.
+
+`--neon`: the NEON tree tiles of `benchmarks/detector.py`'s neon part instead (three tiles
+for training, the 279-tree tile for testing). Both detectors train on the same random
+`--image-size` windows (`RandomTiles`: native resolution, rotated and mirrored; batch 16,
+200 epochs by default, as the neon part) and detect tile by tile over the test tile
+(`detect_tiled`: overlapping windows, boxes cut by an inner edge dropped, NMS across
+tiles), COCOeval counting up to `TILED_MAX_DETECTIONS` per image. Test speed is test tiles
+(whole images) per second. Writes results/detector_peer_neon.*.
 """
 
 from __future__ import annotations
@@ -51,6 +60,10 @@ from benchmarks.common import (RESULTS, difference, environment, format_mean_std
                                mean_std, write_json, write_text)
 
 NAME = "detector_peer"
+NEON_NAME = "detector_peer_neon"
+# --neon's defaults: the neon part of benchmarks/detector.py (detector.md)
+NEON_DEFAULTS = {"epochs": 200, "batch_size": 16, "image_size": 256}
+VOC_DEFAULTS = {"epochs": 80, "batch_size": 32, "image_size": 128}
 DEFAULT_VOC = REPO.parent / "shared" / "datasets" / "kangaroo"
 PEER_PACKAGE = "keras-hub"
 ROWS = ("losslab_random", "losslab_pretrained", "retinanet")
@@ -128,6 +141,21 @@ def retinanet_detect(model, images, batch_size=32) -> list:
     return out
 
 
+class TiledPeer:
+    """The peer in the form `detect_tiled` takes a detector: its input side is the tile, its
+    NMS the one its decoder applies within a tile, and across tiles the same."""
+
+    one_step = True
+    class_agnostic_nms = True
+
+    def __init__(self, model, tile_size):
+        self.model, self.image_shape = model, (tile_size, tile_size)
+        self.nms_iou, self.max_detections = NMS_IOU, MAX_DETECTIONS
+
+    def detect(self, images) -> list:
+        return retinanet_detect(self.model, images)
+
+
 def images_per_second(detect, images, repeats=3) -> float:
     detect(images)  # warm-up: tracing
     seconds = []
@@ -141,23 +169,35 @@ def images_per_second(detect, images, repeats=3) -> float:
 def run_retinanet(train_set, test_set, augment, seed, args) -> dict:
     from benchmarks.detector import EpochSeconds
     from zoo.datasets.detection import DetectionBatches
+    from zoo.datasets.detection_tiles import RandomTiles
     from zoo.evaluation.detection import evaluate_detections
     from zoo.training.optimizers import make_optimizer
+    from zoo.training.tasks.detection import TILED_MAX_DETECTIONS, tiled_detections
 
     model = build_retinanet(args.image_size, len(train_set.class_names), seed, args.tiny)
-    batches = DetectionBatches(train_set, args.batch_size, shuffle=True, augment=augment,
-                               target_fn=retinanet_targets, seed=seed)
+    if args.neon:
+        batches = RandomTiles(train_set, args.image_size, batch_size=args.batch_size,
+                              target_fn=retinanet_targets, seed=seed)
+    else:
+        batches = DetectionBatches(train_set, args.batch_size, shuffle=True, augment=augment,
+                                   target_fn=retinanet_targets, seed=seed)
     model.compile(optimizer=make_optimizer(args.learning_rate, args.epochs * len(batches),
                                            global_clipnorm=10.0))
     timer = EpochSeconds()
     # keras.Model.fit: keras-hub's own fit accepts arrays and tf.data only, not a PyDataset
     keras.Model.fit(model, batches, epochs=args.epochs, callbacks=[timer], verbose=0)
-    detections = retinanet_detect(model, test_set.images)
-    result = evaluate_detections(detections, test_set, test_set.class_names)
+    if args.neon:
+        peer = TiledPeer(model, args.image_size)
+        detections = tiled_detections(peer, test_set)
+        result = evaluate_detections(detections, test_set, test_set.class_names,
+                                     max_detections=TILED_MAX_DETECTIONS)
+        speed = images_per_second(lambda _: tiled_detections(peer, test_set), test_set.images)
+    else:
+        detections = retinanet_detect(model, test_set.images)
+        result = evaluate_detections(detections, test_set, test_set.class_names)
+        speed = images_per_second(lambda x: retinanet_detect(model, x), test_set.images)
     return {"seed": seed, **{k: float(result[k]) for k in METRICS},
-            "epoch_seconds": timer.seconds,
-            "images_per_second": images_per_second(
-                lambda x: retinanet_detect(model, x), test_set.images),
+            "epoch_seconds": timer.seconds, "images_per_second": speed,
             "parameters": int(model.count_params())}
 
 
@@ -167,15 +207,48 @@ def run_losslab(train_set, test_set, augment, seed, args, backbone_weights) -> d
     bench_args = argparse.Namespace(curve_images=0, batch_size=args.batch_size,
                                     learning_rate=args.learning_rate, tiny=args.tiny,
                                     classifier_epochs=args.classifier_epochs)
-    row, pipeline = one_run(train_set, test_set, "eiou", seed, args.epochs, bench_args,
-                            Classifiers(bench_args), "voc", augment=augment,
-                            backbone_weights=backbone_weights)
+    if args.neon:
+        row, pipeline = neon_run(train_set, test_set, seed, args, bench_args, backbone_weights)
+    else:
+        row, pipeline = one_run(train_set, test_set, "eiou", seed, args.epochs, bench_args,
+                                Classifiers(bench_args), "voc", augment=augment,
+                                backbone_weights=backbone_weights)
     return {"seed": seed, **{k: row[k] for k in METRICS},
             "step1_map_50": row["step1_map_50"], "epoch_seconds": row["epoch_seconds"],
             "images_per_second": images_per_second(
-                lambda x: pipeline.predict(x, batch_size=32), test_set.images),
+                lambda x: pipeline_detections(pipeline, test_set, args.neon), test_set.images),
             "parameters": int(pipeline.detector.count_params()
                               + pipeline.classifier.count_params())}
+
+
+def pipeline_detections(pipeline, test_set, tiled):
+    from zoo.training.tasks.detection import tiled_detections
+
+    if tiled:
+        return tiled_detections(pipeline, test_set)
+    return pipeline.predict(test_set.images, batch_size=32)
+
+
+def neon_run(train_set, test_set, seed, args, bench_args, backbone_weights):
+    """LossLab's two-step detector on NEON tiles as `benchmarks/detector.py`'s neon part
+    trains it (without its hard-negative variant): (row, pipeline)."""
+    from benchmarks.detector import TINY_DETECTOR, Classifiers, EpochSeconds
+    from zoo.models.detector import TwoStepDetector
+    from zoo.training.tasks.detection import evaluate_pipeline, fit_detector
+
+    timer = EpochSeconds()
+    model, _ = fit_detector(train_set, "eiou", args.epochs, args.batch_size,
+                            args.learning_rate, seed, callbacks=[timer], verbose=0,
+                            tile_size=args.image_size, backbone_weights=backbone_weights,
+                            **(TINY_DETECTOR if args.tiny else {}))
+    classifier, scale, _ = Classifiers(bench_args).get("neon", train_set, seed)
+    pipeline = TwoStepDetector(model, classifier, class_names=train_set.class_names,
+                               class_scale=scale)
+    evaluation = evaluate_pipeline(pipeline, test_set, tiled=True)
+    result = evaluation["result"]
+    return ({**{k: float(result[k]) for k in METRICS},
+             "step1_map_50": evaluation["step1_map_50"], "epoch_seconds": timer.seconds},
+            pipeline)
 
 
 def summary(rows) -> dict:
@@ -192,8 +265,13 @@ def summary(rows) -> dict:
 
 def markdown(results) -> str:
     s = results["settings"]
+    neon = results.get("data") == "neon"
     out = ["# Detector beside a peer: keras-hub RetinaNet on the same data", "",
-           f"{results['split'].rstrip('.')}. Letterboxed to {s['image_size']} px, {s['epochs']} epochs of "
+           f"{results['split'].rstrip('.')}. "
+           + (f"Trained on {s['image_size']}-px windows at native resolution and detected "
+              f"tile by tile over the test tile (up to 1000 detections counted), "
+              if neon else f"Letterboxed to {s['image_size']} px, ")
+           + f"{s['epochs']} epochs of "
            f"{results['augmentation']} batches of {s['batch_size']}, Adam {s['learning_rate']} "
            f"with cosine decay, seeds {s['seeds']}; one process on "
            f"{results['environment']['cpu_count']} CPUs. Peer: {results['peer']}.", ""]
@@ -209,7 +287,7 @@ def markdown(results) -> str:
         step1 = format_mean_std(m["step1_map_50"]) if "step1_map_50" in m else "–"
         out.append(f"| {LABELS[key]} | {format_mean_std(m['map_50'])} | {step1} | {format_mean_std(m['map'])} | "
                    f"{format_mean_std(m['f1'])} | {m['parameters']:,} | {m['median_epoch_seconds']:.1f} | "
-                   f"{m['images_per_second']['mean']:.0f} |")
+                   f"{m['images_per_second']['mean']:.3g} |")
     rows = results["rows"]
     if all(rows.get(k, {}).get("runs") for k in ("losslab_random", "retinanet")):
         ours, peer = rows["losslab_random"]["summary"], rows["retinanet"]["summary"]
@@ -218,7 +296,7 @@ def markdown(results) -> str:
         for label, stat in (("two-step", ours["map_50"]), ("step 1 alone", ours["step1_map_50"])):
             d, se = difference(stat, peer["map_50"])
             verdict = ("ahead by more than 2 standard errors" if d > 2 * se else
-                       "a tie within noise" if d > -2 * se else "behind")
+                       "a tie within noise" if d >= -2 * se else "behind")
             out.append(f"- LossLab {label}: {d:+.3f} ± {se:.3f}, {verdict}.")
         out += ["", f"Speed at test: LossLab x"
                 f"{ours['images_per_second']['mean'] / peer['images_per_second']['mean']:.2f} "
@@ -255,7 +333,8 @@ def plot(results, path):
     ax.invert_yaxis()
     ax.set(xlabel="test AP@.5 (mean ± σ over seeds)",
            xlim=(0, max(0.1, max(m + s for m, s in zip(means, stds)) * 1.1)),
-           title=f"kangaroo, {results['settings']['epochs']} epochs, same data and schedule")
+           title=f"{'NEON trees, tiled' if results.get('data') == 'neon' else 'kangaroo'}, "
+                 f"{results['settings']['epochs']} epochs, same data and schedule")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -265,16 +344,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voc", default=str(DEFAULT_VOC), help="a Pascal VOC folder")
-    parser.add_argument("--epochs", type=int, default=80)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--neon", action="store_true",
+                        help="the NEON tree tiles, tiled, instead of --voc")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"default {VOC_DEFAULTS['epochs']} ({NEON_DEFAULTS['epochs']} "
+                             f"with --neon)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"default {VOC_DEFAULTS['batch_size']} "
+                             f"({NEON_DEFAULTS['batch_size']} with --neon)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--classifier-epochs", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=None,
+                        help=f"input side, the tile side with --neon (default "
+                             f"{VOC_DEFAULTS['image_size']}, {NEON_DEFAULTS['image_size']} "
+                             f"with --neon)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--tiny", action="store_true", help="small models: smoke tests only")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    for key, value in (NEON_DEFAULTS if args.neon else VOC_DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    name = NEON_NAME if args.neon else NAME
     if args.image_size % 32:
         parser.error(f"--image-size must be a multiple of 32, got {args.image_size}")
 
@@ -285,15 +377,21 @@ def main(argv=None):
                 "learning_rate": args.learning_rate, "image_size": args.image_size,
                 "classifier_epochs": args.classifier_epochs, "tiny": args.tiny,
                 "seeds": list(args.seeds)}
-    path = args.results_dir / f"{NAME}.json"
+    path = args.results_dir / f"{name}.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     same = {k: v for k, v in settings.items() if k != "seeds"}
     kept = stored.get("rows", {}) if {k: v for k, v in stored.get("settings", {}).items()
                                       if k != "seeds"} == same else {}
-    train_set, test_set, info = load_detection_data(
-        f"voc:{args.voc}", image_size=(args.image_size, args.image_size))
+    if args.neon:
+        train_set, test_set, info = load_detection_data("neon_trees", tiles=True)
+        augmentation = f"RandomTiles(tile_size={args.image_size}, dihedral=True)"
+    else:
+        train_set, test_set, info = load_detection_data(
+            f"voc:{args.voc}", image_size=(args.image_size, args.image_size))
+        augmentation = repr(info["augment"])
     results = {"environment": environment(), "settings": settings, "split": info["split"],
-               "augmentation": repr(info["augment"]), "available": available,
+               "data": "neon" if args.neon else "voc",
+               "augmentation": augmentation, "available": available,
                "peer": (f"{PEER_PACKAGE} {version}, RetinaNetObjectDetector" if available
                         else "not installed"),
                "rows": {}}
@@ -310,23 +408,23 @@ def main(argv=None):
             print(f"--- {key}, seed {seed}", flush=True)
             started = time.perf_counter()
             if key == "retinanet":
-                row = run_retinanet(train_set, test_set, info["augment"], seed, args)
+                row = run_retinanet(train_set, test_set, info.get("augment"), seed, args)
             else:
-                row = run_losslab(train_set, test_set, info["augment"], seed, args,
+                row = run_losslab(train_set, test_set, info.get("augment"), seed, args,
                                   "repvgg_tiny.cifar10" if key == "losslab_pretrained"
                                   else None)
             row["seconds"] = time.perf_counter() - started
             print(f"    AP@.5 {row['map_50']:.4f}  mAP {row['map']:.4f}  F1 {row['f1']:.4f}  "
-                  f"{row['images_per_second']:.0f} images/s  ({row['seconds']:.0f} s)",
+                  f"{row['images_per_second']:.3g} images/s  ({row['seconds']:.0f} s)",
                   flush=True)
             runs.append(row)
             results["rows"][key] = {"runs": runs, "summary": summary(runs)}
-            write_json(NAME, results, args.results_dir)  # after every cell: resumable
+            write_json(name, results, args.results_dir)  # after every cell: resumable
         results["rows"][key] = {"runs": runs, "summary": summary(runs)}
-    write_json(NAME, results, args.results_dir)
+    write_json(name, results, args.results_dir)
     text = markdown(results)
-    write_text(f"{NAME}.md", text, args.results_dir)
-    plot(results, args.results_dir / f"{NAME}.png")
+    write_text(f"{name}.md", text, args.results_dir)
+    plot(results, args.results_dir / f"{name}.png")
     print(text)
     return 0
 

@@ -64,3 +64,43 @@ def test_the_report_judges_the_difference_by_its_standard_error():
     assert "- LossLab step 1 alone: +0.420 ± 0.012, ahead by more than 2 standard errors." \
         in text
     assert "x4.00 the peer's images/s" in text
+
+
+class _OneBoxPerTile:
+    """Stands in for keras-hub's detector: one box at (8, 8)-(24, 24) of every tile."""
+
+    def __call__(self, images, training=False):
+        return images
+
+    def decode_predictions(self, raw, images):
+        n = len(images)
+        return {"boxes": np.tile(np.asarray([[[8.0, 8.0, 24.0, 24.0]]], np.float32), (n, 1, 1)),
+                "confidence": np.full((n, 1), 0.9, np.float32),
+                "labels": np.zeros((n, 1), np.float32), "num_detections": np.ones(n)}
+
+
+def test_the_tiled_peer_puts_each_tiles_boxes_in_image_pixels():
+    from zoo.models.detector.tiling import detect_tiled
+
+    # 112 px wide, 64-px tiles with 16 px of overlap: tiles start at x = 0 and x = 48
+    image = np.zeros((64, 112, 3), np.float32)
+    boxes, scores, classes = detect_tiled(peer.TiledPeer(_OneBoxPerTile(), 64), image,
+                                          overlap=16)
+    order = np.argsort(boxes[:, 0])
+    np.testing.assert_allclose(boxes[order], [[8, 8, 24, 24], [56, 8, 72, 24]])
+    np.testing.assert_allclose(scores, [0.9, 0.9], rtol=1e-6)
+    assert classes.tolist() == [0, 0]
+
+
+def test_a_tie_at_zero_is_not_behind():
+    runs = [{"seed": i, "map_50": 0.0, "map": 0.0, "f1": 0.0, "epoch_seconds": [1.0],
+             "images_per_second": 1.0, "parameters": 10, "step1_map_50": 0.0} for i in range(2)]
+    rows = {key: {"runs": runs, "summary": peer.summary(runs)}
+            for key in ("losslab_random", "retinanet")}
+    results = {"settings": {"image_size": 256, "epochs": 1, "batch_size": 16,
+                            "learning_rate": 0.01, "seeds": [0, 1]}, "data": "neon",
+               "split": "4 tiles.", "augmentation": "RandomTiles(tile_size=256, dihedral=True)",
+               "peer": "keras-hub x", "environment": {"cpu_count": 2}, "rows": rows}
+    text = peer.markdown(results)
+    assert "- LossLab two-step: +0.000 ± 0.000, a tie within noise." in text
+    assert "detected tile by tile over the test tile" in text
