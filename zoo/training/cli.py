@@ -60,7 +60,7 @@ def _task_table() -> str:
                   f"    datasets: {', '.join(task.dataset_forms)} "
                   f"(default {task.default_dataset})",
                   f"    losses:   {', '.join(task.losses())} (default {task.default_loss})",
-                  f"    batch size: {task.default_batch_size} by default"]
+                  f"    batch:    {task.default_batch_size} by default (--batch-size)"]
         if options:
             lines.append(f"    options:  {', '.join(options)}")
         if task.refuses:
