@@ -361,18 +361,9 @@ def part_neon(args, classifiers, stored=None, save=None):
             rows.append(done[seed])
             continue
         print(f"--- neon: seed {seed}", flush=True)
-        timer = EpochSeconds()
-        started = time.perf_counter()
-        model, _ = fit_detector(train_set, args.neon_loss, args.neon_epochs, args.neon_batch,
-                                args.learning_rate, seed, callbacks=[timer], verbose=0,
-                                tile_size=args.neon_size,
-                                backbone_weights=args.neon_backbone,
-                                **_stride_kwargs(args.neon_strides),
-                                **(TINY_DETECTOR if args.tiny else {}))
-        step1_seconds = time.perf_counter() - started
-        classifier, scale, classifier_info = classifiers.get("neon", train_set, seed)
-        pipeline = TwoStepDetector(model, classifier, class_names=train_set.class_names,
-                                   class_scale=scale)
+        model, pipeline, step1_seconds, epoch_seconds, classifier_info = tiled_two_step(
+            train_set, seed, args, classifiers, args.neon_loss, args.neon_epochs,
+            args.neon_batch, args.neon_size, args.neon_backbone, args.neon_strides)
         evaluation = evaluate_pipeline(pipeline, test_set)
         result = evaluation["result"]
         # step 2 again, with step 1's false positives on the training tiles as background
@@ -388,7 +379,7 @@ def part_neon(args, classifiers, stored=None, save=None):
                                              "untiled_step1_map_50")},
                **{f"hard_{k}": float(hard_evaluation["result"][k]) for k in METRICS},
                "hard_negatives": int(sum(len(n) for n in negatives)),
-               "step1_seconds": step1_seconds, "epoch_seconds": timer.seconds,
+               "step1_seconds": step1_seconds, "epoch_seconds": epoch_seconds,
                "classifier_accuracy": classifier_info["accuracy"],
                "test_seconds": evaluation["seconds"]}
         rows.append(row)
@@ -402,6 +393,24 @@ def part_neon(args, classifiers, stored=None, save=None):
     if section is None:  # every seed was stored
         section = neon_section(args, info, rows, stored["settings"]["max_detections"])
     return section
+
+
+def tiled_two_step(train_set, seed, args, classifiers, box_loss, epochs, batch_size, tile_size,
+                   backbone_weights=None, strides=None):
+    """Step 1 trained on random native-resolution windows of `tile_size` (`RandomTiles`),
+    then the shared crop classifier of the "neon" data: (step-1 model, pipeline, step-1
+    seconds, seconds per epoch, classifier info). `args` gives `learning_rate` and `tiny`."""
+    timer = EpochSeconds()
+    started = time.perf_counter()
+    model, _ = fit_detector(train_set, box_loss, epochs, batch_size, args.learning_rate, seed,
+                            callbacks=[timer], verbose=0, tile_size=tile_size,
+                            backbone_weights=backbone_weights, **_stride_kwargs(strides),
+                            **(TINY_DETECTOR if args.tiny else {}))
+    step1_seconds = time.perf_counter() - started
+    classifier, scale, classifier_info = classifiers.get("neon", train_set, seed)
+    pipeline = TwoStepDetector(model, classifier, class_names=train_set.class_names,
+                               class_scale=scale)
+    return model, pipeline, step1_seconds, timer.seconds, classifier_info
 
 
 def neon_section(args, info, rows, max_detections):

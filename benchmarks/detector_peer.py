@@ -232,22 +232,16 @@ def pipeline_detections(pipeline, test_set, tiled):
 def neon_run(train_set, test_set, seed, args, bench_args, backbone_weights):
     """LossLab's two-step detector on NEON tiles as `benchmarks/detector.py`'s neon part
     trains it (without its hard-negative variant): (row, pipeline)."""
-    from benchmarks.detector import TINY_DETECTOR, Classifiers, EpochSeconds
-    from zoo.models.detector import TwoStepDetector
-    from zoo.training.tasks.detection import evaluate_pipeline, fit_detector
+    from benchmarks.detector import Classifiers, tiled_two_step
+    from zoo.training.tasks.detection import evaluate_pipeline
 
-    timer = EpochSeconds()
-    model, _ = fit_detector(train_set, "eiou", args.epochs, args.batch_size,
-                            args.learning_rate, seed, callbacks=[timer], verbose=0,
-                            tile_size=args.image_size, backbone_weights=backbone_weights,
-                            **(TINY_DETECTOR if args.tiny else {}))
-    classifier, scale, _ = Classifiers(bench_args).get("neon", train_set, seed)
-    pipeline = TwoStepDetector(model, classifier, class_names=train_set.class_names,
-                               class_scale=scale)
+    _, pipeline, _, epoch_seconds, _ = tiled_two_step(
+        train_set, seed, bench_args, Classifiers(bench_args), "eiou", args.epochs,
+        args.batch_size, args.image_size, backbone_weights)
     evaluation = evaluate_pipeline(pipeline, test_set, tiled=True)
     result = evaluation["result"]
     return ({**{k: float(result[k]) for k in METRICS},
-             "step1_map_50": evaluation["step1_map_50"], "epoch_seconds": timer.seconds},
+             "step1_map_50": evaluation["step1_map_50"], "epoch_seconds": epoch_seconds},
             pipeline)
 
 
