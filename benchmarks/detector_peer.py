@@ -263,7 +263,8 @@ def markdown(results) -> str:
     out = ["# Detector beside a peer: keras-hub RetinaNet on the same data", "",
            f"{results['split'].rstrip('.')}. "
            + (f"Trained on {s['image_size']}-px windows at native resolution and detected "
-              f"tile by tile over the test tile (up to 1000 detections counted), "
+              f"tile by tile over the test tile (up to {results['max_detections']} detections "
+              f"counted), "
               if neon else f"Letterboxed to {s['image_size']} px, ")
            + f"{s['epochs']} epochs of "
            f"{results['augmentation']} batches of {s['batch_size']}, Adam {s['learning_rate']} "
@@ -389,6 +390,10 @@ def main(argv=None):
                "peer": (f"{PEER_PACKAGE} {version}, RetinaNetObjectDetector" if available
                         else "not installed"),
                "rows": {}}
+    if args.neon:
+        from zoo.training.tasks.detection import TILED_MAX_DETECTIONS
+
+        results["max_detections"] = TILED_MAX_DETECTIONS
     if not available:  # nothing to set beside LossLab's rows, which detector.json holds
         results["why"] = version
         print(f"peer not run: {version}", flush=True)
