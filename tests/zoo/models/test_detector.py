@@ -250,6 +250,51 @@ def test_detection_loss_against_numpy(box_loss):
     assert total == pytest.approx(0.5 * expected_obj + 2.0 * per_box.sum() / n, rel=1e-4)
 
 
+def np_quality_focal(y, z, beta):
+    sigma = 1 / (1 + np.exp(-z))
+    return np.abs(y - sigma) ** beta * -(y * np.log(sigma) + (1 - y) * np.log(1 - sigma))
+
+
+def test_quality_focal_loss_matches_numpy_and_is_the_focal_loss_on_hard_targets():
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 3, size=(40, 1))
+    y = rng.uniform(0, 1, size=(40, 1))
+    np.testing.assert_allclose(numpy_of(zd.quality_focal_loss(y, z.astype(np.float32), 2.0)),
+                               np_quality_focal(y, z, 2.0), rtol=1e-4, atol=1e-6)
+    t = rng.integers(0, 2, size=(40, 1)).astype(np.float32)
+    np.testing.assert_allclose(numpy_of(zd.quality_focal_loss(t, z.astype(np.float32), 2.0)),
+                               np_focal(t, z, 0.5, 2.0) * 2, rtol=1e-4, atol=1e-6)
+    assert np.isfinite(numpy_of(zd.quality_focal_loss(np.ones(2), np.asarray([-200., 200.]))))\
+        .all()
+
+
+@pytest.mark.parametrize("num_scores", [1, 5], ids=["objectness", "one_step"])
+def test_quality_focal_detection_loss_targets_each_cells_iou(num_scores):
+    boxes, classes = hand_scene()
+    targets = zd.assign_targets(boxes, classes, (4, 4), 8, 1.5)
+    rng = np.random.default_rng(4)
+    scores = rng.normal(0, 2, size=(2, 16, num_scores)).astype(np.float32)
+    centres = zd.grid_centres((4, 4), 8)
+    pred = np.concatenate([centres - rng.uniform(2, 9, (2, 16, 2)),
+                           centres + rng.uniform(2, 9, (2, 16, 2))], -1).astype(np.float32)
+    _, obj, box, count = (float(numpy_of(v)) for v in zd.detection_loss(
+        targets, scores, pred, 8, "iou", score_loss="quality_focal"))
+    positive = numpy_of(targets["positive"])
+    target_boxes = numpy_of(targets["boxes"])
+    quality = np.where(positive, np_iou(pred.astype(float), target_boxes), 0.0)
+    y = np.zeros((2, 16, num_scores))
+    column = numpy_of(targets["classes"]) if num_scores > 1 else np.zeros((2, 16), int)
+    rows, cells = np.nonzero(positive)
+    y[rows, cells, column[rows, cells]] = quality[rows, cells]
+    expected = np_quality_focal(y, scores.astype(float), 2.0).sum() / positive.sum()
+    assert count == positive.sum() == 11
+    assert 0 < quality[positive].min() and quality.max() < 1  # soft targets, not 0/1
+    assert obj == pytest.approx(expected, rel=1e-4)
+    # the box term does not depend on the score loss
+    _, _, box_focal, _ = zd.detection_loss(targets, scores, pred, 8, "iou")
+    assert box == pytest.approx(float(numpy_of(box_focal)), rel=1e-6)
+
+
 def test_one_step_loss_uses_class_targets():
     boxes, classes = hand_scene()
     targets = zd.assign_targets(boxes, classes, (4, 4), 8, 1.5)
@@ -263,9 +308,10 @@ def test_one_step_loss_uses_class_targets():
     assert float(numpy_of(obj)) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("box_loss", zd.BOX_LOSSES)
-def test_loss_finite_with_no_objects_and_padding(box_loss):
-    model = tiny_detector(box_loss=box_loss)
+@pytest.mark.parametrize("box_loss,score_loss", [*((b, "focal") for b in zd.BOX_LOSSES),
+                                                  ("eiou", "quality_focal")])
+def test_loss_finite_with_no_objects_and_padding(box_loss, score_loss):
+    model = tiny_detector(box_loss=box_loss, score_loss=score_loss)
     images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
     boxes, classes = hand_scene()
     for y in ({"boxes": np.zeros((2, 3, 4), np.float32), "classes": np.full((2, 3), -1)},
@@ -274,9 +320,10 @@ def test_loss_finite_with_no_objects_and_padding(box_loss):
         assert np.isfinite(float(numpy_of(loss)))
 
 
-def test_mixed_precision_outputs_and_loss_are_float32():
+@pytest.mark.parametrize("score_loss", zd.SCORE_LOSSES)
+def test_mixed_precision_outputs_and_loss_are_float32(score_loss):
     keras.config.set_dtype_policy("mixed_float16")  # conftest restores float32
-    model = tiny_detector(box_loss="ciou")
+    model = tiny_detector(box_loss="ciou", score_loss=score_loss)
     images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
     boxes, classes = hand_scene()
     out = model(images, training=True)
@@ -473,11 +520,13 @@ def test_pipeline_save_load_and_fused(tiny_pipeline, tmp_path):
 
 
 def test_detector_model_save_load_keeps_loss_settings(tmp_path):
-    model = tiny_detector(box_loss="siou", radius=2.0, box_weight=3.0)
+    model = tiny_detector(box_loss="siou", radius=2.0, box_weight=3.0,
+                          score_loss="quality_focal")
     model.save(tmp_path / "d.keras")
     loaded = keras.saving.load_model(tmp_path / "d.keras")
     assert isinstance(loaded, zd.DenseDetector)
-    assert (loaded.box_loss, loaded.radius, loaded.box_weight) == ("siou", 2.0, 3.0)
+    assert (loaded.box_loss, loaded.radius, loaded.box_weight, loaded.score_loss) == \
+        ("siou", 2.0, 3.0, "quality_focal")
     assert loaded.grid_size == (4, 4) and loaded.stride == 8
 
 
@@ -531,6 +580,8 @@ def test_registry_and_classifier_head():
 def test_value_errors():
     with pytest.raises(ValueError, match="box_loss"):
         tiny_detector(box_loss="l2")
+    with pytest.raises(ValueError, match="score_loss must be one of 'focal', 'quality_focal'"):
+        tiny_detector(score_loss="varifocal")
     with pytest.raises(ValueError, match="stride"):
         tiny_detector(stride=3)
     for bad in ((4, 16), (16, 8), (), (2.0, 4)):  # not consecutive, decreasing, empty, float
@@ -788,14 +839,17 @@ def test_real_images_start_from_the_pretrained_backbone_unless_told_otherwise():
     def kwargs(*arguments):
         return task.detector_kwargs(train.parse_args(["--model", "detector", *arguments]))
 
-    assert kwargs() == {}                                               # synthetic scenes
-    assert kwargs("--dataset", "voc:x") == {"backbone_weights": det_task.REAL_DATA_BACKBONE}
-    assert kwargs("--dataset", "neon_trees", "--backbone-weights", "none") == {}
+    focal = {"score_loss": "focal"}
+    assert kwargs() == focal                                            # synthetic scenes
+    assert kwargs("--dataset", "voc:x") == {"backbone_weights": det_task.REAL_DATA_BACKBONE,
+                                            **focal}
+    assert kwargs("--dataset", "neon_trees", "--backbone-weights", "none") == focal
     assert kwargs("--backbone-weights", "repvgg_tiny.cifar10") == {
-        "backbone_weights": "repvgg_tiny.cifar10"}
+        "backbone_weights": "repvgg_tiny.cifar10", **focal}
+    assert kwargs("--score-loss", "quality_focal") == {"score_loss": "quality_focal"}
     config = train.parse_args(["--model", "detector", "--dataset", "voc:x"])
     config.options["detector_kwargs"] = {"widths": (8, 8, 16, 16)}     # another backbone
-    assert task.detector_kwargs(config) == {"widths": (8, 8, 16, 16)}
+    assert task.detector_kwargs(config) == {"widths": (8, 8, 16, 16), **focal}
 
 
 def test_strides_option_builds_a_pyramid_and_checks_the_image_size():
@@ -808,11 +862,15 @@ def test_strides_option_builds_a_pyramid_and_checks_the_image_size():
         return train.parse_args(["--model", "detector", "--loss", "eiou", "--dataset",
                                  "synth_scenes", *arguments])
 
-    assert task.detector_kwargs(config("--strides", "8,16,32")) == {"stride": (8, 16, 32)}
-    assert task.detector_kwargs(config("--strides", "4")) == {"stride": 4}
+    assert task.detector_kwargs(config("--strides", "8,16,32"))["stride"] == (8, 16, 32)
+    assert task.detector_kwargs(config("--strides", "4"))["stride"] == 4
     task.check(config("--strides", "8,16,32", "--image-size", "256"))
     with pytest.raises(ConfigError, match="largest stride 32"):
         task.check(config("--strides", "8,16,32", "--image-size", "176"))
     for bad in ("8,32", "16,8", "12", "x", ""):
         with pytest.raises(ConfigError, match="strides"):
             task.check(config("--strides", bad))
+    python = config()
+    python.options["score_loss"] = "varifocal"  # the command line refuses it in argparse
+    with pytest.raises(ConfigError, match="score_loss must be one of focal, quality_focal"):
+        task.check(python)

@@ -12,7 +12,8 @@
 Step 1 (`model.py`, `targets.py`): RepVGG backbone -> one-level neck at stride 8, or a
 feature pyramid (`stride=(8, 16, 32)`, each box learnt on the level its size falls in) -> a dense,
 anchor-free head: per cell one objectness logit and four distances (FCOS), trained with a
-sigmoid focal loss and a selectable box loss (`targets.BOX_LOSSES`: eiou, ciou, giou, diou,
+sigmoid focal loss (or GFL's quality focal loss: the score learns the box's IoU) and a
+selectable box loss (`targets.BOX_LOSSES`: eiou, ciou, giou, diou,
 iou, siou, smoothl1, focal-eiou); targets by centre sampling, built in `keras.ops` inside
 `DenseDetector.compute_loss` from the padded ground truth.
 Step 2 (`model.py`, `pipeline.py`): crops of the step-1 boxes, classified by a small RepVGG
@@ -32,14 +33,14 @@ from zoo.models.detector.model import (DenseDetector, DenseOutputs, classifier_l
                                        crop_classifier, default_head, detector,
                                        intra_inter_available)
 from zoo.models.detector.pipeline import TwoStepDetector, classifier_crops, crop_boxes
-from zoo.models.detector.targets import (BOX_LOSSES, assign_targets, decode_boxes,
-                                         detection_loss, encode_boxes, grid_centres,
-                                         sigmoid_focal_loss)
+from zoo.models.detector.targets import (BOX_LOSSES, SCORE_LOSSES, assign_targets,
+                                         decode_boxes, detection_loss, encode_boxes,
+                                         grid_centres, quality_focal_loss, sigmoid_focal_loss)
 from zoo.models.detector.tiling import detect_tiled, tile_origins
 
-__all__ = ["BOX_LOSSES", "DenseDetector", "DenseOutputs", "TwoStepDetector", "assign_targets",
-           "classifier_crops", "classifier_loss", "crop_boxes", "crop_classifier",
-           "decode_boxes", "default_head", "detect_tiled", "detection_loss", "detector",
-           "export_detector", "export_step1_litert",
-           "encode_boxes", "grid_centres", "intra_inter_available", "sigmoid_focal_loss",
-           "tile_origins"]
+__all__ = ["BOX_LOSSES", "SCORE_LOSSES", "DenseDetector", "DenseOutputs", "TwoStepDetector",
+           "assign_targets", "classifier_crops", "classifier_loss", "crop_boxes",
+           "crop_classifier", "decode_boxes", "default_head", "detect_tiled", "detection_loss",
+           "detector", "export_detector", "export_step1_litert", "encode_boxes",
+           "grid_centres", "intra_inter_available", "quality_focal_loss",
+           "sigmoid_focal_loss", "tile_origins"]

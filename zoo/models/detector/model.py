@@ -133,7 +133,9 @@ class DenseDetector(keras.Model):
     """Functional dense detector whose `compute_loss` builds its targets from padded boxes.
 
     Formula (see `zoo.models.detector.targets`):
-        L = objectness_weight·Σ FL(t, z)/N + box_weight·Σ_positive box_loss(b̂/s, b/s)/N
+        L = objectness_weight·Σ S(t, z)/N + box_weight·Σ_positive box_loss(b̂/s, b/s)/N
+    S the sigmoid focal loss (t = 1 on positive cells) or the quality focal loss (t = the
+    IoU of the cell's box with its object).
 
     `y` must be the dict {"boxes": (B, M, 4) xyxy pixels, "classes": (B, M), -1 = padding}.
     Besides "loss", `fit` logs "objectness_loss", "box_loss" and "positives" (mean positive
@@ -145,7 +147,10 @@ class DenseDetector(keras.Model):
         objectness_weight: weight of the focal term. Defaults to 1.
         box_weight: weight of the box term. Defaults to 1.
         focal_alpha: α of the sigmoid focal loss. Defaults to 0.25.
-        focal_gamma: γ of the sigmoid focal loss. Defaults to 2.
+        focal_gamma: γ of the sigmoid focal loss (β of the quality focal loss). Defaults
+            to 2.
+        score_loss: "focal" or "quality_focal" (`targets.SCORE_LOSSES`). Defaults to
+            "focal".
         level_scale: with several output levels, the longest box side a level takes is
             level_scale·stride (`targets.assign_targets`). Defaults to 8.
 
@@ -154,9 +159,10 @@ class DenseDetector(keras.Model):
 
     def __init__(self, *args, box_loss="eiou", radius=T.RADIUS, objectness_weight=1.0,
                  box_weight=1.0, focal_alpha=T.FOCAL_ALPHA, focal_gamma=T.FOCAL_GAMMA,
-                 level_scale=T.LEVEL_SCALE, **kwargs):
+                 level_scale=T.LEVEL_SCALE, score_loss="focal", **kwargs):
         super().__init__(*args, **kwargs)
         self.box_loss = T.check_box_loss(box_loss)
+        self.score_loss = T.check_score_loss(score_loss)
         if not math.isfinite(float(level_scale)) or float(level_scale) <= 0:
             raise ValueError(f"level_scale must be a finite number > 0, got {level_scale!r}")
         self.level_scale = float(level_scale)
@@ -217,7 +223,8 @@ class DenseDetector(keras.Model):
         total, objectness, box_term, positives = T.detection_loss(
             targets, y_pred["scores"], y_pred["boxes"], self.dense_outputs.cell_strides,
             self.box_loss,
-            self.objectness_weight, self.box_weight, self.focal_alpha, self.focal_gamma)
+            self.objectness_weight, self.box_weight, self.focal_alpha, self.focal_gamma,
+            self.score_loss)
         self.objectness_tracker.update_state(objectness)
         self.box_tracker.update_state(box_term)
         self.positives_tracker.update_state(positives)
@@ -229,7 +236,7 @@ class DenseDetector(keras.Model):
         return {**super().get_config(), "box_loss": self.box_loss, "radius": self.radius,
                 "objectness_weight": self.objectness_weight, "box_weight": self.box_weight,
                 "focal_alpha": self.focal_alpha, "focal_gamma": self.focal_gamma,
-                "level_scale": self.level_scale}
+                "level_scale": self.level_scale, "score_loss": self.score_loss}
 
 
 def _stage_index(stride, num_stages):
@@ -298,7 +305,8 @@ def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
              depths=(1, 2, 2, 2), stride=8, neck_width=64, head_width=64, head_depth=2,
              one_step=False, box_loss="eiou", radius=T.RADIUS, objectness_weight=1.0,
              box_weight=1.0, focal_alpha=T.FOCAL_ALPHA, focal_gamma=T.FOCAL_GAMMA,
-             prior=0.01, backbone_weights=None, level_scale=T.LEVEL_SCALE, name=None):
+             prior=0.01, backbone_weights=None, level_scale=T.LEVEL_SCALE, score_loss="focal",
+             name=None):
     """The step-1 dense detector (a `DenseDetector`), not compiled.
 
     One level (`stride=8`): the stage at stride 8 plus the upsampled stage at 16 -> a head
@@ -323,8 +331,8 @@ def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
         one_step: per-class score logits (no crop classifier) instead of one objectness
             logit. Defaults to False.
         box_loss: one of `targets.BOX_LOSSES`. Defaults to "eiou".
-        radius, objectness_weight, box_weight, focal_alpha, focal_gamma, level_scale: see
-            `DenseDetector`.
+        radius, objectness_weight, box_weight, focal_alpha, focal_gamma, level_scale,
+            score_loss: see `DenseDetector`.
         prior: initial score probability (bias = -log((1 - prior)/prior)). Defaults to 0.01.
         backbone_weights: shipped weights of a RepVGG classifier with the same widths and
             depths, e.g. "repvgg_tiny.cifar10", copied into the backbone
@@ -384,7 +392,8 @@ def detector(num_classes=5, input_shape=(128, 128, 3), widths=(16, 32, 64, 128),
                          name=name or ("one_step_detector" if one_step else "detector"),
                          box_loss=box_loss, radius=radius, objectness_weight=objectness_weight,
                          box_weight=box_weight, focal_alpha=focal_alpha,
-                         focal_gamma=focal_gamma, level_scale=level_scale)
+                         focal_gamma=focal_gamma, level_scale=level_scale,
+                         score_loss=score_loss)
 
 
 def load_backbone_weights(backbone, weights):

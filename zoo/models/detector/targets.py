@@ -37,15 +37,22 @@ and empty boxes are never assigned.
 
 The loss (two-step: one objectness logit per cell; one-step: one logit per class):
     N      = max(1, number of positive cells in the batch)
-    L_obj  = Σ_cells Σ_c FL(t_pc, z_pc) / N           sigmoid focal loss, t = 1 on the
-             positive cell's objectness (one-step: on its class), 0 elsewhere
+    L_obj  = Σ_cells Σ_c S(t_pc, z_pc) / N            on the positive cell's objectness
+             (one-step: on its class) t = 1, or with score_loss="quality_focal" the IoU of
+             its decoded box with its assigned box (no gradient through t); 0 elsewhere
     L_box  = Σ_positive box_loss(b̂_p / s_p, b_p / s_p) / N
     L      = objectness_weight·L_obj + box_weight·L_box
+S is the sigmoid focal loss FL (score_loss="focal") or the quality focal loss QFL
+(score_loss="quality_focal"). With QFL the score learns how well the cell's box fits, so
+ranking detections by score (NMS, AP) ranks them by box quality too; with FL every positive
+cell, well placed or not, is pushed to 1.
 Boxes are divided by their cell's stride before `box_loss`: the IoU family does not care,
 Smooth L1 then works in cells rather than pixels.
 
 Reference: Tian et al., "FCOS: Fully Convolutional One-Stage Object Detection", ICCV 2019;
-Lin et al., "Feature Pyramid Networks for Object Detection", CVPR 2017.
+Lin et al., "Feature Pyramid Networks for Object Detection", CVPR 2017; Li et al.,
+"Generalized Focal Loss: Learning Qualified and Distributed Bounding Boxes for Dense Object
+Detection", NeurIPS 2020 (QFL).
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from losses import boxes as box_losses
 from losses.base import as_float32
 
 BOX_LOSSES = ("eiou", "ciou", "giou", "diou", "iou", "siou", "smoothl1", "focal-eiou")
+SCORE_LOSSES = ("focal", "quality_focal")
 MAX_LOG = 8.0  # largest raw distance: s·e^8 ≈ 2981·s pixels; keeps exp finite
 RADIUS = 1.5
 LEVEL_SCALE = 8.0  # a box goes to the first level whose LEVEL_SCALE·stride >= its longer side
@@ -83,6 +91,13 @@ def box_loss_values(name, y_true, y_pred):
                  "diou": box_losses.diou_loss, "ciou": box_losses.ciou_loss,
                  "eiou": box_losses.eiou_loss, "siou": box_losses.siou_loss}
     return functions[name](y_true, y_pred)
+
+
+def check_score_loss(name):
+    if name not in SCORE_LOSSES:
+        raise ValueError(f"score_loss must be one of {', '.join(map(repr, SCORE_LOSSES))}, "
+                         f"got {name!r}")
+    return name
 
 
 # --------------------------------------------------------------------------- the grid
@@ -302,8 +317,26 @@ def sigmoid_focal_loss(y_true, logits, alpha=FOCAL_ALPHA, gamma=FOCAL_GAMMA):
     return loss
 
 
+def quality_focal_loss(quality, logits, beta=FOCAL_GAMMA):
+    """Element-wise quality focal loss on logits (no reduction).
+
+    Formula (y in [0, 1] the target quality, e.g. an IoU; 0 on negatives):
+        σ = sigmoid(z)
+        loss = |y - σ|^β · ( -y log σ - (1 - y) log(1 - σ) )
+    With y in {0, 1} it is the sigmoid focal loss with γ = β and no α.
+
+    Reference: Li et al., "Generalized Focal Loss", NeurIPS 2020, eq. (5).
+    """
+    logits = as_float32(logits)
+    quality = ops.cast(quality, "float32")
+    cross_entropy = ops.maximum(logits, 0.0) - logits * quality + ops.log1p(
+        ops.exp(-ops.abs(logits)))
+    return ops.power(ops.abs(quality - ops.sigmoid(logits)), float(beta)) * cross_entropy
+
+
 def detection_loss(targets, scores, boxes, stride, box_loss="eiou", objectness_weight=1.0,
-                   box_weight=1.0, focal_alpha=FOCAL_ALPHA, focal_gamma=FOCAL_GAMMA):
+                   box_weight=1.0, focal_alpha=FOCAL_ALPHA, focal_gamma=FOCAL_GAMMA,
+                   score_loss="focal"):
     """The step-1 loss from assigned targets (module docstring).
 
     Args:
@@ -315,28 +348,40 @@ def detection_loss(targets, scores, boxes, stride, box_loss="eiou", objectness_w
         box_loss: one of `BOX_LOSSES`. Defaults to "eiou".
         objectness_weight: weight of the focal term. Defaults to 1.
         box_weight: weight of the box term. Defaults to 1.
-        focal_alpha: α of the focal term (None: no α). Defaults to 0.25.
-        focal_gamma: γ of the focal term. Defaults to 2.
+        focal_alpha: α of the focal term (None: no α; unused by "quality_focal").
+            Defaults to 0.25.
+        focal_gamma: γ of the focal term (β of "quality_focal"). Defaults to 2.
+        score_loss: "focal" (target 1 on positive cells) or "quality_focal" (target the
+            IoU of the cell's box with its assigned box). Defaults to "focal".
 
     Returns:
         (total, objectness term, box term, number of positive cells), float32 scalars.
     """
+    check_score_loss(score_loss)
     scores, boxes = as_float32(scores), as_float32(boxes)
     positive = ops.cast(targets["positive"], "float32")  # (B, P)
     num_positive = ops.sum(positive)
     normaliser = ops.maximum(num_positive, 1.0)
-    num_scores = scores.shape[-1]
-    if num_scores == 1:
-        score_target = positive[..., None]
-    else:
-        score_target = ops.one_hot(ops.maximum(targets["classes"], 0), num_scores) \
-            * positive[..., None]
-    objectness = ops.sum(sigmoid_focal_loss(score_target, scores, focal_alpha,
-                                            focal_gamma)) / normaliser
     # negative cells get a harmless unit box target, then are masked out
     unit = ops.convert_to_tensor(np.asarray([0.0, 0.0, 1.0, 1.0], np.float32))
     stride = _stride_column(stride)
     target_boxes = ops.where(targets["positive"][..., None], targets["boxes"] / stride, unit)
+    if score_loss == "quality_focal":
+        iou = box_losses.elementwise_box_iou(target_boxes, boxes / stride)
+        cell_target = ops.stop_gradient(ops.clip(iou, 0.0, 1.0)) * positive
+    else:
+        cell_target = positive
+    num_scores = scores.shape[-1]
+    if num_scores == 1:
+        score_target = cell_target[..., None]
+    else:
+        score_target = ops.one_hot(ops.maximum(targets["classes"], 0), num_scores) \
+            * cell_target[..., None]
+    if score_loss == "quality_focal":
+        per_score = quality_focal_loss(score_target, scores, focal_gamma)
+    else:
+        per_score = sigmoid_focal_loss(score_target, scores, focal_alpha, focal_gamma)
+    objectness = ops.sum(per_score) / normaliser
     per_cell = box_loss_values(box_loss, target_boxes, boxes / stride)
     box_term = ops.sum(per_cell * positive) / normaliser
     total = objectness_weight * objectness + box_weight * box_term

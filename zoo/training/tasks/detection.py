@@ -65,7 +65,7 @@ from zoo.boxes import nms
 from zoo.models.detector.model import classifier_loss, crop_classifier, default_head, detector
 from zoo.models.detector.pipeline import TwoStepDetector, _sigmoid, classifier_crops
 from zoo.models.detector.tiling import detect_tiled
-from zoo.models.detector.targets import BOX_LOSSES
+from zoo.models.detector.targets import BOX_LOSSES, SCORE_LOSSES
 from zoo.training.config import ConfigError
 from zoo.training.optimizers import make_optimizer
 from zoo.training.tasks.base import Option, Prepared, Task
@@ -637,6 +637,10 @@ class DetectionTask(Task):
                           "feature pyramid such as 8,16,32 where each object is learnt on "
                           "the level its size falls in (--image-size must then be a multiple "
                           "of the largest)", type=str),
+        "score_loss": Option("focal", "detection: what step 1's score learns, 'focal' (1 on "
+                             "every cell assigned to an object) or 'quality_focal' (the IoU "
+                             "of the cell's box with the object, so scores rank boxes by "
+                             "how well they fit)", type=str, choices=SCORE_LOSSES),
     }
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; the detector's "
@@ -666,6 +670,10 @@ class DetectionTask(Task):
         if isinstance(strides, tuple) and any(side % strides[-1] for side in size):
             raise ConfigError(f"image_size {size} must be a multiple of the largest stride "
                               f"{strides[-1]} of --strides {','.join(map(str, strides))}")
+        score_loss = self.option(config, "score_loss")
+        if score_loss not in SCORE_LOSSES:
+            raise ConfigError(f"score_loss must be one of {', '.join(SCORE_LOSSES)}, got "
+                              f"{score_loss!r}")
         overlap = self.option(config, "tile_overlap")
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int)
                                     or not 0 <= overlap < min(size)):
@@ -680,6 +688,7 @@ class DetectionTask(Task):
         strides = checked_strides(self.option(config, "strides"))
         if strides is not None:
             kwargs["stride"] = strides
+        kwargs["score_loss"] = self.option(config, "score_loss")
         chosen = self.option(config, "backbone_weights")
         if chosen is None:
             real = str(config.dataset or self.default_dataset) != "synth_scenes"
@@ -811,6 +820,7 @@ class DetectionTask(Task):
             "hard_negatives": info.get("hard_negatives", 0),
             "backbone_weights": self.detector_kwargs(config).get("backbone_weights"),
             "strides": list(pipeline.detector.strides),
+            "score_loss": pipeline.detector.score_loss,
             "step2_helps": (None if models["classifier"] is None else
                             bool(result["map_50"] >= evaluation["step1_map_50"])),
             **({"untiled_map_50": evaluation["untiled_map_50"],
