@@ -69,7 +69,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import (RESULTS, difference, environment, format_mean_std,  # noqa: E402
                                mean_std, write_json, write_text)
-from zoo.models.detector import BOX_LOSSES, TwoStepDetector  # noqa: E402
+from zoo.models.detector import BOX_LOSSES, SCORE_LOSSES, TwoStepDetector  # noqa: E402
 from zoo.training.config import ConfigError  # noqa: E402
 from zoo.training.tasks.detection import (checked_strides, evaluate_pipeline,  # noqa: E402
                                           fit_classifier, fit_detector, load_detection_data,
@@ -108,7 +108,8 @@ class Classifiers:
 
 
 def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data_key,
-            augment=True, one_step=False, backbone_weights=None, stride=None):
+            augment=True, one_step=False, backbone_weights=None, stride=None,
+            score_loss="focal"):
     """Train step 1 (+ the shared classifier), evaluate; (row of numbers, pipeline)."""
     evaluator = step1_evaluator(test_set.subset(range(min(len(test_set), args.curve_images)))
                                 if args.curve_images else test_set)
@@ -117,7 +118,7 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
     model, _ = fit_detector(train_set, box_loss, epochs, args.batch_size, args.learning_rate,
                             seed, one_step, augment=augment, callbacks=[timer, evaluator],
                             verbose=0, backbone_weights=backbone_weights,
-                            **_stride_kwargs(stride),
+                            score_loss=score_loss, **_stride_kwargs(stride),
                             **(TINY_DETECTOR if args.tiny else {}))
     step1_seconds = time.perf_counter() - started
     classifier, scale, classifier_info = (None, 1.0, None) if one_step else \
@@ -339,7 +340,7 @@ def part_fused(args, data, classifiers):
 def neon_settings(args):
     return {"tile_size": args.neon_size, "epochs": args.neon_epochs,
             "backbone_weights": args.neon_backbone, "strides": args.neon_strides,
-            "batch_size": args.neon_batch, "box_loss": args.neon_loss,
+            "score_loss": args.score_loss, "batch_size": args.neon_batch, "box_loss": args.neon_loss,
             "learning_rate": args.learning_rate,
             "classifier_epochs": args.classifier_epochs, "tiny": args.tiny}
 
@@ -351,7 +352,7 @@ def part_neon(args, classifiers, stored=None, save=None):
     print(f"--- neon: {info['split']}", flush=True)
     wanted = neon_settings(args)
     done = {}
-    if stored and all(stored.get("settings", {}).get(k) == v for k, v in wanted.items()):
+    if stored and all(stored_settings(stored).get(k) == v for k, v in wanted.items()):
         done = {row["seed"]: row for row in stored.get("runs", [])}
     rows = []
     section = None
@@ -363,7 +364,8 @@ def part_neon(args, classifiers, stored=None, save=None):
         print(f"--- neon: seed {seed}", flush=True)
         model, pipeline, step1_seconds, epoch_seconds, classifier_info = tiled_two_step(
             train_set, seed, args, classifiers, args.neon_loss, args.neon_epochs,
-            args.neon_batch, args.neon_size, args.neon_backbone, args.neon_strides)
+            args.neon_batch, args.neon_size, args.neon_backbone, args.neon_strides,
+            args.score_loss)
         evaluation = evaluate_pipeline(pipeline, test_set)
         result = evaluation["result"]
         # step 2 again, with step 1's false positives on the training tiles as background
@@ -396,7 +398,7 @@ def part_neon(args, classifiers, stored=None, save=None):
 
 
 def tiled_two_step(train_set, seed, args, classifiers, box_loss, epochs, batch_size, tile_size,
-                   backbone_weights=None, strides=None):
+                   backbone_weights=None, strides=None, score_loss="focal"):
     """Step 1 trained on random native-resolution windows of `tile_size` (`RandomTiles`),
     then the shared crop classifier of the "neon" data: (step-1 model, pipeline, step-1
     seconds, seconds per epoch, classifier info). `args` gives `learning_rate` and `tiny`."""
@@ -404,8 +406,8 @@ def tiled_two_step(train_set, seed, args, classifiers, box_loss, epochs, batch_s
     started = time.perf_counter()
     model, _ = fit_detector(train_set, box_loss, epochs, batch_size, args.learning_rate, seed,
                             callbacks=[timer], verbose=0, tile_size=tile_size,
-                            backbone_weights=backbone_weights, **_stride_kwargs(strides),
-                            **(TINY_DETECTOR if args.tiny else {}))
+                            backbone_weights=backbone_weights, score_loss=score_loss,
+                            **_stride_kwargs(strides), **(TINY_DETECTOR if args.tiny else {}))
     step1_seconds = time.perf_counter() - started
     classifier, scale, classifier_info = classifiers.get("neon", train_set, seed)
     pipeline = TwoStepDetector(model, classifier, class_names=train_set.class_names,
@@ -431,13 +433,21 @@ def _stride_kwargs(strides):
     return {"stride": strides[0] if len(strides) == 1 else tuple(strides)}
 
 
-def section_key(data, backbone, strides):
-    """"voc", "voc_pretrained", "voc_pretrained_pyramid", ... (the same for "neon")."""
-    return data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
+def section_key(data, backbone, strides, score_loss="focal"):
+    """"voc", "voc_pretrained", "voc_pretrained_pyramid", "voc_pretrained_pyramid_quality"
+    (quality focal score), ... (the same for "neon")."""
+    return (data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
+            + ("_quality" if score_loss == "quality_focal" else ""))
 
 
-SECTIONS = {data: [section_key(data, b, p) for b in (None, "x") for p in (None, (8,))]
+SECTIONS = {data: [section_key(data, b, p, q) for q in SCORE_LOSSES for b in (None, "x")
+                   for p in (None, (8,))]
             for data in ("voc", "neon")}
+
+
+def stored_settings(section) -> dict:
+    """A stored section's settings; sections from before --score-loss trained with "focal"."""
+    return {"score_loss": "focal", **section.get("settings", {})}
 
 
 def _start(settings):
@@ -446,6 +456,8 @@ def _start(settings):
     strides = settings.get("strides")
     return ((f"backbone from {backbone}" if backbone else "from random weights")
             + (f", feature pyramid (strides {', '.join(map(str, strides))})" if strides
+               else "")
+            + (", quality focal score" if settings.get("score_loss") == "quality_focal"
                else ""))
 
 
@@ -466,17 +478,17 @@ def part_voc(args, classifiers, stored):
             rows.append(one_run(train_set, test_set, loss, seed, args.voc_epochs, args,
                                 classifiers, "voc", augment=info["augment"],
                                 backbone_weights=args.voc_backbone,
-                                stride=args.voc_strides)[0])
+                                stride=args.voc_strides, score_loss=args.score_loss)[0])
         table[loss] = summarise(rows, args.short_epochs)
     fresh = {"environment": environment(), "folder": str(root), "split": info["split"],
              "augmentation": repr(info["augment"]), "class_names": list(train_set.class_names),
              "test_names": info["test_names"],
              "settings": {**settings(args), "epochs": args.voc_epochs,
                           "backbone_weights": args.voc_backbone,
-                          "strides": args.voc_strides,
+                          "strides": args.voc_strides, "score_loss": args.score_loss,
                           "train_images": len(train_set), "test_images": len(test_set)},
              "table": table}
-    return merge_table(stored, fresh)
+    return merge_table(stored and {**stored, "settings": stored_settings(stored)}, fresh)
 
 
 # --------------------------------------------------------------------------- report
@@ -716,6 +728,9 @@ def main(argv=None):
                              "(section voc_..._pyramid)")
     parser.add_argument("--neon-strides", default=None,
                         help="the same for the neon part")
+    parser.add_argument("--score-loss", default="focal", choices=SCORE_LOSSES,
+                        help="step 1's score loss on the voc and neon parts; quality_focal "
+                             "results go to sections ..._quality")
     parser.add_argument("--image-size", type=int, default=128,
                         help="side of the (square) images, synthetic and VOC")
     parser.add_argument("--tiny", action="store_true",
@@ -760,10 +775,10 @@ def main(argv=None):
         elif part == "fused":
             results["fused"] = part_fused(args, data, classifiers)
         elif part == "voc":
-            part = section_key("voc", args.voc_backbone, args.voc_strides)
+            part = section_key("voc", args.voc_backbone, args.voc_strides, args.score_loss)
             results[part] = part_voc(args, classifiers, results.get(part))
         else:
-            part = section_key("neon", args.neon_backbone, args.neon_strides)
+            part = section_key("neon", args.neon_backbone, args.neon_strides, args.score_loss)
 
             def save(section, part=part):
                 results[part] = section

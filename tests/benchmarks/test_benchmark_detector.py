@@ -91,6 +91,19 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
     text = (tmp_path / "results" / "detector.md").read_text()
     assert "## Pascal VOC: voc, from random weights, feature pyramid (strides 4, 8, 16)" in text
     assert text.count("- kangaroo AP@.5 ≥ 0.60") == 2
+    # the quality focal score: its own section too; a section stored before --score-loss
+    # existed (no score_loss in its settings) is the focal one and keeps its rows
+    del results["voc"]["settings"]["score_loss"]
+    (tmp_path / "results" / "detector.json").write_text(json.dumps(results))
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "iou", "--score-loss", "quality_focal", *tiny_args(tmp_path)])
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "iou", *tiny_args(tmp_path)])
+    results = json.loads((tmp_path / "results" / "detector.json").read_text())
+    assert set(results["voc"]["table"]) == {"giou", "iou"}
+    assert results["voc_quality"]["settings"]["score_loss"] == "quality_focal"
+    assert "## Pascal VOC: voc, from random weights, quality focal score" in \
+        (tmp_path / "results" / "detector.md").read_text()
 
 
 def test_detector_benchmark_skips_a_missing_voc_folder(tmp_path):
