@@ -831,7 +831,7 @@ def test_backbone_weights_are_copied_block_by_block(monkeypatch):
         zd.detector(num_classes=1, input_shape=(64, 64, 3), backbone_weights="cifar10")
 
 
-def test_real_images_start_from_the_pretrained_backbone_unless_told_otherwise():
+def test_real_images_default_to_the_pretrained_backbone_and_the_quality_score():
     from zoo import train
 
     task = det_task.DetectionTask()
@@ -839,17 +839,20 @@ def test_real_images_start_from_the_pretrained_backbone_unless_told_otherwise():
     def kwargs(*arguments):
         return task.detector_kwargs(train.parse_args(["--model", "detector", *arguments]))
 
-    focal = {"score_loss": "focal"}
+    focal, quality = {"score_loss": "focal"}, {"score_loss": "quality_focal"}
+    assert det_task.REAL_DATA_SCORE_LOSS == "quality_focal"
     assert kwargs() == focal                                            # synthetic scenes
     assert kwargs("--dataset", "voc:x") == {"backbone_weights": det_task.REAL_DATA_BACKBONE,
-                                            **focal}
-    assert kwargs("--dataset", "neon_trees", "--backbone-weights", "none") == focal
+                                            **quality}
+    assert kwargs("--dataset", "neon_trees", "--backbone-weights", "none") == quality
+    assert kwargs("--dataset", "voc:x", "--backbone-weights", "none",
+                  "--score-loss", "focal") == focal
     assert kwargs("--backbone-weights", "repvgg_tiny.cifar10") == {
         "backbone_weights": "repvgg_tiny.cifar10", **focal}
-    assert kwargs("--score-loss", "quality_focal") == {"score_loss": "quality_focal"}
+    assert kwargs("--score-loss", "quality_focal") == quality
     config = train.parse_args(["--model", "detector", "--dataset", "voc:x"])
     config.options["detector_kwargs"] = {"widths": (8, 8, 16, 16)}     # another backbone
-    assert task.detector_kwargs(config) == {"widths": (8, 8, 16, 16), **focal}
+    assert task.detector_kwargs(config) == {"widths": (8, 8, 16, 16), **quality}
 
 
 def test_strides_option_builds_a_pyramid_and_checks_the_image_size():
