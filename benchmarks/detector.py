@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -76,6 +77,7 @@ from zoo.training.tasks.detection import (checked_strides, evaluate_pipeline,  #
                                           mine_hard_negatives, step1_evaluator)
 
 PARTS = ("losses", "steps", "fused", "voc", "neon")
+VOC_EPOCHS = 80
 # --tiny (smoke tests only): small models, so that XLA compiles in seconds
 TINY_DETECTOR = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
                  "head_depth": 1}
@@ -433,16 +435,27 @@ def _stride_kwargs(strides):
     return {"stride": strides[0] if len(strides) == 1 else tuple(strides)}
 
 
-def section_key(data, backbone, strides, score_loss="focal"):
+def section_key(data, backbone, strides, score_loss="focal", epochs=None):
     """"voc", "voc_pretrained", "voc_pretrained_pyramid", "voc_pretrained_pyramid_quality"
-    (quality focal score), ... (the same for "neon")."""
+    (quality focal score), "voc_..._160ep" (`epochs` other than the part's default; None:
+    the default), ... (the same for "neon")."""
     return (data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
-            + ("_quality" if score_loss == "quality_focal" else ""))
+            + ("_quality" if score_loss == "quality_focal" else "")
+            + (f"_{epochs}ep" if epochs is not None else ""))
 
 
-SECTIONS = {data: [section_key(data, b, p, q) for q in SCORE_LOSSES for b in (None, "x")
-                   for p in (None, (8,))]
-            for data in ("voc", "neon")}
+def sections(results, data) -> list:
+    """The keys of `results` that hold `data`'s sections ("voc", "voc_..."), in the order
+    section_key's parts are listed (start, pyramid, score loss), then by epochs."""
+    order = [section_key(data, b, p, q) for q in SCORE_LOSSES for b in (None, "x")
+             for p in (None, (8,))]
+
+    def rank(key):
+        with_epochs = re.fullmatch(r"(.*)_(\d+)ep", key)
+        base, epochs = with_epochs.groups() if with_epochs else (key, "0")
+        return order.index(base) if base in order else len(order), int(epochs), key
+
+    return sorted((k for k in results if k == data or k.startswith(data + "_")), key=rank)
 
 
 def stored_settings(section) -> dict:
@@ -522,7 +535,7 @@ def targets(results):
                    "errors)" if d > -2 * se else "does NOT hold")
         lines.append(f"- {a.upper()} ≥ {b.upper()}: AP@.5 difference {d:+.4f} ± {se:.4f} "
                      f"(standard error over seeds): {verdict}")
-    for key in SECTIONS["voc"]:
+    for key in sections(results, "voc"):
         table = results.get(key, {}).get("table", {})
         for loss, row in table.items():
             ap = max(row["map_50"]["mean"], row["step1_map_50"]["mean"])
@@ -530,7 +543,7 @@ def targets(results):
                          f"{results[key]['settings']['image_size']} px, {loss}): "
                          f"{'met' if ap >= 0.6 else 'NOT met'} ({ap:.3f}, the better of "
                          f"two-step and step 1 alone, mean of {row['map_50']['n']} seeds)")
-    for key in SECTIONS["neon"]:
+    for key in sections(results, "neon"):
         neon = results.get(key, {}).get("summary")
         if not neon:
             continue
@@ -598,7 +611,7 @@ def markdown(results):
             f"{k.replace('_', ' ')} {v:.2e}" for k, v in diff.items()) + ". Test AP@.5 "
             f"unfused {acc['unfused']['map_50']:.4f}, fused {acc['fused']['map_50']:.4f}; mAP "
             f"{acc['unfused']['map']:.4f} / {acc['fused']['map']:.4f}.", ""]
-    for key in SECTIONS["voc"]:
+    for key in sections(results, "voc"):
         if not results.get(key):
             continue
         section = results[key]
@@ -615,7 +628,7 @@ def markdown(results):
                       f"{section['augmentation']}, seeds {s['seeds']}. The test images are "
                       "listed in detector.json.", "",
                       *loss_table(section["table"]), ""]
-    for key in SECTIONS["neon"]:
+    for key in sections(results, "neon"):
         if not results.get(key):
             continue
         section = results[key]
@@ -711,7 +724,8 @@ def main(argv=None):
     parser.add_argument("--fused-reps", type=int, default=20)
     parser.add_argument("--fused-batch", type=int, default=32)
     parser.add_argument("--voc", default=str(DEFAULT_VOC), help="a Pascal VOC folder")
-    parser.add_argument("--voc-epochs", type=int, default=80)
+    parser.add_argument("--voc-epochs", type=int, default=VOC_EPOCHS,
+                        help=f"other than {VOC_EPOCHS}: results go to sections voc_..._Nep")
     parser.add_argument("--voc-losses", nargs="+", default=["eiou"], choices=BOX_LOSSES)
     parser.add_argument("--neon-epochs", type=int, default=60)
     parser.add_argument("--neon-size", type=int, default=256, help="tile side of the neon part")
@@ -775,7 +789,8 @@ def main(argv=None):
         elif part == "fused":
             results["fused"] = part_fused(args, data, classifiers)
         elif part == "voc":
-            part = section_key("voc", args.voc_backbone, args.voc_strides, args.score_loss)
+            part = section_key("voc", args.voc_backbone, args.voc_strides, args.score_loss,
+                               None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs)
             results[part] = part_voc(args, classifiers, results.get(part))
         else:
             part = section_key("neon", args.neon_backbone, args.neon_strides, args.score_loss)

@@ -75,7 +75,7 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
                 "giou", *tiny_args(tmp_path)])
     results = json.loads((tmp_path / "results" / "detector.json").read_text())
     assert results["kept"] == 1
-    section = results["voc"]
+    section = results["voc_1ep"]  # 1 epoch, not the default 80
     assert section["settings"]["train_images"] == 5 and set(section["table"]) == {"giou"}
     assert section["test_names"] == [
         f"{i:05d}.jpg" for i in np.sort(np.random.default_rng(0).permutation(6)[:1])]
@@ -86,24 +86,38 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "giou", "--voc-strides", "4,8,16", *tiny_args(tmp_path)])
     results = json.loads((tmp_path / "results" / "detector.json").read_text())
-    assert results["voc"] == section and results["voc_pyramid"]["settings"]["strides"] == [
-        4, 8, 16]
+    assert results["voc_1ep"] == section and results["voc_pyramid_1ep"]["settings"][
+        "strides"] == [4, 8, 16]
     text = (tmp_path / "results" / "detector.md").read_text()
     assert "## Pascal VOC: voc, from random weights, feature pyramid (strides 4, 8, 16)" in text
     assert text.count("- kangaroo AP@.5 ≥ 0.60") == 2
     # the quality focal score: its own section too; a section stored before --score-loss
     # existed (no score_loss in its settings) is the focal one and keeps its rows
-    del results["voc"]["settings"]["score_loss"]
+    del results["voc_1ep"]["settings"]["score_loss"]
     (tmp_path / "results" / "detector.json").write_text(json.dumps(results))
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", "--score-loss", "quality_focal", *tiny_args(tmp_path)])
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", *tiny_args(tmp_path)])
     results = json.loads((tmp_path / "results" / "detector.json").read_text())
-    assert set(results["voc"]["table"]) == {"giou", "iou"}
-    assert results["voc_quality"]["settings"]["score_loss"] == "quality_focal"
+    assert set(results["voc_1ep"]["table"]) == {"giou", "iou"}
+    assert results["voc_quality_1ep"]["settings"]["score_loss"] == "quality_focal"
     assert "## Pascal VOC: voc, from random weights, quality focal score" in \
         (tmp_path / "results" / "detector.md").read_text()
+
+
+def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that_order():
+    assert bench.section_key("voc", None, None) == "voc"
+    assert bench.section_key("voc", "repvgg_tiny.cifar10", [8, 16, 32], "quality_focal",
+                             160) == "voc_pretrained_pyramid_quality_160ep"
+    stored = {key: {} for key in ("neon", "voc_pretrained_pyramid_quality_160ep",
+                                  "voc_pretrained_pyramid_quality", "voc_quality", "voc",
+                                  "voc_pretrained_pyramid_quality_40ep", "voc_pretrained",
+                                  "environment", "fused")}
+    assert bench.sections(stored, "voc") == [
+        "voc", "voc_pretrained", "voc_quality", "voc_pretrained_pyramid_quality",
+        "voc_pretrained_pyramid_quality_40ep", "voc_pretrained_pyramid_quality_160ep"]
+    assert bench.sections(stored, "neon") == ["neon"]
 
 
 def test_detector_benchmark_skips_a_missing_voc_folder(tmp_path):
