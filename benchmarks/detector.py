@@ -342,7 +342,8 @@ def part_fused(args, data, classifiers):
 def neon_settings(args):
     return {"tile_size": args.neon_size, "epochs": args.neon_epochs,
             "backbone_weights": args.neon_backbone, "strides": args.neon_strides,
-            "score_loss": args.score_loss, "batch_size": args.neon_batch, "box_loss": args.neon_loss,
+            "score_loss": args.score_loss, "batch_size": args.neon_batch,
+            "box_loss": args.neon_loss,
             "learning_rate": args.learning_rate,
             "classifier_epochs": args.classifier_epochs, "tiny": args.tiny}
 

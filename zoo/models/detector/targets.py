@@ -306,9 +306,7 @@ def sigmoid_focal_loss(y_true, logits, alpha=FOCAL_ALPHA, gamma=FOCAL_GAMMA):
     """
     logits = as_float32(logits)
     y_true = ops.cast(y_true, "float32")
-    # -log p_t computed stably from the logits: softplus(z) - z·t
-    cross_entropy = ops.maximum(logits, 0.0) - logits * y_true + ops.log1p(
-        ops.exp(-ops.abs(logits)))
+    cross_entropy = ops.binary_crossentropy(y_true, logits, from_logits=True)  # -log p_t
     p = ops.sigmoid(logits)
     p_t = p * y_true + (1.0 - p) * (1.0 - y_true)
     loss = ops.power(ops.maximum(1.0 - p_t, 0.0), float(gamma)) * cross_entropy
@@ -329,8 +327,7 @@ def quality_focal_loss(quality, logits, beta=FOCAL_GAMMA):
     """
     logits = as_float32(logits)
     quality = ops.cast(quality, "float32")
-    cross_entropy = ops.maximum(logits, 0.0) - logits * quality + ops.log1p(
-        ops.exp(-ops.abs(logits)))
+    cross_entropy = ops.binary_crossentropy(quality, logits, from_logits=True)
     return ops.power(ops.abs(quality - ops.sigmoid(logits)), float(beta)) * cross_entropy
 
 
