@@ -11,7 +11,13 @@ reaches 0 while unseen crops are still misread. `perturb_line` draws, per crop a
   px (every other crop), pixel noise σ up to 0.03.
 
 The label does not change: no character leaves the crop at these magnitudes (the loader's
-margin is 10 % of the box height on each side). `AugmentedLines` is the
+margin is 10 % of the box height on each side).
+
+Polarity (`invert_share`, off by default): plates, signs and screens come both dark on light
+and light on dark, and a user's crops may hold only one of the two. Fine-tuning on them
+teaches the recognizer to read that one only; drawing a share of the crops inverted
+(1 − x) each epoch keeps both, as PP-OCR's recognition augmentation does (its `reverse`
+step, `ppocr/data/imaug/rec_img_aug.py`). `AugmentedLines` is the
 `keras.utils.PyDataset` that serves them: shuffled batches, batch i of epoch e a function of
 (seed, e, i) alone; `EpochOf(dataset)` among the fit's callbacks tells it the epoch (also
 the right one in a resumed fit).
@@ -70,10 +76,12 @@ class AugmentedLines(keras.utils.PyDataset):
         seed: an int. Defaults to 0.
         perturb: perturb every line (False: the lines as they are, still shuffled per
             epoch). Defaults to True.
+        invert_share: the share of lines served inverted (1 − x, light on dark), drawn per
+            line and epoch, in [0, 1]. Defaults to 0.
         **kwargs: `keras.utils.PyDataset` arguments.
     """
 
-    def __init__(self, x, y, batch_size=32, seed=0, perturb=True, **kwargs):
+    def __init__(self, x, y, batch_size=32, seed=0, perturb=True, invert_share=0.0, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = np.asarray(x, np.float32), np.asarray(y)
         if len(self.x) != len(self.y) or len(self.x) == 0:
@@ -81,6 +89,9 @@ class AugmentedLines(keras.utils.PyDataset):
                              f"images and {len(self.y)} labels")
         self.batch_size, self.seed = int(batch_size), int(seed)
         self.perturb = bool(perturb)
+        self.invert_share = float(invert_share)
+        if not 0.0 <= self.invert_share <= 1.0:
+            raise ValueError(f"invert_share must be in [0, 1], got {invert_share!r}")
         self.epoch = 0  # set by `EpochOf` at each epoch's start, so a resumed fit goes on
 
     def __len__(self):
@@ -91,10 +102,15 @@ class AugmentedLines(keras.utils.PyDataset):
             raise IndexError(f"batch {index} out of range [0, {len(self)})")
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
         chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
-        if not self.perturb:
-            return self.x[chosen], self.y[chosen]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        images = np.stack([perturb_line(self.x[k, ..., 0], rng) for k in chosen])[..., None]
+        images = self.x[chosen]
+        if self.perturb:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            images = np.stack([perturb_line(self.x[k, ..., 0], rng) for k in chosen])[..., None]
+        if self.invert_share > 0:
+            # a stream of its own, so that the perturbations do not change with the share
+            flip = np.random.default_rng([self.seed, self.epoch, index, 1]).random(len(chosen))
+            images = np.where((flip < self.invert_share)[:, None, None, None], 1.0 - images,
+                              images).astype(np.float32)
         return images, self.y[chosen]
 
 

@@ -1,6 +1,7 @@
 """zoo.datasets.line_augment: the affine map checked on a pure shift and a pure shear (with
 the random draws fixed by hand), and the batches of `AugmentedLines` (each line once per
-epoch, labels kept with their images, seeded by (seed, epoch, batch))."""
+epoch, labels kept with their images, seeded by (seed, epoch, batch)), and the share of
+lines served inverted."""
 
 from __future__ import annotations
 
@@ -91,3 +92,33 @@ def test_batches_hold_every_line_once_per_epoch_with_its_label():
         data[3]
     with pytest.raises(ValueError, match="as many labels"):
         AugmentedLines(x, y[:3])
+
+
+def test_a_share_of_lines_is_served_inverted_and_the_rest_unchanged():
+    n = 200
+    levels = np.linspace(0.05, 0.45, n, dtype=np.float32)  # every line darker than 0.5
+    x = np.repeat(levels[:, None, None, None], 16, axis=1).repeat(32, axis=2)
+    y = np.arange(n, dtype=np.int32)[:, None]
+    plain = AugmentedLines(x, y, batch_size=50, seed=4, perturb=False, invert_share=0.3)
+    inverted = []
+    for i in range(len(plain)):
+        images, labels = plain[i]
+        original = x[labels[:, 0]]
+        flipped = np.all(np.isclose(images, 1.0 - original), axis=(1, 2, 3))
+        kept = np.all(images == original, axis=(1, 2, 3))
+        assert np.all(flipped ^ kept)  # each line either as it is or exactly 1 - x
+        inverted.extend(flipped)
+    assert 0.2 < np.mean(inverted) < 0.4  # 200 draws of a 0.3 share
+    every = AugmentedLines(x, y, batch_size=50, seed=4, perturb=False, invert_share=1.0)
+    images, labels = every[0]
+    np.testing.assert_allclose(images, 1.0 - x[labels[:, 0]], atol=1e-6)
+    # the perturbations do not depend on the share: lines left upright are the same pixels
+    perturbed = AugmentedLines(x, y, batch_size=50, seed=4)
+    mixed = AugmentedLines(x, y, batch_size=50, seed=4, invert_share=0.5)
+    a, b = perturbed[1][0], mixed[1][0]
+    upright = np.all(np.isclose(a, b), axis=(1, 2, 3))
+    assert 0 < upright.sum() < len(a)
+    np.testing.assert_allclose(b[~upright], 1.0 - a[~upright], atol=1e-6)
+    for share in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="invert_share must be in"):
+            AugmentedLines(x, y, invert_share=share)

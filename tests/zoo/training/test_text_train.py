@@ -429,15 +429,19 @@ def test_synthetic_lines_mixed_into_real_crops(tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main(["--model", "crnn_small", "--dataset", f"folder:{root},lines.csv",
                        "--epochs", "1", "--batch-size", "4", "--synthetic-share", "0.5",
-                       "--out", str(out)]) == 0
+                       "--invert-lines", "0.5", "--out", str(out)]) == 0
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["config"]["options"]["synthetic_share"] == 0.5
+    assert stored["config"]["options"]["invert_lines"] == 0.5
     assert len(read_rows(out / "history.csv")) == 1
     refused = {"synth_text is all synthetic": ["--synthetic-share", "0.5"],
                r"synthetic_share must be in \[0, 0.9\]": ["--dataset", f"folder:{root},lines.csv",
                                                           "--synthetic-share", "0.95"],
                "plate_fraction applies to synthetic lines": [
-                   "--dataset", f"folder:{root},lines.csv", "--plate-fraction", "0.5"]}
+                   "--dataset", f"folder:{root},lines.csv", "--plate-fraction", "0.5"],
+               "invert_lines inverts real crops": ["--invert-lines", "0.2"],
+               r"invert_lines must be in \[0, 1\]": ["--dataset", f"folder:{root},lines.csv",
+                                                    "--invert-lines", "1.5"]}
     for message, extra in refused.items():
         assert train.main(["--model", "crnn_small", *extra, "--out",
                            str(tmp_path / "no")]) == 2

@@ -481,6 +481,11 @@ class TextTask(Task):
                                        "training crop a little (shear, rotation, scale, "
                                        "shift, contrast, blur, noise); folder: and boxes: "
                                        "data"),
+               "invert_lines": Option(0.0, "text: share of the real training crops "
+                                      "(folder: and boxes: data) served inverted, light on "
+                                      "dark, each epoch, 0-1 (0: none); for crops of one "
+                                      "polarity when text of the other is to be read too",
+                                      type=float),
                "plate_fraction": Option(0.0, "text: share of the synthetic samples "
                                         "(synth_text, or those of --synthetic-share) drawn "
                                         "as number-plate crops (border, band, separators, "
@@ -527,6 +532,12 @@ class TextTask(Task):
             raise ConfigError(f"plate_fraction applies to synthetic lines (synth_text, or "
                               f"those mixed in by --synthetic-share); {config.dataset!r} is "
                               f"read as it is")
+        invert = float(self.option(config, "invert_lines"))
+        if not 0.0 <= invert <= 1.0:
+            raise ConfigError(f"invert_lines must be in [0, 1], got {invert}")
+        if invert > 0 and kind == SYNTH_TEXT:
+            raise ConfigError("invert_lines inverts real crops (folder: and boxes: data); "
+                              "synth_text renders its own lines")
         if self.option(config, "augment_lines") and kind == SYNTH_TEXT:
             raise ConfigError("augment_lines perturbs real crops; synth_text draws new, "
                               "augmented lines every epoch already")
@@ -550,10 +561,12 @@ class TextTask(Task):
             # in order: Keras would otherwise shuffle the batches of the whole stream at once
             fit_kwargs = dict(steps_per_epoch=data.steps_per_epoch, shuffle=False)
             extra = [StreamPosition(data.train)]
-        elif self.option(config, "augment_lines") or self.option(config, "synthetic_share"):
+        elif (self.option(config, "augment_lines") or self.option(config, "synthetic_share")
+              or self.option(config, "invert_lines")):
             fit_data = AugmentedLines(data.train.x, data.train.y, config.batch_size,
                                       config.seed,
-                                      perturb=bool(self.option(config, "augment_lines")))
+                                      perturb=bool(self.option(config, "augment_lines")),
+                                      invert_share=float(self.option(config, "invert_lines")))
             share = float(self.option(config, "synthetic_share"))
             if share > 0:
                 synthetic = SyntheticText(
