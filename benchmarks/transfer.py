@@ -151,16 +151,18 @@ def _folded(row) -> str:
     return f"{100 * folded_cer(row['truths'], row['reads']):.1f} %"
 
 
-def read_with_model(model, test_folder: Path) -> tuple:
-    """(truths, greedy reads, seconds per line) of a CRNN on the test photos' plate crops."""
+def read_with_model(model, test_folder: Path, invert: bool = False) -> tuple:
+    """(truths, greedy reads, seconds per line) of a CRNN on the test photos' plate crops
+    (`invert`: on the crops inverted, light on dark)."""
     from zoo.models.crnn import charset_of
     from zoo.datasets.text import load_text_boxes
     from zoo.training.tasks.text import read_lines
 
     charset = charset_of(model)
     lines = load_text_boxes(test_folder, charset=charset, height=int(model.input_shape[1]))
+    images = 1.0 - lines.x if invert else lines.x
     started = time.perf_counter()
-    reads, _ = read_lines(model, lines.x, charset)
+    reads, _ = read_lines(model, images, charset)
     return list(lines.texts), reads, (time.perf_counter() - started) / len(lines)
 
 

@@ -19,6 +19,14 @@ lower learning rate; and the line height (32, 48 or 64 px: the shipped 48-px wei
 continued for `ADAPT_EPOCHS` epochs of synthetic data at each height, then fine-tuned at
 it). Every cell is a resumable run folder under `--work`. Writes
 `results/transfer_recipe.json` and `transfer_recipe.md`.
+
+Polarity, a second stage: plates come dark on light and light on dark, and the training
+photos hold only the first kind, so the upright score cannot see what fine-tuning does to
+the other. Every cell therefore also reads its held-out crops inverted (1 − x), and the
+stage-1 winner is run with a share of its real crops inverted each epoch (`--invert-lines`
+0.2 and 0.4; PP-OCR's recognition augmentation inverts 40 %). Among those three
+(`POLARITY_CANDIDATES`), the recipe with the lowest mean of the upright and the inverted
+CV CER is the benchmark's.
 """
 
 from __future__ import annotations
@@ -56,7 +64,13 @@ RECIPES = {
     "h32": {"adapt_height": 32, "options": {"image_height": 32}},
     "h48": {"adapt_height": 48},
     "h64": {"adapt_height": 64, "options": {"image_height": 64}},
+    # polarity (stage 2): the stage-1 winner with a share of its real crops inverted
+    "mix25_invert20": {"options": {"synthetic_share": 0.25, "plate_fraction": 1.0,
+                                   "invert_lines": 0.2}},
+    "mix25_invert40": {"options": {"synthetic_share": 0.25, "plate_fraction": 1.0,
+                                   "invert_lines": 0.4}},
 }
+POLARITY_CANDIDATES = ("mix25", "mix25_invert20", "mix25_invert40")
 ADAPT_EPOCHS = 3
 FOLD_SEED = 0
 
@@ -111,27 +125,73 @@ def cell(args, name, fold, seed, folders) -> dict:
                         verbose=2 if args.verbose else 0, options=settings["options"]))
     model = keras.saving.load_model(out / "model.keras")
     truths, reads, _ = read_with_model(model, folders["test"])
+    _, inverted, _ = read_with_model(model, folders["test"], invert=True)
     result = {"fold": fold, "seed": seed, "lines": len(truths), "truths": truths,
-              "reads": reads, **scores(truths, reads)}
-    print(f"[recipe] {name}, fold {fold}, seed {seed}: CER {result['cer']:.4f}", flush=True)
+              "reads": reads, **scores(truths, reads), "reads_inverted": inverted,
+              "cer_inverted": scores(truths, inverted)["cer"]}
+    print(f"[recipe] {name}, fold {fold}, seed {seed}: CER {result['cer']:.4f}, "
+          f"inverted {result['cer_inverted']:.4f}", flush=True)
     return result
+
+
+def common_seeds(rows) -> list:
+    return sorted(set.intersection(*(set(r.get("seeds", [0])) for r in rows)))
+
+
+def pooled_cer(row, seeds, key="reads") -> float:
+    """CER over the held-out crops of `row`'s cells of `seeds`, read upright or inverted."""
+    kept = [c for c in row["cells"] if c["seed"] in seeds]
+    return scores([t for c in kept for t in c["truths"]],
+                  [r for c in kept for r in c[key]])["cer"]
+
+
+def polarity_stage(recipes) -> dict:
+    """Stage 2: the candidates' upright and inverted CV CER on their common seeds, and the
+    one with the lowest mean of the two (nothing chosen until every candidate has run with
+    inverted reads)."""
+    rows = {n: recipes[n] for n in POLARITY_CANDIDATES if n in recipes}
+    if len(rows) < len(POLARITY_CANDIDATES) or not all(
+            "reads_inverted" in c for r in rows.values() for c in r["cells"]):
+        return {"candidates": list(POLARITY_CANDIDATES), "chosen": None}
+    seeds = common_seeds(rows.values())
+    table = {n: {"cer": pooled_cer(r, seeds), "cer_inverted": pooled_cer(r, seeds,
+                                                                         "reads_inverted")}
+             for n, r in rows.items()}
+    for row in table.values():
+        row["mean"] = (row["cer"] + row["cer_inverted"]) / 2
+    return {"candidates": list(POLARITY_CANDIDATES), "seeds": seeds, "rows": table,
+            "chosen": min(table, key=lambda n: table[n]["mean"])}
 
 
 def markdown(results) -> str:
     common = ", ".join(map(str, results["common_seeds"]))
     rows = [f"| recipe | changes | CV CER, seed {common} | seeds run | CV CER, all its seeds "
             f"| σ over cells | plates read exactly |", "|---|---|---|---|---|---|---|"]
-    for name, row in sorted(results["recipes"].items(),
-                            key=lambda kv: kv[1]["cer_common_seeds"]):
+    stage_one = {n: r for n, r in results["recipes"].items() if "cer_common_seeds" in r}
+    for name, row in sorted(stage_one.items(), key=lambda kv: kv[1]["cer_common_seeds"]):
         rows.append(f"| {name} | {json.dumps(RECIPES[name]) if RECIPES[name] else '—'} | "
                     f"{100 * row['cer_common_seeds']:.2f} % | "
                     f"{', '.join(map(str, row.get('seeds', [0])))} | "
                     f"{100 * row['cer']:.2f} % | {100 * row['cer_cells']['std']:.2f} | "
                     f"{100 * row['sequence_accuracy']:.1f} % |")
-    return (f"# Fine-tuning recipe chosen by {results['folds']}-fold cross-validation on the "
-            f"{results['train_photos']} training photos\n\n" + "\n".join(rows) +
-            f"\n\nChosen: **{results['chosen']}** (lowest CV CER on the seeds every row "
-            f"has). The test photos of `benchmarks/splits/plates_eu.json` were not read.\n")
+    text = (f"# Fine-tuning recipe chosen by {results['folds']}-fold cross-validation on the "
+            f"{results['train_photos']} training photos\n\n## Stage 1: upright crops\n\n" +
+            "\n".join(rows) + f"\n\nStage 1 chooses **{results['chosen_upright']}** (lowest CV "
+            f"CER on the seeds every row has).\n")
+    polarity = results.get("polarity", {})
+    if polarity.get("chosen"):
+        text += ("\n## Stage 2: polarity\n\nThe training photos hold only dark-on-light "
+                 "plates; every held-out crop is also read inverted (light on dark). Seeds "
+                 f"{', '.join(map(str, polarity['seeds']))}.\n\n"
+                 "| recipe | inverted training crops | CV CER, upright | CV CER, inverted | "
+                 "mean |\n|---|---|---|---|---|\n")
+        for name, row in polarity["rows"].items():
+            share = recipe_settings(name)["options"].get("invert_lines", 0.0)
+            text += (f"| {name} | {100 * share:.0f} % | {100 * row['cer']:.2f} % | "
+                     f"{100 * row['cer_inverted']:.2f} % | {100 * row['mean']:.2f} % |\n")
+        text += f"\nStage 2 chooses **{polarity['chosen']}** (lowest mean).\n"
+    return text + (f"\nThe benchmark's recipe: **{results['chosen']}**. The test photos of "
+                   "`benchmarks/splits/plates_eu.json` were not read.\n")
 
 
 def main(argv=None):
@@ -167,17 +227,20 @@ def main(argv=None):
     earlier = args.results_dir / "transfer_recipe.json"
     if earlier.exists():
         recipes = {**json.loads(earlier.read_text()).get("recipes", {}), **recipes}
+    stage_one = {n: r for n, r in recipes.items() if n not in POLARITY_CANDIDATES[1:]}
     # recipes are compared on the seeds every row has (rows with more seeds say so)
-    common = sorted(set.intersection(*(set(r.get("seeds", [0])) for r in recipes.values())))
-    for row in recipes.values():
-        kept = [c for c in row["cells"] if c["seed"] in common]
-        row["cer_common_seeds"] = scores([t for c in kept for t in c["truths"]],
-                                         [r for c in kept for r in c["reads"]])["cer"]
+    common = common_seeds(stage_one.values())
+    for row in stage_one.values():
+        row["cer_common_seeds"] = pooled_cer(row, common)
     results = {"folds": args.folds, "fold_seed": FOLD_SEED,
                "train_photos": len(split["train"]), "fine_tune_from": FINE_TUNE_FROM,
                "recipes": recipes, "common_seeds": common,
-               "chosen": min(recipes, key=lambda n: recipes[n]["cer_common_seeds"]),
+               "chosen_upright": min(stage_one, key=lambda n: stage_one[n]["cer_common_seeds"]),
                "environment": environment()}
+    results["chosen"] = results["chosen_upright"]
+    results["polarity"] = polarity_stage(recipes)
+    if results["polarity"].get("chosen"):
+        results["chosen"] = results["polarity"]["chosen"]
     write_json("transfer_recipe", results, args.results_dir)
     write_text("transfer_recipe.md", markdown(results), args.results_dir)
     print(markdown(results))

@@ -76,3 +76,30 @@ def test_transfer_smoke(tmp_path, monkeypatch):
     assert lenet["shipped"]["lenet5.mnist"]["test_accuracy"] > 0.98
     for name in ("transfer.md", "transfer.png", "transfer_gallery.png"):
         assert (tmp_path / "results" / name).stat().st_size > 0
+
+
+def test_the_polarity_stage_picks_the_lowest_mean_of_upright_and_inverted_cer():
+    from benchmarks import transfer_recipe
+
+    def row(seeds, upright, inverted):
+        # one held-out line "ABCD" per seed: `upright`/`inverted` wrong characters of 4
+        cells = [{"seed": s, "truths": ["ABCD"], "reads": ["ABCD"[u:].rjust(4, "X")],
+                  "reads_inverted": ["ABCD"[v:].rjust(4, "X")]}
+                 for s, u, v in zip(seeds, upright, inverted)]
+        return {"seeds": list(seeds), "cells": cells}
+
+    first, second, third = transfer_recipe.POLARITY_CANDIDATES
+    recipes = {first: row([0, 1], [0, 0], [4, 4]),       # upright perfect, inverted hopeless
+               second: row([0, 1], [1, 1], [1, 1]),       # a little of both: mean 1/4
+               third: row([0, 1, 2], [0, 1, 0], [2, 2, 0]),  # seed 2 not common: mean 1/4
+               "base": row([0], [0], [0])}                # not a candidate
+    stage = transfer_recipe.polarity_stage(recipes)
+    assert stage["seeds"] == [0, 1]
+    assert stage["rows"][first] == {"cer": 0.0, "cer_inverted": 1.0, "mean": 0.5}
+    assert stage["rows"][second]["mean"] == pytest.approx(0.25)
+    assert stage["rows"][third] == pytest.approx({"cer": 1 / 8, "cer_inverted": 0.5,
+                                                  "mean": 5 / 16})
+    assert stage["chosen"] == second
+    del recipes[first]["cells"][0]["reads_inverted"]  # a cell of an older run: no choice yet
+    assert transfer_recipe.polarity_stage(recipes)["chosen"] is None
+    assert transfer_recipe.polarity_stage({second: recipes[second]})["chosen"] is None
