@@ -27,7 +27,10 @@ in the existing NAME.json, e.g. after a loss's defaults changed:
 `--full` runs the thesis comparison at full budget (the full training sets, 20 epochs, 3
 seeds; `loss_comparison_full.*`), each (dataset, loss, seed) cell a run folder under
 `runs/loss_comparison_full/`, so the hours-long job resumes where it stopped: run the same
-command again. `--work DIR` keeps the cells of any run. Each loss's row gives its accuracy
+command again. `--work DIR` keeps the cells of any run. Run folders do not survive a fresh
+checkout, so `--full` also records each finished cell's scores (and the 2-D pass's drawn
+embeddings) in `results/loss_comparison_full_cells/` (`--cells DIR` for any run), committed
+as cells finish: a recorded cell is read back, not retrained. Each loss's row gives its accuracy
 gain over softmax in points with Welch's t (unequal variances) over the seeds.
 
 It refuses when the stored recipe, seeds or datasets differ from this run's; each merge is
@@ -64,6 +67,7 @@ LOSSES = ("softmax", "focal", "hinge", "prob_mse", "lsoftmax", "sphereface", "co
           "arcface", "center", "contrastive", "triplet", "triplet_constrained", "intra_inter")
 RECIPE = dict(model="lenet_embed", batch_size=64, learning_rate=2e-3, validation_split=0.1)
 FULL_EPOCHS = 20  # the thesis names no epoch budget: the issue's 20
+PANEL_POINTS = 3000  # test embeddings drawn per loss in the 2-D figure
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -77,8 +81,23 @@ def test_embeddings(run_dir: Path, dataset: str, limit: int | None = None):
 def one_run(dataset, loss, seed, args, workdir, embedding_dim):
     """Train one (dataset, loss, seed) cell, or read it back when its run folder finished
     (with `--work`, cells persist: an interrupted comparison resumes cell by cell, and a
-    cell interrupted mid-training resumes from its last epoch)."""
+    cell interrupted mid-training resumes from its last epoch) or when `--cells` records it.
+
+    Returns (scores, test embeddings, test labels); a cell read from `--cells` returns the
+    embeddings only for the 2-D pass (the first PANEL_POINTS, as drawn), None otherwise."""
     out = workdir / f"{dataset}-{loss}-{seed}-{embedding_dim}d"
+    wanted = {"epochs": args.epochs, "train_limit": args.train_limit,
+              "test_limit": args.test_limit, "seed": seed, "loss": loss}
+    record = args.cells / f"{out.name}.json" if args.cells else None
+    if record is not None and record.exists():
+        stored = json.loads(record.read_text())
+        if stored["config"] != wanted:
+            raise SystemExit(f"{record} was trained with {stored['config']}, not {wanted}: "
+                             f"use another --cells folder")
+        if embedding_dim != 2:
+            return stored["run"], None, None
+        points = np.load(record.with_suffix(".npz"))
+        return stored["run"], points["embeddings"], points["labels"]
     config = train.TrainConfig(dataset=dataset, loss=loss, seed=seed, epochs=args.epochs,
                                embedding_dim=embedding_dim, train_limit=args.train_limit,
                                test_limit=args.test_limit, out=str(out), verbose=0, resume=True, **RECIPE)
@@ -86,8 +105,6 @@ def one_run(dataset, loss, seed, args, workdir, embedding_dim):
         metrics = json.loads((out / "metrics.json").read_text())
         stored = {k: metrics["config"].get(k)
                   for k in ("epochs", "train_limit", "test_limit", "seed", "loss")}
-        wanted = {"epochs": args.epochs, "train_limit": args.train_limit,
-                  "test_limit": args.test_limit, "seed": seed, "loss": loss}
         if stored != wanted:
             raise SystemExit(f"{out} was trained with {stored}, not {wanted}: use another "
                              f"--work folder")
@@ -95,9 +112,18 @@ def one_run(dataset, loss, seed, args, workdir, embedding_dim):
         metrics = train.run(config)
     embeddings, labels = test_embeddings(out, dataset, args.test_limit)
     separation = separation_metrics(embeddings, labels)
-    return {"seed": seed, "test_accuracy": metrics["test_accuracy"],
-            "intra_inter_ratio": float(separation["intra_inter_ratio"]),
-            "train_samples_per_second": metrics["train_samples_per_second"]}, embeddings, labels
+    run = {"seed": seed, "test_accuracy": metrics["test_accuracy"],
+           "intra_inter_ratio": float(separation["intra_inter_ratio"]),
+           "train_samples_per_second": metrics["train_samples_per_second"]}
+    if record is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        if embedding_dim == 2:
+            np.savez_compressed(record.with_suffix(".npz"),
+                                embeddings=embeddings[:PANEL_POINTS].astype(np.float32),
+                                labels=labels[:PANEL_POINTS])
+        write_text(record.name, json.dumps({"config": wanted, "run": run}, indent=1) + "\n",
+                   record.parent)
+    return run, embeddings, labels
 
 
 def step_times(dataset, names, args):
@@ -209,6 +235,11 @@ def main(argv=None):
     parser.add_argument("--work", type=Path, default=None,
                         help="keep every cell's run folder here, and resume from them "
                         "(default: a temporary folder, nothing kept)")
+    parser.add_argument("--cells", type=Path, default=None,
+                        help="record every finished cell's scores here (and the 2-D pass's "
+                        "drawn embeddings), and do not retrain a recorded cell: unlike the "
+                        "run folders of --work, this small record is committed with the "
+                        "results, so a long comparison goes on from a fresh checkout")
     parser.add_argument("--full", action="store_true",
                         help=f"the thesis's budget: the full training sets, {FULL_EPOCHS} "
                         f"epochs, 3 seeds; results NAME = loss_comparison_full, cells kept "
@@ -220,6 +251,7 @@ def main(argv=None):
         if args.name == "loss_comparison":
             args.name = "loss_comparison_full"
         args.work = args.work or REPO / "runs" / "loss_comparison_full"
+        args.cells = args.cells or args.results_dir / f"{args.name}_cells"
     if args.skip_table and not args.merge:
         parser.error("--skip-table only makes sense with --merge (a table must exist)")
     names = list(dict.fromkeys(["softmax", *args.losses]))  # softmax is the reference
@@ -253,7 +285,8 @@ def main(argv=None):
             for name in names:
                 print(f"--- 2-D {dataset} {name}", flush=True)
                 run, embeddings, labels = one_run(dataset, name, args.seeds[0], args, workdir, 2)
-                two_d[name] = (embeddings[:3000], labels[:3000], run["test_accuracy"])
+                two_d[name] = (embeddings[:PANEL_POINTS], labels[:PANEL_POINTS],
+                               run["test_accuracy"])
     if stored is not None:
         results, two_d = merged(stored, results, two_d, args)
         names = results["losses"]

@@ -1,6 +1,7 @@
 """Benchmark scripts still run (tiny settings) and write their result files."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def test_loss_comparison_smoke(tmp_path):
     arguments = ["--datasets", "mnist", "--losses", "focal", "--seeds", "0", "1",
                  "--epochs", "1", "--train-limit", "256", "--timing-reps", "2",
                  "--timing-steps", "2", "--test-limit", "1000", "--results-dir", str(tmp_path),
-                 "--work", str(tmp_path / "cells")]
+                 "--work", str(tmp_path / "cells"), "--cells", str(tmp_path / "record")]
     loss_comparison.main(arguments)
     results = json.loads((tmp_path / "loss_comparison.json").read_text())
     table = results["table"]["mnist"]
@@ -52,6 +53,21 @@ def test_loss_comparison_smoke(tmp_path):
     loss_comparison.main([*arguments, "--skip-2d"])
     again = json.loads((tmp_path / "loss_comparison.json").read_text())["table"]["mnist"]
     assert {k: v["runs"] for k, v in again.items()} == {k: v["runs"] for k, v in table.items()}
+    # from a fresh checkout (no run folders) the record alone gives the same rows and figure
+    shutil.rmtree(tmp_path / "cells")
+    with np.load(tmp_path / "loss_comparison_embeddings.npz") as drawn:
+        before = dict(drawn)
+    (tmp_path / "loss_comparison_embeddings.npz").unlink()
+    loss_comparison.main(arguments)
+    assert not (tmp_path / "cells").exists()  # nothing was trained again
+    again = json.loads((tmp_path / "loss_comparison.json").read_text())
+    assert {k: v["runs"] for k, v in again["table"]["mnist"].items()} == {
+        k: v["runs"] for k, v in table.items()}
+    assert again["two_d_accuracy"] == results["two_d_accuracy"]
+    with np.load(tmp_path / "loss_comparison_embeddings.npz") as drawn:
+        assert sorted(drawn) == sorted(before)
+        for key in before:
+            np.testing.assert_array_equal(drawn[key], before[key])
     other_epochs = list(arguments)
     other_epochs[other_epochs.index("--epochs") + 1] = "2"
     with pytest.raises(SystemExit, match="was trained with"):
