@@ -506,6 +506,13 @@ class TextTask(Task):
     def losses(self):
         return list(TEXT_LOSSES)
 
+    def share_option(self, config, name, high=1.0) -> float:
+        """Option `name` as a float, refused outside [0, high]."""
+        value = float(self.option(config, name))
+        if not 0.0 <= value <= high:
+            raise ConfigError(f"{name} must be in [0, {high:g}], got {value}")
+        return value
+
     def check(self, config):
         super().check(config)
         if int(self.option(config, "beam_width")) < 1:
@@ -519,12 +526,8 @@ class TextTask(Task):
             kind = parse_text_dataset(config.dataset)[0]
         except ValueError as error:
             raise ConfigError(str(error)) from None
-        fraction = float(self.option(config, "plate_fraction"))
-        if not 0.0 <= fraction <= 1.0:
-            raise ConfigError(f"plate_fraction must be in [0, 1], got {fraction}")
-        share = float(self.option(config, "synthetic_share"))
-        if not 0.0 <= share <= 0.9:
-            raise ConfigError(f"synthetic_share must be in [0, 0.9], got {share}")
+        fraction = self.share_option(config, "plate_fraction")
+        share = self.share_option(config, "synthetic_share", high=0.9)
         if share > 0 and kind == SYNTH_TEXT:
             raise ConfigError("synthetic_share mixes synthetic lines into real crops; "
                               "synth_text is all synthetic already")
@@ -532,10 +535,7 @@ class TextTask(Task):
             raise ConfigError(f"plate_fraction applies to synthetic lines (synth_text, or "
                               f"those mixed in by --synthetic-share); {config.dataset!r} is "
                               f"read as it is")
-        invert = float(self.option(config, "invert_lines"))
-        if not 0.0 <= invert <= 1.0:
-            raise ConfigError(f"invert_lines must be in [0, 1], got {invert}")
-        if invert > 0 and kind == SYNTH_TEXT:
+        if self.share_option(config, "invert_lines") > 0 and kind == SYNTH_TEXT:
             raise ConfigError("invert_lines inverts real crops (folder: and boxes: data); "
                               "synth_text renders its own lines")
         if self.option(config, "augment_lines") and kind == SYNTH_TEXT:
