@@ -96,8 +96,8 @@ def one_run(dataset, loss, seed, args, workdir, embedding_dim):
                              f"use another --cells folder")
         if embedding_dim != 2:
             return stored["run"], None, None
-        points = np.load(record.with_suffix(".npz"))
-        return stored["run"], points["embeddings"], points["labels"]
+        with np.load(record.with_suffix(".npz")) as points:
+            return stored["run"], points["embeddings"], points["labels"]
     config = train.TrainConfig(dataset=dataset, loss=loss, seed=seed, epochs=args.epochs,
                                embedding_dim=embedding_dim, train_limit=args.train_limit,
                                test_limit=args.test_limit, out=str(out), verbose=0, resume=True, **RECIPE)

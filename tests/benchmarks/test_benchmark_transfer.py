@@ -91,7 +91,7 @@ def test_the_polarity_stage_picks_the_lowest_mean_of_upright_and_inverted_cer():
     first, second, third = transfer_recipe.POLARITY_CANDIDATES
     recipes = {first: row([0, 1], [0, 0], [4, 4]),       # upright perfect, inverted hopeless
                second: row([0, 1], [1, 1], [1, 1]),       # a little of both: mean 1/4
-               third: row([0, 1, 2], [0, 1, 0], [2, 2, 0]),  # seed 2 not common: mean 1/4
+               third: row([0, 1, 2], [0, 1, 0], [2, 2, 0]),  # seed 2 left out: mean 5/16
                "base": row([0], [0], [0])}                # not a candidate
     stage = transfer_recipe.polarity_stage(recipes)
     assert stage["seeds"] == [0, 1]
