@@ -103,3 +103,48 @@ def test_the_polarity_stage_picks_the_lowest_mean_of_upright_and_inverted_cer():
     del recipes[first]["cells"][0]["reads_inverted"]  # a cell of an older run: no choice yet
     assert transfer_recipe.polarity_stage(recipes)["chosen"] is None
     assert transfer_recipe.polarity_stage({second: recipes[second]})["chosen"] is None
+
+
+def test_the_label_correction_touches_only_o_in_the_digit_field_of_aa999aa(tmp_path):
+    assert transfer.corrected_text("RKO26AJ") == "RK026AJ"
+    assert transfer.corrected_text("RK3OOAG") == "RK300AG"
+    assert transfer.corrected_text("RK340AO") == "RK340AO"    # O in the letter field
+    assert transfer.corrected_text("NO450AM") == "NO450AM"
+    assert transfer.corrected_text("4BO4979") == "4BO4979"    # another plate form
+    assert transfer.corrected_text("RKO26AJX") == "RKO26AJX"
+    plates = tmp_path / "plates"
+    plates.mkdir()
+    for name, text in (("a", "RKO26AJ"), ("b", "RK6O5AB")):
+        (plates / f"{name}.jpg").write_bytes(b"jpeg")
+        (plates / f"{name}.txt").write_text(f"{name}.jpg\t1\t2\t30\t10\t{text}\n")
+    folders = transfer.materialise(plates, {"train": ["a"], "test": ["b"]}, tmp_path / "w",
+                                   correct_train=True)
+    assert (folders["train"] / "a.txt").read_text() == "a.jpg\t1\t2\t30\t10\tRK026AJ\n"
+    assert not (folders["train"] / "a.txt").is_symlink()
+    assert (folders["test"] / "b.txt").read_text().endswith("\tRK6O5AB\n")  # as published
+    plain = transfer.materialise(plates, {"train": ["a"], "test": ["b"]}, tmp_path / "p")
+    assert (plain["train"] / "a.txt").read_text().endswith("\tRKO26AJ\n")
+
+
+def test_the_label_stage_scores_both_recipes_against_corrected_held_out_labels():
+    from benchmarks import transfer_recipe
+
+    published, clean = transfer_recipe.LABEL_CANDIDATES
+
+    def row(seeds, reads, inverted):
+        cells = [{"seed": s, "truths": ["RKO26AJ"], "reads": [r], "reads_inverted": [v]}
+                 for s, r, v in zip(seeds, reads, inverted)]
+        return {"seeds": list(seeds), "cells": cells}
+
+    recipes = {published: row([0, 1], ["RKO26AJ", "RKO26AJ"], ["RK026AJ", "XXXXXXX"]),
+               clean: row([0, 1, 2], ["RK026AJ", "RK026AJ", "X"], ["RK026AJ", "RKO26AJ", "X"])}
+    stage = transfer_recipe.label_stage(recipes, published)
+    assert stage["seeds"] == [0, 1]
+    # published: upright 1 of 14 wrong against RK026AJ; inverted 0 + 7 of 14
+    assert stage["rows"][published] == pytest.approx(
+        {"cer": 2 / 14, "cer_inverted": 7 / 14, "cer_published": 0.0, "mean": 9 / 28})
+    assert stage["rows"][clean] == pytest.approx(
+        {"cer": 0.0, "cer_inverted": 1 / 14, "cer_published": 2 / 14, "mean": 1 / 28})
+    assert stage["chosen"] == clean
+    assert transfer_recipe.label_stage(recipes, "mix25_invert20")["chosen"] is None
+    assert transfer_recipe.label_stage({published: recipes[published]}, published)["chosen"] is None
