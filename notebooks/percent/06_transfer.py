@@ -295,3 +295,7 @@ else:
 #   often as upright. `--invert-lines P` serves a share P of the real crops inverted each
 #   epoch; the benchmark's recipe uses 40 %, chosen by cross-validation on the training
 #   photos (`benchmarks/results/transfer_recipe.md`).
+# - **Labels are data too.** A few plates-eu annotations write the letter O where a Slovak
+#   plate can only hold the digit 0. The benchmark trains on those labels corrected (a rule
+#   on the plate's form, chosen by the same cross-validation) and still scores the target on
+#   the test labels as published, with the corrected score beside it as a diagnostic.
