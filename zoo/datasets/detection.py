@@ -929,6 +929,9 @@ def crop_region(image, boxes, classes, region, output_size=None, fill=LETTERBOX_
     return out, moved, classes
 
 
+DEFAULT_ZOOM = (0.75, 1.33)
+
+
 class BoxAugmenter:
     """Random horizontal flip, zoom and crop that move the boxes with the pixels.
 
@@ -950,7 +953,7 @@ class BoxAugmenter:
         fill: value of the border when zooming out. Defaults to 0.5.
     """
 
-    def __init__(self, flip=0.5, zoom=(0.75, 1.33), crop=0.5, min_crop=0.6, min_size=2.0,
+    def __init__(self, flip=0.5, zoom=DEFAULT_ZOOM, crop=0.5, min_crop=0.6, min_size=2.0,
                  min_visible=0.3, fill=LETTERBOX_FILL):
         zoom = tuple(float(z) for z in zoom)
         if len(zoom) != 2 or not 0 < zoom[0] <= zoom[1]:

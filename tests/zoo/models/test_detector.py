@@ -877,3 +877,27 @@ def test_strides_option_builds_a_pyramid_and_checks_the_image_size():
     python.options["score_loss"] = "varifocal"  # the command line refuses it in argparse
     with pytest.raises(ConfigError, match="score_loss must be one of focal, quality_focal"):
         task.check(python)
+
+
+@pytest.mark.parametrize("tiles", [False, True])
+def test_zoom_reaches_the_training_batches_and_defaults_stay(tmp_path, tiles):
+    from zoo.datasets.detection import DEFAULT_ZOOM
+    from zoo.training import TrainConfig, resolve
+
+    root = write_voc_fixture(tmp_path / "voc")
+
+    def batches(**options):
+        config = TrainConfig(model="detector", dataset=f"voc:{root}", epochs=1, options={
+            "tiles": tiles, "image_size": 64, "backbone_weights": "none",
+            "detector_kwargs": {"widths": (4, 4, 4, 4), "depths": (1, 1, 1, 1)}, **options})
+        config, task = resolve(config)
+        prepared = task.prepare(config)
+        return prepared.data["batches"], prepared.info
+
+    zoomed, info = batches(zoom="0.5,2")
+    assert info["zoom"] == [0.5, 2.0]
+    plain, _ = batches()
+    if tiles:
+        assert zoomed.scale == (0.5, 2.0) and plain.scale == (1.0, 1.0)
+    else:
+        assert zoomed.augment.zoom == (0.5, 2.0) and plain.augment.zoom == DEFAULT_ZOOM

@@ -205,6 +205,11 @@ def test_detector_image_size_must_fit_the_backbone_strides(value, capsys, tmp_pa
 
 @pytest.mark.parametrize("arguments, message", [
     (["--tiles"], "--tiles reads large real images"),
+    (["--zoom", "0.5,2"], "--zoom is for real images"),
+    (["--dataset", "neon_trees", "--zoom", "2,0.5"], "zoom must be MIN,MAX with 0.25 <= MIN"),
+    (["--dataset", "neon_trees", "--zoom", "0.1,1"], "got '0.1,1'"),
+    (["--dataset", "neon_trees", "--zoom", "1"], "zoom must be MIN,MAX"),
+    (["--dataset", "neon_trees", "--zoom", "a,b"], "zoom must be MIN,MAX"),
     (["--dataset", "neon_trees", "--image-size", "128", "--tile-overlap", "128"],
      "tile_overlap must be a whole number of pixels in [0, 128)"),
 ])
@@ -216,3 +221,5 @@ def test_detector_tiling_options_are_checked_before_any_data(arguments, message,
     assert not out.exists()
     assert train.parse_args(["--model", "detector", "--tiles", "--tile-overlap", "32"]
                             ).options == {"tiles": True, "tile_overlap": 32}
+    assert train.parse_args(["--model", "detector", "--zoom", "0.5,2"]).options == {
+        "zoom": "0.5,2"}

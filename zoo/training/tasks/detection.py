@@ -58,8 +58,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo.datasets.detection import (IMAGE_SIZE, BoxAugmenter, DetectionBatches, DetectionSet,
-                                    flip_horizontal)
+from zoo.datasets.detection import (DEFAULT_ZOOM, IMAGE_SIZE, BoxAugmenter, DetectionBatches,
+                                    DetectionSet, flip_horizontal)
 from zoo.datasets.label_checks import check_class_labels
 from zoo.boxes import nms
 from zoo.models.detector.model import classifier_loss, crop_classifier, default_head, detector
@@ -87,6 +87,7 @@ REAL_DATA_BACKBONE = "repvgg_tiny.cifar10"
 # (the test photos unseen) the quality focal score beat the focal one on AP@.5, AP@.75 and
 # mAP over 4 seeds; synthetic scenes keep the loss their benchmark numbers were made with.
 REAL_DATA_SCORE_LOSS = "quality_focal"
+ZOOM_LIMITS = (0.25, 4.0)  # --zoom beyond these shrinks objects to nothing or to noise
 SIZE_MULTIPLE = 16  # the default detector's deepest stride (its stride-8 grid reads stage 16)
 
 
@@ -114,12 +115,13 @@ def warn_if_xla_is_off(jit_compile=True):
 
 def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size=32,
                    learning_rate=2e-3, seed=0, one_step=False, augment=True, jit_compile=True,
-                   tile_size=None, **detector_kwargs):
+                   tile_size=None, tile_zoom=None, **detector_kwargs):
     """The compiled step-1 model for a `DetectionSet` and its training batches.
 
     With `tile_size` the model takes (tile_size, tile_size) inputs and trains on
-    `RandomTiles` of the (native-resolution) set, rotated and mirrored; `augment` is then
-    unused.
+    `RandomTiles` of the (native-resolution) set, rotated and mirrored, each window zoomed by
+    a factor log-uniform in `tile_zoom` (min, max) (None: (1, 1), native pixels); `augment`
+    is then unused.
 
     Returns:
         (model, batches): a compiled `DenseDetector` and the `DetectionBatches` (or
@@ -137,7 +139,8 @@ def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_si
     if tile_size is not None:
         from zoo.datasets.detection_tiles import RandomTiles
 
-        batches = RandomTiles(train_set, tile_size, batch_size=batch_size, seed=seed)
+        batches = RandomTiles(train_set, tile_size, batch_size=batch_size, seed=seed,
+                              scale=tile_zoom or (1.0, 1.0))
         input_shape = (*batches.tile_size, train_set.images.shape[-1])
     else:
         batches = DetectionBatches(train_set, batch_size, shuffle=True, seed=seed,
@@ -492,6 +495,23 @@ def checked_strides(value):
     return strides[0] if len(strides) == 1 else tuple(strides)
 
 
+def checked_zoom(value):
+    """The run's (min, max) training zoom from "MIN,MAX" or a pair (None: the default), each
+    in [`ZOOM_LIMITS`] and min <= max; else ConfigError."""
+    if value is None:
+        return None
+    parts = str(value).split(",") if isinstance(value, str) else list(value)
+    try:
+        zoom = tuple(float(str(p).strip()) for p in parts)
+    except ValueError:
+        zoom = ()
+    low, high = ZOOM_LIMITS
+    if len(zoom) != 2 or not low <= zoom[0] <= zoom[1] <= high:
+        raise ConfigError(f"zoom must be MIN,MAX with {low} <= MIN <= MAX <= {high}, got "
+                          f"{value!r}")
+    return zoom
+
+
 def checked_image_size(value) -> tuple:
     """The run's (height, width): `value` an int or a pair, each a multiple of
     `SIZE_MULTIPLE` (the backbone's deepest stride) and at least 2 of them; else ConfigError."""
@@ -641,6 +661,12 @@ class DetectionTask(Task):
                           "feature pyramid such as 8,16,32 where each object is learnt on "
                           "the level its size falls in (--image-size must then be a multiple "
                           "of the largest)", type=str),
+        "zoom": Option(None, "detection: multi-scale training, each training image (or "
+                       "tile window) zoomed by a random factor, log-uniform in MIN,MAX "
+                       "(above 1 zooms in), inside the fixed --image-size input; default "
+                       f"{','.join(map(str, DEFAULT_ZOOM))} on letterboxed real images, 1,1 "
+                       "(native pixels) on tiles; synthetic scenes are drawn at random sizes "
+                       "already", type=str),
         "score_loss": Option(None, "detection: what step 1's score learns, 'focal' (1 on "
                              "every cell assigned to an object) or 'quality_focal' (the IoU "
                              "of the cell's box with the object, so scores rank boxes by "
@@ -676,6 +702,10 @@ class DetectionTask(Task):
         if isinstance(strides, tuple) and any(side % strides[-1] for side in size):
             raise ConfigError(f"image_size {size} must be a multiple of the largest stride "
                               f"{strides[-1]} of --strides {','.join(map(str, strides))}")
+        if checked_zoom(self.option(config, "zoom")) is not None and \
+                str(config.dataset or self.default_dataset) == "synth_scenes":
+            raise ConfigError("--zoom is for real images (voc:PATH, coco:FILE, neon_trees); "
+                              "synthetic scenes are drawn with objects of random sizes")
         score_loss = self.option(config, "score_loss")
         if score_loss is not None and score_loss not in SCORE_LOSSES:
             raise ConfigError(f"score_loss must be one of {', '.join(SCORE_LOSSES)}, got "
@@ -718,10 +748,16 @@ class DetectionTask(Task):
         for split, part in (("train", train_set), ("test", test_set)):
             objects = part.classes[part.classes != -1]  # -1 pads; once, outside XLA steps
             check_class_labels(objects, len(train_set.class_names), split)
+        zoom = checked_zoom(self.option(config, "zoom"))
+        if zoom is not None:
+            info["zoom"] = list(zoom)
+            if not tiles:
+                info["augment"] = BoxAugmenter(zoom=zoom)
         model, batches = build_detector(
             train_set, config.loss, config.epochs, config.batch_size, config.learning_rate,
             config.seed, bool(self.option(config, "one_step")), augment=info["augment"],
-            tile_size=size if tiles else None, **self.detector_kwargs(config))
+            tile_size=size if tiles else None, tile_zoom=zoom if tiles else None,
+            **self.detector_kwargs(config))
         data = {"train": train_set, "test": test_set, "info": info, "batches": batches}
         samples = batches.tiles_per_epoch if tiles else len(train_set)
         return Prepared(data, model, samples, info=info)
