@@ -34,6 +34,10 @@ AA999AA plate, three of them among the training photos. The stage-2 winner is ru
 training annotations corrected (`benchmarks.transfer.corrected_text`; `mix25_invert40_clean`)
 and both are scored, upright and inverted, against corrected held-out labels
 (`LABEL_CANDIDATES`); the lower mean is the benchmark's recipe.
+
+Decoding, a fourth stage: the chosen recipe's models read their held-out crops greedily and by
+prefix beam search (width 10), scored as in stage 3; the lower mean is how the benchmark
+decodes (`benchmarks.transfer.DECODING`).
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ RECIPES = {
 }
 POLARITY_CANDIDATES = ("mix25_invert0", "mix25_invert20", "mix25_invert40")
 LABEL_CANDIDATES = ("mix25_invert40", "mix25_invert40_clean")
+DECODINGS = {"greedy": "", "beam": "_beam"}  # stage 4: the cell's reads key suffix
 ADAPT_EPOCHS = 3
 FOLD_SEED = 0
 
@@ -143,9 +148,12 @@ def cell(args, name, fold, seed, folders) -> dict:
     model = keras.saving.load_model(out / "model.keras")
     truths, reads, _ = read_with_model(model, folders["test"])
     _, inverted, _ = read_with_model(model, folders["test"], invert=True)
+    _, beam, _ = read_with_model(model, folders["test"], strategy="beam")
+    _, beam_inverted, _ = read_with_model(model, folders["test"], invert=True, strategy="beam")
     result = {"fold": fold, "seed": seed, "lines": len(truths), "truths": truths,
               "reads": reads, **scores(truths, reads), "reads_inverted": inverted,
-              "cer_inverted": scores(truths, inverted)["cer"]}
+              "cer_inverted": scores(truths, inverted)["cer"], "reads_beam": beam,
+              "reads_inverted_beam": beam_inverted}
     print(f"[recipe] {name}, fold {fold}, seed {seed}: CER {result['cer']:.4f}, "
           f"inverted {result['cer_inverted']:.4f}", flush=True)
     return result
@@ -206,6 +214,24 @@ def label_stage(recipes, incumbent) -> dict:
             "chosen": min(table, key=lambda n: table[n]["mean"])}
 
 
+def decoding_stage(recipes, incumbent) -> dict:
+    """Stage 4: the incumbent recipe's held-out crops decoded greedily and by beam search
+    (the same models), scored upright and inverted against corrected held-out labels as in
+    stage 3; the lower mean wins (nothing chosen before the incumbent's cells have beam
+    reads)."""
+    row = recipes.get(incumbent)
+    if row is None or not all("reads_beam" in c for c in row["cells"]):
+        return {"candidates": list(DECODINGS), "chosen": None}
+    seeds = row.get("seeds", [0])
+    table = {}
+    for decoding, suffix in DECODINGS.items():
+        table[decoding] = {"cer": corrected_cer(row, seeds, "reads" + suffix),
+                           "cer_inverted": corrected_cer(row, seeds, "reads_inverted" + suffix)}
+        table[decoding]["mean"] = (table[decoding]["cer"] + table[decoding]["cer_inverted"]) / 2
+    return {"candidates": list(DECODINGS), "recipe": incumbent, "seeds": seeds, "rows": table,
+            "chosen": min(table, key=lambda d: table[d]["mean"])}
+
+
 def markdown(results) -> str:
     common = ", ".join(map(str, results["common_seeds"]))
     rows = [f"| recipe | changes | CV CER, seed {common} | seeds run | CV CER, all its seeds "
@@ -256,6 +282,17 @@ def markdown(results) -> str:
                      f"{100 * row['cer_inverted']:.2f} % | {100 * row['mean']:.2f} % | "
                      f"{100 * row['cer_published']:.2f} % |\n")
         text += f"\nStage 3 chooses **{labels['chosen']}** (lowest mean).\n"
+    decoding = results.get("decoding", {})
+    if decoding.get("chosen"):
+        text += ("\n## Stage 4: decoding\n\nThe same models of "
+                 f"{decoding['recipe']} read their held-out crops greedily (best path) and by "
+                 "prefix beam search (width 10), scored against corrected held-out labels as "
+                 f"in stage 3. Seeds {', '.join(map(str, decoding['seeds']))}.\n\n"
+                 "| decoding | CV CER, upright | CV CER, inverted | mean |\n|---|---|---|---|\n")
+        for name, row in decoding["rows"].items():
+            text += (f"| {name} | {100 * row['cer']:.2f} % | {100 * row['cer_inverted']:.2f} % "
+                     f"| {100 * row['mean']:.2f} % |\n")
+        text += f"\nStage 4 chooses **{decoding['chosen']}** decoding (lowest mean).\n"
     return text + (f"\nThe benchmark's recipe: **{results['chosen']}**. The test photos of "
                    "`benchmarks/splits/plates_eu.json` were not read.\n")
 
@@ -315,6 +352,7 @@ def main(argv=None):
     results["labels"] = label_stage(recipes, results["chosen"])
     if results["labels"].get("chosen"):
         results["chosen"] = results["labels"]["chosen"]
+    results["decoding"] = decoding_stage(recipes, results["chosen"])
     write_json("transfer_recipe", results, args.results_dir)
     write_text("transfer_recipe.md", markdown(results), args.results_dir)
     print(markdown(results))

@@ -148,3 +148,25 @@ def test_the_label_stage_scores_both_recipes_against_corrected_held_out_labels()
     assert stage["chosen"] == clean
     assert transfer_recipe.label_stage(recipes, "mix25_invert20")["chosen"] is None
     assert transfer_recipe.label_stage({published: recipes[published]}, published)["chosen"] is None
+
+
+def test_the_decoding_stage_compares_greedy_and_beam_reads_of_the_same_cells():
+    from benchmarks import transfer_recipe
+
+    cells = [{"seed": 0, "truths": ["RKO26AJ"], "reads": ["RKO26AJ"],
+              "reads_inverted": ["RK026AJ"], "reads_beam": ["RK026AJ"],
+              "reads_inverted_beam": ["RK02AJ"]}]
+    stage = transfer_recipe.decoding_stage({"r": {"seeds": [0], "cells": cells}}, "r")
+    # against the corrected label RK026AJ: greedy 1 + 0 wrong of 7; beam 0 + 1 deletion of 7
+    assert stage["rows"]["greedy"] == pytest.approx({"cer": 1 / 7, "cer_inverted": 0.0,
+                                                     "mean": 1 / 14})
+    assert stage["rows"]["beam"] == pytest.approx({"cer": 0.0, "cer_inverted": 1 / 7,
+                                                   "mean": 1 / 14})
+    assert stage["chosen"] == "greedy"  # a tie keeps the first candidate
+    cells[0]["reads_inverted_beam"] = ["RK026AJ"]
+    assert transfer_recipe.decoding_stage({"r": {"seeds": [0], "cells": cells}},
+                                          "r")["chosen"] == "beam"
+    del cells[0]["reads_beam"]  # a cell read before stage 4 existed: no choice yet
+    assert transfer_recipe.decoding_stage({"r": {"seeds": [0], "cells": cells}},
+                                          "r")["chosen"] is None
+    assert transfer_recipe.decoding_stage({}, "r")["chosen"] is None
