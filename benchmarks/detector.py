@@ -34,7 +34,8 @@ Markdown tables and the figure are redrawn from the whole file):
   `../shared/datasets/kangaroo` next to the repository; skipped with a message when absent)
   through `zoo.training.tasks.detection.load_detection_data`: images letterboxed to 128x128, split
   80/20 by a permutation seeded with 0 (or the folder's ImageSets), trained with
-  `BoxAugmenter()` for `--voc-epochs` epochs, `--voc-losses` x `--seeds`.
+  `BoxAugmenter()` (its zoom range `--voc-zoom`) for `--voc-epochs` epochs, `--voc-losses`
+  x `--seeds`.
 
 - `neon`: the NEON tree tiles (`--dataset neon_trees`: three aerial tiles for training, the
   1249 x 1035 px `2019_YELL_2_541000_4977000_image_crop` with 279 trees for testing) at
@@ -70,10 +71,12 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import (RESULTS, difference, environment, format_mean_std,  # noqa: E402
                                mean_std, write_json, write_text)
+from zoo.datasets.detection import BoxAugmenter  # noqa: E402
 from zoo.models.detector import BOX_LOSSES, SCORE_LOSSES, TwoStepDetector  # noqa: E402
 from zoo.training.config import ConfigError  # noqa: E402
-from zoo.training.tasks.detection import (checked_strides, evaluate_pipeline,  # noqa: E402
-                                          fit_classifier, fit_detector, load_detection_data,
+from zoo.training.tasks.detection import (checked_strides, checked_zoom,  # noqa: E402
+                                          evaluate_pipeline, fit_classifier, fit_detector,
+                                          load_detection_data,
                                           mine_hard_negatives, step1_evaluator)
 
 PARTS = ("losses", "steps", "fused", "voc", "neon")
@@ -436,13 +439,15 @@ def _stride_kwargs(strides):
     return {"stride": strides[0] if len(strides) == 1 else tuple(strides)}
 
 
-def section_key(data, backbone, strides, score_loss="focal", epochs=None):
+def section_key(data, backbone, strides, score_loss="focal", epochs=None, zoom=None):
     """"voc", "voc_pretrained", "voc_pretrained_pyramid", "voc_pretrained_pyramid_quality"
     (quality focal score), "voc_..._160ep" (`epochs` other than the part's default; None:
+    the default), "voc_..._zoom0.5-2" (a training zoom range other than the default; None:
     the default), ... (the same for "neon")."""
     return (data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
             + ("_quality" if score_loss == "quality_focal" else "")
-            + (f"_{epochs}ep" if epochs is not None else ""))
+            + (f"_{epochs}ep" if epochs is not None else "")
+            + (f"_zoom{zoom[0]:g}-{zoom[1]:g}" if zoom is not None else ""))
 
 
 def sections(results, data) -> list:
@@ -452,9 +457,13 @@ def sections(results, data) -> list:
              for p in (None, (8,))]
 
     def rank(key):
-        with_epochs = re.fullmatch(r"(.*)_(\d+)ep", key)
-        base, epochs = with_epochs.groups() if with_epochs else (key, "0")
-        return order.index(base) if base in order else len(order), int(epochs), key
+        with_zoom = re.fullmatch(r"(.*)_zoom([\d.]+)-([\d.]+)", key)
+        key_zoom = float(with_zoom.group(2)) if with_zoom else 0.0
+        rest = with_zoom.group(1) if with_zoom else key
+        with_epochs = re.fullmatch(r"(.*)_(\d+)ep", rest)
+        base, epochs = with_epochs.groups() if with_epochs else (rest, "0")
+        return (order.index(base) if base in order else len(order), int(epochs), key_zoom,
+                key)
 
     return sorted((k for k in results if k == data or k.startswith(data + "_")), key=rank)
 
@@ -472,7 +481,8 @@ def _start(settings):
             + (f", feature pyramid (strides {', '.join(map(str, strides))})" if strides
                else "")
             + (", quality focal score" if settings.get("score_loss") == "quality_focal"
-               else ""))
+               else "")
+            + (", zoom {:g}-{:g}".format(*settings["zoom"]) if settings.get("zoom") else ""))
 
 
 def part_voc(args, classifiers, stored):
@@ -483,6 +493,8 @@ def part_voc(args, classifiers, stored):
         return {"skipped": message}
     train_set, test_set, info = load_detection_data(f"voc:{root}",
                                                     image_size=args.image_size)
+    if args.voc_zoom is not None:
+        info["augment"] = BoxAugmenter(zoom=args.voc_zoom)
     print(f"--- voc: {info['split']}", flush=True)
     table = {}
     for loss in args.voc_losses:
@@ -500,6 +512,7 @@ def part_voc(args, classifiers, stored):
              "settings": {**settings(args), "epochs": args.voc_epochs,
                           "backbone_weights": args.voc_backbone,
                           "strides": args.voc_strides, "score_loss": args.score_loss,
+                          **({"zoom": list(args.voc_zoom)} if args.voc_zoom else {}),
                           "train_images": len(train_set), "test_images": len(test_set)},
              "table": table}
     return merge_table(stored and {**stored, "settings": stored_settings(stored)}, fresh)
@@ -743,6 +756,9 @@ def main(argv=None):
                              "(section voc_..._pyramid)")
     parser.add_argument("--neon-strides", default=None,
                         help="the same for the neon part")
+    parser.add_argument("--voc-zoom", default=None,
+                        help="MIN,MAX: the voc part's training zoom range (BoxAugmenter's "
+                             "zoom; default 0.75,1.33), section voc_..._zoomMIN-MAX")
     parser.add_argument("--score-loss", default="focal", choices=SCORE_LOSSES,
                         help="step 1's score loss on the voc and neon parts; quality_focal "
                              "results go to sections ..._quality")
@@ -769,6 +785,10 @@ def main(argv=None):
             parser.error(f"--{name.replace('_', '-')}: {error}")
         setattr(args, name, list(strides) if isinstance(strides, tuple) else
                 None if strides is None else [strides])
+    try:
+        args.voc_zoom = checked_zoom(args.voc_zoom)
+    except ConfigError as error:
+        parser.error(f"--voc-zoom: {error}")
     if args.voc_strides and args.image_size % max(args.voc_strides):
         parser.error(f"--image-size must be a multiple of {max(args.voc_strides)} for "
                      f"--voc-strides")
@@ -791,7 +811,8 @@ def main(argv=None):
             results["fused"] = part_fused(args, data, classifiers)
         elif part == "voc":
             part = section_key("voc", args.voc_backbone, args.voc_strides, args.score_loss,
-                               None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs)
+                               None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs,
+                               args.voc_zoom)
             results[part] = part_voc(args, classifiers, results.get(part))
         else:
             part = section_key("neon", args.neon_backbone, args.neon_strides, args.score_loss)

@@ -104,19 +104,34 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
     assert results["voc_quality_1ep"]["settings"]["score_loss"] == "quality_focal"
     assert "## Pascal VOC: voc, from random weights, quality focal score" in \
         (tmp_path / "results" / "detector.md").read_text()
+    # another training zoom range: its own section, the zoom in its settings and title
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "iou", "--voc-zoom", "0.5,2", *tiny_args(tmp_path)])
+    results = json.loads((tmp_path / "results" / "detector.json").read_text())
+    assert results["voc_1ep_zoom0.5-2"]["settings"]["zoom"] == [0.5, 2.0]
+    assert "zoom=(0.5, 2.0)" in results["voc_1ep_zoom0.5-2"]["augmentation"]
+    assert "zoom" not in results["voc_1ep"]["settings"]
+    assert "## Pascal VOC: voc, from random weights, zoom 0.5-2" in \
+        (tmp_path / "results" / "detector.md").read_text()
+    with pytest.raises(SystemExit):
+        bench.main(["--parts", "voc", "--voc-zoom", "2,1", *tiny_args(tmp_path)])
 
 
 def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that_order():
     assert bench.section_key("voc", None, None) == "voc"
     assert bench.section_key("voc", "repvgg_tiny.cifar10", [8, 16, 32], "quality_focal",
                              160) == "voc_pretrained_pyramid_quality_160ep"
+    assert bench.section_key("voc", "x", [8, 16, 32], "quality_focal", 160,
+                             (0.5, 2.0)) == "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
     stored = {key: {} for key in ("neon", "voc_pretrained_pyramid_quality_160ep",
+                                  "voc_pretrained_pyramid_quality_160ep_zoom0.5-2",
                                   "voc_pretrained_pyramid_quality", "voc_quality", "voc",
                                   "voc_pretrained_pyramid_quality_40ep", "voc_pretrained",
                                   "environment", "fused")}
     assert bench.sections(stored, "voc") == [
         "voc", "voc_pretrained", "voc_quality", "voc_pretrained_pyramid_quality",
-        "voc_pretrained_pyramid_quality_40ep", "voc_pretrained_pyramid_quality_160ep"]
+        "voc_pretrained_pyramid_quality_40ep", "voc_pretrained_pyramid_quality_160ep",
+        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"]
     assert bench.sections(stored, "neon") == ["neon"]
 
 
