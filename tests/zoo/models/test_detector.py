@@ -880,8 +880,7 @@ def test_strides_option_builds_a_pyramid_and_checks_the_image_size():
 
 
 @pytest.mark.parametrize("tiles", [False, True])
-def test_zoom_reaches_the_training_batches_and_defaults_stay(tmp_path, tiles):
-    from zoo.datasets.detection import DEFAULT_ZOOM
+def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tmp_path, tiles):
     from zoo.training import TrainConfig, resolve
 
     root = write_voc_fixture(tmp_path / "voc")
@@ -894,10 +893,13 @@ def test_zoom_reaches_the_training_batches_and_defaults_stay(tmp_path, tiles):
         prepared = task.prepare(config)
         return prepared.data["batches"], prepared.info
 
-    zoomed, info = batches(zoom="0.5,2")
-    assert info["zoom"] == [0.5, 2.0]
+    zoomed, info = batches(zoom="0.5,1.5")
+    assert info["zoom"] == [0.5, 1.5]
     plain, _ = batches()
     if tiles:
-        assert zoomed.scale == (0.5, 2.0) and plain.scale == (1.0, 1.0)
+        assert zoomed.scale == (0.5, 1.5) and plain.scale == (1.0, 1.0)
     else:
-        assert zoomed.augment.zoom == (0.5, 2.0) and plain.augment.zoom == DEFAULT_ZOOM
+        assert zoomed.augment.zoom == (0.5, 1.5)
+        assert plain.augment.zoom == det_task.REAL_DATA_ZOOM == (0.5, 2.0)  # the default
+        narrow, _ = batches(zoom="0.75,1.33")
+        assert narrow.augment.zoom == (0.75, 1.33)
