@@ -232,6 +232,12 @@ def decoding_stage(recipes, incumbent) -> dict:
             "chosen": min(table, key=lambda d: table[d]["mean"])}
 
 
+def _cer_cells(row) -> str:
+    """The "CV CER, upright | CV CER, inverted | mean" cells of a stage table's row."""
+    return (f"{100 * row['cer']:.2f} % | {100 * row['cer_inverted']:.2f} % | "
+            f"{100 * row['mean']:.2f} %")
+
+
 def markdown(results) -> str:
     common = ", ".join(map(str, results["common_seeds"]))
     rows = [f"| recipe | changes | CV CER, seed {common} | seeds run | CV CER, all its seeds "
@@ -256,8 +262,7 @@ def markdown(results) -> str:
                  "mean |\n|---|---|---|---|---|\n")
         for name, row in polarity["rows"].items():
             share = recipe_settings(name)["options"].get("invert_lines", 0.0)
-            text += (f"| {name} | {100 * share:.0f} % | {100 * row['cer']:.2f} % | "
-                     f"{100 * row['cer_inverted']:.2f} % | {100 * row['mean']:.2f} % |\n")
+            text += f"| {name} | {100 * share:.0f} % | {_cer_cells(row)} |\n"
         base, rerun = results["chosen_upright"], POLARITY_CANDIDATES[0]
         if base in results["recipes"] and rerun in polarity["rows"]:
             seeds = polarity["seeds"]
@@ -278,8 +283,7 @@ def markdown(results) -> str:
         for name, row in labels["rows"].items():
             kind = ("corrected" if RECIPES[name].get("correct_train_labels")
                     else "as published")
-            text += (f"| {name} | {kind} | {100 * row['cer']:.2f} % | "
-                     f"{100 * row['cer_inverted']:.2f} % | {100 * row['mean']:.2f} % | "
+            text += (f"| {name} | {kind} | {_cer_cells(row)} | "
                      f"{100 * row['cer_published']:.2f} % |\n")
         text += f"\nStage 3 chooses **{labels['chosen']}** (lowest mean).\n"
     decoding = results.get("decoding", {})
@@ -290,8 +294,7 @@ def markdown(results) -> str:
                  f"in stage 3. Seeds {', '.join(map(str, decoding['seeds']))}.\n\n"
                  "| decoding | CV CER, upright | CV CER, inverted | mean |\n|---|---|---|---|\n")
         for name, row in decoding["rows"].items():
-            text += (f"| {name} | {100 * row['cer']:.2f} % | {100 * row['cer_inverted']:.2f} % "
-                     f"| {100 * row['mean']:.2f} % |\n")
+            text += f"| {name} | {_cer_cells(row)} |\n"
         text += f"\nStage 4 chooses **{decoding['chosen']}** decoding (lowest mean).\n"
     return text + (f"\nThe benchmark's recipe: **{results['chosen']}**. The test photos of "
                    "`benchmarks/splits/plates_eu.json` were not read.\n")
