@@ -74,9 +74,9 @@ from benchmarks.common import (RESULTS, difference, environment, format_mean_std
 from zoo.datasets.detection import BoxAugmenter  # noqa: E402
 from zoo.models.detector import BOX_LOSSES, SCORE_LOSSES, TwoStepDetector  # noqa: E402
 from zoo.training.config import ConfigError  # noqa: E402
-from zoo.training.tasks.detection import (checked_strides, checked_zoom,  # noqa: E402
-                                          evaluate_pipeline, fit_classifier, fit_detector,
-                                          load_detection_data,
+from zoo.training.tasks.detection import (REAL_DATA_CLASSIFIER, checked_strides,  # noqa: E402
+                                          checked_zoom, evaluate_pipeline, fit_classifier,
+                                          fit_detector, load_detection_data,
                                           mine_hard_negatives, step1_evaluator)
 
 PARTS = ("losses", "steps", "fused", "voc", "neon")
@@ -99,13 +99,22 @@ class Classifiers:
     def __init__(self, args):
         self.args, self.trained = args, {}
 
+    def kwargs(self, key) -> dict:
+        """The builder's arguments: tiny for smoke runs; on the voc part with
+        `--classifier-backbone`, that backbone with `REAL_DATA_CLASSIFIER`'s shape."""
+        if self.args.tiny:
+            return dict(TINY_CLASSIFIER)
+        if key == "voc" and self.args.classifier_backbone:
+            return {**REAL_DATA_CLASSIFIER, "backbone_weights": self.args.classifier_backbone}
+        return {}
+
     def get(self, key, train_set, seed):
         if (key, seed) not in self.trained:
             print(f"    step 2: crop classifier, seed {seed}", flush=True)
             started = time.perf_counter()
             model, scale, history = fit_classifier(
                 train_set, epochs=self.args.classifier_epochs, seed=seed, verbose=0,
-                **(TINY_CLASSIFIER if self.args.tiny else {}))
+                **self.kwargs(key))
             self.trained[(key, seed)] = (model, scale, {
                 "seconds": time.perf_counter() - started,
                 "accuracy": float(history.history["accuracy"][-1])})
@@ -439,15 +448,18 @@ def _stride_kwargs(strides):
     return {"stride": strides[0] if len(strides) == 1 else tuple(strides)}
 
 
-def section_key(data, backbone, strides, score_loss="focal", epochs=None, zoom=None):
+def section_key(data, backbone, strides, score_loss="focal", epochs=None, zoom=None,
+                classifier_backbone=None):
     """"voc", "voc_pretrained", "voc_pretrained_pyramid", "voc_pretrained_pyramid_quality"
     (quality focal score), "voc_..._160ep" (`epochs` other than the part's default; None:
     the default), "voc_..._zoom0.5-2" (a training zoom range other than the default; None:
-    the default), ... (the same for "neon")."""
+    the default), "voc_..._step2pretrained" (the crop classifier from pretrained weights),
+    ... (the same for "neon")."""
     return (data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
             + ("_quality" if score_loss == "quality_focal" else "")
             + (f"_{epochs}ep" if epochs is not None else "")
-            + (f"_zoom{zoom[0]:g}-{zoom[1]:g}" if zoom is not None else ""))
+            + (f"_zoom{zoom[0]:g}-{zoom[1]:g}" if zoom is not None else "")
+            + ("_step2pretrained" if classifier_backbone else ""))
 
 
 def sections(results, data) -> list:
@@ -457,13 +469,15 @@ def sections(results, data) -> list:
              for p in (None, (8,))]
 
     def rank(key):
-        with_zoom = re.fullmatch(r"(.*)_zoom([\d.]+)-([\d.]+)", key)
+        step2 = key.endswith("_step2pretrained")
+        rest = key.removesuffix("_step2pretrained")
+        with_zoom = re.fullmatch(r"(.*)_zoom([\d.]+)-([\d.]+)", rest)
         key_zoom = float(with_zoom.group(2)) if with_zoom else 0.0
-        rest = with_zoom.group(1) if with_zoom else key
+        rest = with_zoom.group(1) if with_zoom else rest
         with_epochs = re.fullmatch(r"(.*)_(\d+)ep", rest)
         base, epochs = with_epochs.groups() if with_epochs else (rest, "0")
         return (order.index(base) if base in order else len(order), int(epochs), key_zoom,
-                key)
+                step2, key)
 
     return sorted((k for k in results if k == data or k.startswith(data + "_")), key=rank)
 
@@ -482,7 +496,9 @@ def _start(settings):
                else "")
             + (", quality focal score" if settings.get("score_loss") == "quality_focal"
                else "")
-            + (", zoom {:g}-{:g}".format(*settings["zoom"]) if settings.get("zoom") else ""))
+            + (", zoom {:g}-{:g}".format(*settings["zoom"]) if settings.get("zoom") else "")
+            + (f", crop classifier from {settings['classifier_backbone']}"
+               if settings.get("classifier_backbone") else ""))
 
 
 def part_voc(args, classifiers, stored):
@@ -513,6 +529,8 @@ def part_voc(args, classifiers, stored):
                           "backbone_weights": args.voc_backbone,
                           "strides": args.voc_strides, "score_loss": args.score_loss,
                           **({"zoom": list(args.voc_zoom)} if args.voc_zoom else {}),
+                          **({"classifier_backbone": args.classifier_backbone}
+                             if args.classifier_backbone else {}),
                           "train_images": len(train_set), "test_images": len(test_set)},
              "table": table}
     return merge_table(stored and {**stored, "settings": stored_settings(stored)}, fresh)
@@ -759,6 +777,10 @@ def main(argv=None):
     parser.add_argument("--voc-zoom", default=None,
                         help="MIN,MAX: the voc part's training zoom range (BoxAugmenter's "
                              "zoom; default 0.75,1.33), section voc_..._zoomMIN-MAX")
+    parser.add_argument("--classifier-backbone", default=None,
+                        help="start the real sets' crop classifier from these shipped RepVGG "
+                             "weights (repvgg_tiny.cifar10) with their widths and depths; "
+                             "sections ..._step2pretrained (voc part only)")
     parser.add_argument("--score-loss", default="focal", choices=SCORE_LOSSES,
                         help="step 1's score loss on the voc and neon parts; quality_focal "
                              "results go to sections ..._quality")
@@ -812,7 +834,7 @@ def main(argv=None):
         elif part == "voc":
             part = section_key("voc", args.voc_backbone, args.voc_strides, args.score_loss,
                                None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs,
-                               args.voc_zoom)
+                               args.voc_zoom, args.classifier_backbone)
             results[part] = part_voc(args, classifiers, results.get(part))
         else:
             part = section_key("neon", args.neon_backbone, args.neon_strides, args.score_loss)

@@ -123,15 +123,20 @@ def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that
                              160) == "voc_pretrained_pyramid_quality_160ep"
     assert bench.section_key("voc", "x", [8, 16, 32], "quality_focal", 160,
                              (0.5, 2.0)) == "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
+    assert bench.section_key("voc", "x", None, "focal", None, None,
+                             "repvgg_tiny.cifar10") == "voc_pretrained_step2pretrained"
     stored = {key: {} for key in ("neon", "voc_pretrained_pyramid_quality_160ep",
                                   "voc_pretrained_pyramid_quality_160ep_zoom0.5-2",
+                                  "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
+                                  "_step2pretrained",
                                   "voc_pretrained_pyramid_quality", "voc_quality", "voc",
                                   "voc_pretrained_pyramid_quality_40ep", "voc_pretrained",
                                   "environment", "fused")}
     assert bench.sections(stored, "voc") == [
         "voc", "voc_pretrained", "voc_quality", "voc_pretrained_pyramid_quality",
         "voc_pretrained_pyramid_quality_40ep", "voc_pretrained_pyramid_quality_160ep",
-        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"]
+        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2",
+        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2_step2pretrained"]
     assert bench.sections(stored, "neon") == ["neon"]
 
 

@@ -831,6 +831,49 @@ def test_backbone_weights_are_copied_block_by_block(monkeypatch):
         zd.detector(num_classes=1, input_shape=(64, 64, 3), backbone_weights="cifar10")
 
 
+def test_the_crop_classifier_backbone_is_copied_from_pretrained_weights(monkeypatch):
+    from zoo import registry
+    from zoo.models.repvgg import repvgg_tiny
+
+    keras.utils.set_random_seed(2)
+    pretrained = repvgg_tiny(widths=(8, 8, 16), depths=(1, 1, 1))
+    monkeypatch.setattr(registry, "create_model", lambda name, weights=None, **kw: pretrained)
+    model = zd.crop_classifier(2, widths=(8, 8, 16), depths=(1, 1, 1), embedding_dim=4,
+                               head="softmax", backbone_weights="repvgg_tiny.cifar10")
+    for name in ("stage0_block0", "stage2_block0"):
+        for ours, theirs in zip(model.get_layer("backbone").get_layer(name).get_weights(),
+                                pretrained.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match="widths"):
+        zd.crop_classifier(2, widths=(8, 8, 32), depths=(1, 1, 1), head="softmax",
+                           backbone_weights="repvgg_tiny.cifar10")
+
+
+def test_on_real_images_the_crop_classifier_starts_from_step_1s_backbone_weights():
+    from zoo import train
+
+    task = det_task.DetectionTask()
+
+    def kwargs(*arguments, classifier_kwargs=None):
+        config = train.parse_args(["--model", "detector", *arguments])
+        if classifier_kwargs is not None:
+            config.options["classifier_kwargs"] = classifier_kwargs
+        return task.classifier_kwargs(config)
+
+    pretrained = {**det_task.REAL_DATA_CLASSIFIER,
+                  "backbone_weights": det_task.REAL_DATA_BACKBONE}
+    assert det_task.REAL_DATA_CLASSIFIER == {"widths": (16, 32, 64, 128),
+                                             "depths": (1, 2, 2, 2)}
+    assert kwargs("--dataset", "voc:x") == pretrained
+    assert kwargs("--dataset", "neon_trees") == pretrained
+    assert kwargs() == {}                                                 # synthetic scenes
+    assert kwargs("--dataset", "voc:x", "--backbone-weights", "none") == {}
+    assert kwargs("--dataset", "voc:x", classifier_kwargs={"widths": (8, 8)}) == {
+        "widths": (8, 8)}                                                 # the user's shape
+    assert kwargs("--dataset", "voc:x", classifier_kwargs={"head": "softmax"}) == {
+        "head": "softmax", **pretrained}
+
+
 def test_real_images_default_to_the_pretrained_backbone_and_the_quality_score():
     from zoo import train
 

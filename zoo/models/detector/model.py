@@ -465,7 +465,7 @@ def classifier_loss(head):
 @register_model
 def crop_classifier(num_classes=6, input_shape=(32, 32, 3), widths=(16, 32, 64),
                     depths=(1, 2, 2), embedding_dim=32, head=None, head_kwargs=None,
-                    name="crop_classifier"):
+                    backbone_weights=None, name="crop_classifier"):
     """The step-2 classifier of object crops: RepVGG -> pool -> "embedding" -> head.
 
     In the two-step detector its classes are the K object classes plus "background" (last).
@@ -479,6 +479,10 @@ def crop_classifier(num_classes=6, input_shape=(32, 32, 3), widths=(16, 32, 64),
         head: a head of `losses.heads` ("intra_inter", "cosine", "softmax", ...).
             Defaults to None ("intra_inter" if available, else "softmax").
         head_kwargs: extra keyword arguments for the head. Defaults to None.
+        backbone_weights: shipped weights of a RepVGG classifier with the same widths and
+            depths (`load_backbone_weights`), e.g. "repvgg_tiny.cifar10" with widths
+            (16, 32, 64, 128) and depths (1, 2, 2, 2), copied into the backbone. Defaults to
+            None (random).
         name: model name. Defaults to "crop_classifier".
     """
     head = head or default_head()
@@ -486,6 +490,8 @@ def crop_classifier(num_classes=6, input_shape=(32, 32, 3), widths=(16, 32, 64),
         intra_inter_available()  # importing losses.intra_inter registers the head
     inputs = keras.Input(tuple(input_shape), name="image")
     backbone = repvgg_backbone(tuple(input_shape), widths, depths, name="backbone")
+    if backbone_weights is not None:
+        load_backbone_weights(backbone, backbone_weights)
     x = layers.GlobalAveragePooling2D(name="pool")(backbone(inputs))
     embedding = layers.Dense(embedding_dim, name=EMBEDDING_LAYER)(x)
     outputs = head_registry.build_head(head, num_classes, **(head_kwargs or {}))(embedding)
