@@ -20,8 +20,10 @@ Datasets of the run (`load_detection_data`):
   `PATH/ImageSets/Main/` has `test.txt`, the test images are those and the training images
   `trainval.txt` (else `train.txt`); else `val.txt` with `train.txt`; else every annotated
   image, split 80/20 by a permutation seeded with `SPLIT_SEED` = 0 (fixed, so runs with
-  different `--seed`s are scored on the same test images). Trained with `BoxAugmenter()`
-  (flip, zoom 0.75-1.33, random crops; boxes move, clip and drop with the pixels);
+  different `--seed`s are scored on the same test images). `load_detection_data` gives
+  `BoxAugmenter()` (flip, zoom 0.75-1.33, random crops; boxes move, clip and drop with the
+  pixels); the task trains with zoom `REAL_DATA_ZOOM` (0.5-2) unless `--zoom` says otherwise,
+  and starts step 2's crop classifier from step 1's backbone weights (`classifier_kwargs`);
 - `coco:ANNOTATIONS.json[,IMAGES_DIR]`: a COCO-JSON file (`load_coco`), split and augmented
   as a VOC folder without ImageSets;
 - `neon_trees`: NEON aerial tiles of 400-2,500 px with 25-45 px tree crowns
@@ -29,7 +31,8 @@ Datasets of the run (`load_detection_data`):
   `2019_YELL_2_541000_4977000_image_crop` (279 trees) for testing, always tiled.
 
 Tiled (`--tiles` for voc/coco, always for `neon_trees`): images stay at native resolution;
-step 1 trains on `RandomTiles` (random `--image-size` windows, rotated and mirrored) and both
+step 1 trains on `RandomTiles` (random `--image-size` windows, rotated and mirrored, zoomed
+by `--zoom`, default native pixels) and both
 steps detect tile by tile (`detect_tiled`, `--tile-overlap`) in test images larger than the
 input. COCOeval then counts up to `TILED_MAX_DETECTIONS` detections per image (its 100 would
 cap recall in a 279-tree tile), and the metrics add "untiled_map_50": the same detector on
