@@ -82,10 +82,10 @@ FINE_TUNE_OPTIONS = {"synthetic_share": 0.25, "plate_fraction": 1.0, "invert_lin
 # Stage 3 of the same cross-validation: the trained rows learn from the training photos'
 # annotations with `corrected_text` applied (the test annotations stay as published).
 CORRECT_TRAIN_LABELS = True
-# Stage 4: how every CRNN row decodes its logits: prefix beam search of width BEAM_WIDTH
+# Stage 4: how every CRNN row decodes its logits: prefix beam search of the task's width
+# (`zoo.training.tasks.text.BEAM_WIDTH`)
 # (against greedy best path: a tie, 4.10 % against 4.14 % mean CV CER, kept by the rule).
 DECODING = "beam"
-BEAM_WIDTH = 10
 CER_TARGET = 0.05
 LENET_TARGETS = {"mnist": 0.993, "fashion_mnist": 0.915}
 
@@ -211,7 +211,7 @@ def read_with_model(model, test_folder: Path, invert: bool = False,
     on the crops inverted, light on dark)."""
     from zoo.models.crnn import charset_of
     from zoo.datasets.text import load_text_boxes
-    from zoo.training.tasks.text import read_lines
+    from zoo.training.tasks.text import BEAM_WIDTH, read_lines
 
     charset = charset_of(model)
     lines = load_text_boxes(test_folder, charset=charset, height=int(model.input_shape[1]))
@@ -291,6 +291,7 @@ def trained_row(args, folders, kind, init_from) -> dict:
 
 def text_benchmark(args) -> dict:
     from zoo.registry import create_model
+    from zoo.training.tasks.text import BEAM_WIDTH
 
     split = plate_split(args.plates)
     folders = materialise(args.plates, split, args.work, correct_train=CORRECT_TRAIN_LABELS)

@@ -57,8 +57,8 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
 from benchmarks.transfer import (DEFAULT_PLATES, FINE_TUNE_FROM, REPO,  # noqa: E402
-                                 corrected_text, materialise, normalise, plate_split,
-                                 read_with_model, scores)
+                                 corrected_cer, materialise, plate_split, read_with_model,
+                                 scores)
 
 BASE = {"epochs": 40, "batch_size": 16, "learning_rate": 1e-3,
         "options": {"charset": "full", "image_height": 48, "augment_lines": True}}
@@ -163,11 +163,22 @@ def common_seeds(rows) -> list:
     return sorted(set.intersection(*(set(r.get("seeds", [0])) for r in rows)))
 
 
+def pooled(row, seeds, key="reads") -> tuple:
+    """The held-out truths and reads (`key`: upright or inverted, greedy or beam) of `row`'s
+    cells of `seeds`, pooled over folds and seeds."""
+    kept = [c for c in row["cells"] if c["seed"] in seeds]
+    return [t for c in kept for t in c["truths"]], [r for c in kept for r in c[key]]
+
+
 def pooled_cer(row, seeds, key="reads") -> float:
     """CER over the held-out crops of `row`'s cells of `seeds`, read upright or inverted."""
-    kept = [c for c in row["cells"] if c["seed"] in seeds]
-    return scores([t for c in kept for t in c["truths"]],
-                  [r for c in kept for r in c[key]])["cer"]
+    return scores(*pooled(row, seeds, key))["cer"]
+
+
+def pooled_corrected_cer(row, seeds, key="reads") -> float:
+    """`pooled_cer` scored against the held-out labels with `corrected_text` applied: what the
+    plates say rather than what five of their annotations wrote."""
+    return corrected_cer(*pooled(row, seeds, key))
 
 
 def polarity_stage(recipes) -> dict:
@@ -188,14 +199,6 @@ def polarity_stage(recipes) -> dict:
             "chosen": min(table, key=lambda n: table[n]["mean"])}
 
 
-def corrected_cer(row, seeds, key="reads") -> float:
-    """`pooled_cer` scored against the held-out labels with `corrected_text` applied: what the
-    plates say rather than what five of their annotations wrote."""
-    kept = [c for c in row["cells"] if c["seed"] in seeds]
-    return scores([corrected_text(normalise(t)) for c in kept for t in c["truths"]],
-                  [r for c in kept for r in c[key]])["cer"]
-
-
 def label_stage(recipes, incumbent) -> dict:
     """Stage 3: the stage-2 winner trained on the labels as published against on corrected
     ones, both scored upright and inverted against corrected held-out labels on their common
@@ -205,8 +208,8 @@ def label_stage(recipes, incumbent) -> dict:
         return {"candidates": list(LABEL_CANDIDATES), "chosen": None}
     rows = {n: recipes[n] for n in LABEL_CANDIDATES}
     seeds = common_seeds(rows.values())
-    table = {n: {"cer": corrected_cer(r, seeds),
-                 "cer_inverted": corrected_cer(r, seeds, "reads_inverted"),
+    table = {n: {"cer": pooled_corrected_cer(r, seeds),
+                 "cer_inverted": pooled_corrected_cer(r, seeds, "reads_inverted"),
                  "cer_published": pooled_cer(r, seeds)} for n, r in rows.items()}
     for row in table.values():
         row["mean"] = (row["cer"] + row["cer_inverted"]) / 2
@@ -225,8 +228,9 @@ def decoding_stage(recipes, incumbent) -> dict:
     seeds = row.get("seeds", [0])
     table = {}
     for decoding, suffix in DECODINGS.items():
-        table[decoding] = {"cer": corrected_cer(row, seeds, "reads" + suffix),
-                           "cer_inverted": corrected_cer(row, seeds, "reads_inverted" + suffix)}
+        table[decoding] = {
+            "cer": pooled_corrected_cer(row, seeds, "reads" + suffix),
+            "cer_inverted": pooled_corrected_cer(row, seeds, "reads_inverted" + suffix)}
         table[decoding]["mean"] = (table[decoding]["cer"] + table[decoding]["cer_inverted"]) / 2
     return {"candidates": list(DECODINGS), "recipe": incumbent, "seeds": seeds, "rows": table,
             "chosen": min(table, key=lambda d: table[d]["mean"])}
