@@ -81,9 +81,10 @@ def is_weights_name(source) -> bool:
     return not Path(source).exists() and str(source) in weights.list_weights()
 
 
-def evaluate_run(run_folder, dataset: str, test_limit=None, out=None) -> dict:
+def evaluate_run(run_folder, dataset: str, test_limit=None, out=None, options=None) -> dict:
     """Score the run in `run_folder`, or the shipped weights named by it ("MODEL.TAG"), on
-    all of `dataset`; returns (and writes) the metrics."""
+    all of `dataset`; returns (and writes) the metrics. `options` override task options of
+    the run's config for the scoring (e.g. {"read_polarity": "either"} for text models)."""
     if is_weights_name(run_folder):
         config, task, stored, models = load_weights(str(run_folder))
         default_out = Path("runs") / "evaluations" / str(run_folder)
@@ -92,7 +93,11 @@ def evaluate_run(run_folder, dataset: str, test_limit=None, out=None) -> dict:
         config, task, stored, models = load_run(run_folder)
         default_out = Path(run_folder) / "evaluations"
         source = str(Path(run_folder).resolve())
-    config = dataclasses.replace(config, test_limit=test_limit, resume=False)
+    unknown = sorted(set(options or {}) - set(task.options))
+    if unknown:
+        raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to {task.name} models")
+    config = dataclasses.replace(config, test_limit=test_limit, resume=False,
+                                 options={**(config.options or {}), **(options or {})})
     prepared = task.test_data(config, dataset, models)
     out = Path(out) if out else default_out / task.dataset_slug(dataset)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,10 +121,14 @@ def main(argv=None) -> int:
     parser.add_argument("--test-limit", type=int, default=None, help="score the first N only")
     parser.add_argument("--out", default=None, help="folder of the results "
                         "(default RUN/evaluations/DATASET)")
+    parser.add_argument("--read-polarity", choices=("upright", "either"), default=None,
+                        help="text models: also score every line read as given and inverted, "
+                        "the likelier read kept (light-on-dark text)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
+    options = {"read_polarity": args.read_polarity} if args.read_polarity else None
     try:
-        metrics = evaluate_run(args.run, args.dataset, args.test_limit, args.out)
+        metrics = evaluate_run(args.run, args.dataset, args.test_limit, args.out, options)
     except (ConfigError, ValueError, OSError) as error:
         if args.debug:
             raise

@@ -11,6 +11,7 @@ import pytest
 
 from zoo import datasets, evaluate, train
 from zoo.training import TrainConfig, run
+from zoo.training.config import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,28 @@ def test_a_text_run_scored_on_a_folder_of_crops(tmp_path):
     edits = sum(reference_edit_distance(t, r) for t, r in zip(lines.texts, read))
     assert stored["test_cer"] == pytest.approx(edits / sum(len(t) for t in lines.texts))
     assert (out / "evaluations" / "folder-crops" / "gallery.png").stat().st_size > 0
+
+    # --read-polarity either: each line's best path as given or inverted, the likelier kept
+    either = evaluate.evaluate_run(out, f"folder:{root}", out=tmp_path / "either",
+                                   options={"read_polarity": "either"})
+    read = []
+    for upright, inverted in zip(model.predict(lines.x, verbose=0),
+                                 model.predict(1.0 - lines.x, verbose=0)):
+        def best_path(frames):
+            log_p = frames - np.log(np.exp(frames).sum(-1, keepdims=True))
+            return frames.argmax(-1), log_p.max(-1).sum()
+
+        (path, score), (path_inverted, score_inverted) = best_path(upright), best_path(inverted)
+        path = path_inverted if score_inverted > score else path
+        read.append("".join(characters[k - 1] for j, k in enumerate(path)
+                            if k != 0 and (j == 0 or k != path[j - 1])))
+    edits = sum(reference_edit_distance(t, r) for t, r in zip(lines.texts, read))
+    assert either["decoding"]["greedy_either"]["cer"] == pytest.approx(
+        edits / sum(len(t) for t in lines.texts))
+    assert either["read_polarity"] == "either" and "beam_either" in either["decoding"]
+    assert either["test_cer"] == stored["test_cer"]  # the upright scores stay as they were
+    with pytest.raises(ConfigError, match="do not apply"):
+        evaluate.evaluate_run(out, f"folder:{root}", options={"num_tiles": 3})
 
 
 def test_shipped_weights_are_scored_by_name(tmp_path):

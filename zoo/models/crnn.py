@@ -69,6 +69,7 @@ SMALL_FILTERS = (16, 32, 64, 64, 128, 128, 128)
 _POOLS = {0: (2, 2), 1: (2, 2), 3: (2, 1), 5: (2, 1)}
 _BATCH_NORM = (4, 5)
 STRATEGIES = ("greedy", "beam")
+POLARITIES = ("upright", "either")  # recognize: lines as given, or also inverted
 MIN_HEIGHT = 32
 HEIGHT_MULTIPLE = 16
 
@@ -175,6 +176,38 @@ def decode_logits(logits, strategy="greedy", beam_width=100):
                                     pad_value=PAD_VALUE)
         return ids[:, 0]
     raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+
+
+def decode_logits_scored(logits, strategy="greedy", beam_width=100):
+    """CTC logits (B, T, C) -> (ids (B, T) int32 padded with -1, log-probabilities (B,)).
+
+    The log-probability scores each read, to compare reads of the same line (say, of the
+    line and of its inverted copy): greedy, that of the best path, sum_t max_k log y_t^k;
+    beam, the beam's estimate of ln p(l|x) (Graves et al., 2006, §3.2).
+
+    Args: as `decode_logits`.
+    """
+    if strategy == "greedy":
+        ids, _ = ctc_greedy_decode(logits, pad_value=PAD_VALUE)
+        log_probs = keras.ops.sum(keras.ops.max(keras.ops.log_softmax(
+            keras.ops.cast(logits, "float32"), axis=-1), axis=-1), axis=-1)
+        return ids, log_probs
+    if strategy == "beam":
+        ids, _, log_probs = ctc_beam_decode(logits, beam_width=beam_width, top_paths=1,
+                                            pad_value=PAD_VALUE)
+        return ids[:, 0], log_probs[:, 0]
+    raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+
+
+def decode_either_polarity(logits, logits_inverted, strategy="greedy", beam_width=100):
+    """Ids (B, T) of each line read as given (`logits`) or inverted (`logits_inverted`, the
+    logits of 1 − x), whichever read has the higher log-probability (`decode_logits_scored`;
+    a tie keeps the line as given). For text that comes both dark on light and light on
+    dark, as number plates do."""
+    (ids, scores), (ids_inverted, scores_inverted) = (
+        [keras.ops.convert_to_numpy(t) for t in decode_logits_scored(x, strategy, beam_width)]
+        for x in (logits, logits_inverted))
+    return np.where((scores_inverted > scores)[:, None], ids_inverted, ids)
 
 
 def _resolve_classes(num_classes, charset):
@@ -327,7 +360,7 @@ def build_inference_model(model, strategy="greedy", beam_width=100) -> keras.Mod
 
 
 def recognize(model, images, strategy="greedy", beam_width=100, charset=None,
-              batch_size=64) -> list:
+              batch_size=64, polarity="upright") -> list:
     """Read text lines: images (N, H, W, C) -> N strings.
 
     Args:
@@ -338,12 +371,25 @@ def recognize(model, images, strategy="greedy", beam_width=100, charset=None,
         beam_width: beam width of the "beam" strategy. Defaults to 100.
         charset: the vocabulary. Defaults to None (the one stored in the model).
         batch_size: prediction batch size. Defaults to 64.
+        polarity: "upright" reads the lines as given; "either" reads each line as given and
+            inverted and keeps the likelier read (`decode_either_polarity`; needs a CTC
+            model). Defaults to "upright".
     """
+    if polarity not in POLARITIES:
+        raise ValueError(f"polarity must be one of {POLARITIES}; got {polarity!r}")
     charset = _charset_or_none(charset)
     charset = charset_of(model) if charset is None else charset
-    outputs = model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
+    images = np.asarray(images, np.float32)
+    outputs = model.predict(images, batch_size=batch_size, verbose=0)
     if outputs.ndim == 2:  # already decoded ids
+        if polarity != "upright":
+            raise ValueError("polarity='either' compares log-probabilities: pass the CTC "
+                             "model, not its inference model")
         return charset.decode_batch(outputs)
+    if polarity == "either":
+        inverted = model.predict(1.0 - images, batch_size=batch_size, verbose=0)
+        return charset.decode_batch(decode_either_polarity(outputs, inverted, strategy,
+                                                           beam_width))
     ids = decode_logits(outputs, strategy, beam_width)
     return charset.decode_batch(keras.ops.convert_to_numpy(ids))
 

@@ -16,7 +16,7 @@ from losses.sequence import CTCLoss, ctc_greedy_decode, min_frames
 from zoo.evaluation import text as M
 from zoo.charset import LOWERCASE_ALPHANUMERIC, Charset
 from zoo.models.crnn import (CTCDecoder, CTCLogits, build_inference_model, charset_of, crnn_frames,
-                      export_recognizer, recognize)
+                      decode_logits, decode_logits_scored, export_recognizer, recognize)
 from zoo.datasets import text as T
 from zoo.registry import create_model, list_models
 from text_references import reference_edit_distance
@@ -391,3 +391,37 @@ def test_savedmodel_export_returns_strings(trained, tmp_path):
                                   build_inference_model(model).predict(images, verbose=0))
     wider = np.pad(images[:1], ((0, 0), (0, 0), (0, 16), (0, 0)), mode="edge")  # any width
     assert reloaded.serve(tf.constant(wider))["ids"].shape == (1, crnn_frames(WIDTH + 16))
+
+
+def _brute_force_labellings(logits):
+    """{labelling: p(l|x)} of one sequence by summing every path (blank = 0)."""
+    import itertools
+
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    totals = {}
+    for path in itertools.product(range(logits.shape[1]), repeat=logits.shape[0]):
+        collapsed = tuple(k for i, k in enumerate(path) if k != 0 and (i == 0 or path[i - 1] != k))
+        totals[collapsed] = totals.get(collapsed, 0.0) + np.prod(probs[np.arange(len(path)), path])
+    return totals, probs
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_scored_decoding_gives_the_reads_and_their_log_probabilities(seed):
+    logits = np.random.default_rng(seed).normal(0, 1.5, (3, 4, 3)).astype("float32")
+    for strategy in ("greedy", "beam"):
+        ids, log_probs = (keras.ops.convert_to_numpy(t)
+                          for t in decode_logits_scored(logits, strategy, beam_width=50))
+        np.testing.assert_array_equal(
+            ids, keras.ops.convert_to_numpy(decode_logits(logits, strategy, beam_width=50)))
+        for i in range(len(logits)):
+            totals, probs = _brute_force_labellings(logits[i].astype("float64"))
+            read = tuple(int(k) for k in ids[i] if k >= 0)
+            if strategy == "greedy":  # the best path's probability
+                expected = np.log(probs.max(-1)).sum()
+            else:  # a beam wider than every prefix is exact: the likeliest labelling
+                assert totals[read] == pytest.approx(max(totals.values()), rel=1e-5)
+                expected = np.log(totals[read])
+            assert log_probs[i] == pytest.approx(expected, abs=1e-4)
+    with pytest.raises(ValueError, match="strategy"):
+        decode_logits_scored(logits, "sampling")

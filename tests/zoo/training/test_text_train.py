@@ -446,3 +446,35 @@ def test_synthetic_lines_mixed_into_real_crops(tmp_path, capsys):
         assert train.main(["--model", "crnn_small", *extra, "--out",
                            str(tmp_path / "no")]) == 2
         assert re.search(message, capsys.readouterr().err), message
+
+
+class _PolarityModel:
+    """Reads a line confidently as "ab" when it is bright (mean > 0.5), as a hesitant "c"
+    otherwise: a reader trained on dark text on a light ground."""
+
+    def predict(self, x, batch_size=None, verbose=0):
+        confident = np.log(np.array([[0.02, 0.96, 0.01, 0.01], [0.96, 0.02, 0.01, 0.01],
+                                     [0.02, 0.01, 0.96, 0.01]]))
+        hesitant = np.log(np.array([[0.3, 0.1, 0.1, 0.5]] * 3))
+        return np.stack([confident if line.mean() > 0.5 else hesitant
+                         for line in np.asarray(x)]).astype("float32")
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_either_polarity_keeps_the_likelier_read_line_by_line(strategy):
+    charset = Charset("abc")
+    lines = np.stack([np.full((4, 6, 1), 0.9), np.full((4, 6, 1), 0.1)]).astype("float32")
+    upright, _ = text_train.read_lines(_PolarityModel(), lines, charset, strategy)
+    assert upright == ["ab", "c"]
+    either, _ = text_train.read_lines(_PolarityModel(), lines, charset, strategy,
+                                      polarity="either")
+    assert either == ["ab", "ab"]  # the dark line is read inverted, the light one as given
+    from zoo.models.crnn import recognize
+
+    assert recognize(_PolarityModel(), lines, strategy, charset=charset) == upright
+    assert recognize(_PolarityModel(), lines, strategy, charset=charset,
+                     polarity="either") == either
+    with pytest.raises(ValueError, match="polarity"):
+        text_train.read_lines(_PolarityModel(), lines, charset, polarity="inverted")
+    with pytest.raises(ValueError, match="not logits"):
+        text_train.read_lines(None, None, charset, logits=np.zeros((1, 3, 4)), polarity="either")

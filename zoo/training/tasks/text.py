@@ -90,7 +90,8 @@ import numpy as np
 
 from losses.sequence import CTCInfeasibleCount, CTCLoss, min_frames
 from zoo.charset import Charset
-from zoo.models.crnn import check_height, crnn_frames, decode_logits, export_recognizer
+from zoo.models.crnn import (POLARITIES, check_height, crnn_frames, decode_either_polarity,
+                             decode_logits, export_recognizer)
 from zoo.datasets.line_augment import AugmentedLines, EpochOf
 from zoo.datasets.label_checks import check_sequence_labels
 from zoo.datasets.line_mix import MixedLines
@@ -424,8 +425,23 @@ def compile_text_model(model: keras.Model, config, steps_per_epoch: int) -> kera
 
 
 def read_lines(model, images, charset: Charset, strategy="greedy", beam_width=BEAM_WIDTH,
-               logits=None):
-    """Texts read from `images` (or from precomputed `logits`) and the decoding seconds."""
+               logits=None, polarity="upright"):
+    """Texts read from `images` (or from precomputed `logits`) and the decoding seconds.
+
+    `polarity` "either" reads every line twice, as given and inverted (1 − x: light text on
+    a dark ground becomes dark on light), and keeps the read of the higher log-probability
+    (`zoo.models.crnn.decode_either_polarity`); it needs `images` in [0, 1], not `logits`.
+    """
+    if polarity not in POLARITIES:
+        raise ValueError(f"polarity must be one of {POLARITIES}; got {polarity!r}")
+    if polarity == "either":
+        if images is None or logits is not None:
+            raise ValueError("polarity='either' reads the images twice: pass images, not logits")
+        both = [model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+                for x in (images, 1.0 - np.asarray(images))]
+        started = time.perf_counter()
+        ids = decode_either_polarity(*both, strategy, beam_width)
+        return charset.decode_batch(ids), time.perf_counter() - started
     if logits is None:
         logits = model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0)
     started = time.perf_counter()
@@ -434,12 +450,16 @@ def read_lines(model, images, charset: Charset, strategy="greedy", beam_width=BE
     return texts, time.perf_counter() - started
 
 
-def evaluate_text(model, test: TextLines, beam_width=BEAM_WIDTH) -> dict:
+def evaluate_text(model, test: TextLines, beam_width=BEAM_WIDTH, polarity="upright") -> dict:
     """Test loss, and CER / sequence accuracy of greedy and beam decoding, with timings.
 
     `predictions` holds the greedy texts (for the gallery). `in_graph` holds Keras's
-    compiled metrics on the same lines: `in_graph["cer"]` equals the greedy CER.
+    compiled metrics on the same lines: `in_graph["cer"]` equals the greedy CER. `polarity`
+    "either" adds the decodings "greedy_either" and "beam_either": each line read as given
+    and inverted, the likelier read kept (`read_lines`).
     """
+    if polarity not in POLARITIES:
+        raise ValueError(f"polarity must be one of {POLARITIES}; got {polarity!r}")
     in_graph = model.evaluate(test.x, test.y, batch_size=EVAL_BATCH_SIZE, verbose=0,
                               return_dict=True)
     started = time.perf_counter()
@@ -447,14 +467,19 @@ def evaluate_text(model, test: TextLines, beam_width=BEAM_WIDTH) -> dict:
     predict_seconds = time.perf_counter() - started
     result = {"in_graph": {k: float(v) for k, v in in_graph.items()},
               "predict_ms_per_line": 1000 * predict_seconds / len(test), "decoding": {}}
-    for strategy in ("greedy", "beam"):
-        texts, seconds = read_lines(model, None, test.charset, strategy, beam_width, logits)
-        result["decoding"][strategy] = {
+    readings = [(strategy, strategy, {"logits": logits}) for strategy in ("greedy", "beam")]
+    if polarity == "either":
+        readings += [(f"{strategy}_either", strategy, {"images": test.x, "polarity": "either"})
+                     for strategy in ("greedy", "beam")]
+    for name, strategy, how in readings:
+        texts, seconds = read_lines(model, how.get("images"), test.charset, strategy,
+                                    beam_width, how.get("logits"), how.get("polarity", "upright"))
+        result["decoding"][name] = {
             "cer": character_error_rate(test.texts, texts),
             "sequence_accuracy": sequence_accuracy(test.texts, texts),
             "decode_seconds": seconds, "decode_ms_per_line": 1000 * seconds / len(test),
             **({"beam_width": int(beam_width)} if strategy == "beam" else {})}
-        if strategy == "greedy":
+        if name == "greedy":
             result["predictions"] = texts
     return result
 
@@ -466,7 +491,11 @@ class TextTask(Task):
     default_dataset = SYNTH_TEXT
     dataset_forms = (SYNTH_TEXT, f"{FOLDER_PREFIX}PATH[,labels.csv]", f"{BOXES_PREFIX}PATH")
     default_loss = "ctc"
-    options = {"beam_width": Option(BEAM_WIDTH, "text: beam width of the beam-search "
+    options = {"read_polarity": Option("upright", "text: 'either' also scores every test "
+                                       "line read as given and inverted, the likelier read "
+                                       "kept (light-on-dark text; decodings greedy_either, "
+                                       "beam_either)", type=str, choices=POLARITIES),
+               "beam_width": Option(BEAM_WIDTH, "text: beam width of the beam-search "
                                     "decoding scored on the test lines", type=int),
                "image_height": Option(None, "text: height in pixels of the text lines and "
                                       "of the model's input, a multiple of 16 from 32 up "
@@ -517,6 +546,9 @@ class TextTask(Task):
         super().check(config)
         if int(self.option(config, "beam_width")) < 1:
             raise ConfigError(f"beam_width must be >= 1, got {self.option(config, 'beam_width')}")
+        if self.option(config, "read_polarity") not in POLARITIES:
+            raise ConfigError(f"read_polarity must be one of {POLARITIES}, got "
+                              f"{self.option(config, 'read_polarity')!r}")
         try:
             if self.option(config, "image_height") is not None:
                 check_height(self.option(config, "image_height"))
@@ -594,12 +626,18 @@ class TextTask(Task):
     def evaluate(self, config, prepared, models, folder):
         data, model = prepared.data, models["model"]
         beam_width = int(self.option(config, "beam_width"))
-        evaluation = evaluate_text(model, data.test, beam_width)
+        polarity = self.option(config, "read_polarity")
+        evaluation = evaluate_text(model, data.test, beam_width, polarity)
         greedy, beam = evaluation["decoding"]["greedy"], evaluation["decoding"]["beam"]
         print(f"[losslab] test ({len(data.test)} lines): CER {greedy['cer']:.4f} greedy, "
               f"{beam['cer']:.4f} beam (width {beam_width}); sequence accuracy "
               f"{greedy['sequence_accuracy']:.4f} / {beam['sequence_accuracy']:.4f}",
               flush=True)
+        if polarity == "either":
+            either = evaluation["decoding"]["beam_either"]
+            print(f"[losslab] read as given or inverted: CER "
+                  f"{evaluation['decoding']['greedy_either']['cer']:.4f} greedy, "
+                  f"{either['cer']:.4f} beam", flush=True)
         files = ["model.keras", "history.csv", "curves.png", "gallery.png"]
         export_seconds = None
         if keras.backend.backend() == "tensorflow":
@@ -620,6 +658,7 @@ class TextTask(Task):
             "test_cer_beam": beam["cer"],
             "test_sequence_accuracy_beam": beam["sequence_accuracy"],
             "beam_width": beam_width,
+            "read_polarity": polarity,
             "test_loss": evaluation["in_graph"]["loss"],
             "test_in_graph_metrics": evaluation["in_graph"],
             "decoding": evaluation["decoding"],
