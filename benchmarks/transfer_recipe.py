@@ -38,6 +38,12 @@ and both are scored, upright and inverted, against corrected held-out labels
 Decoding, a fourth stage: the chosen recipe's models read their held-out crops greedily and by
 prefix beam search (width 10), scored as in stage 3; the lower mean is how the benchmark
 decodes (`benchmarks.transfer.DECODING`).
+
+Polarity at reading, a fifth stage: the same models, decoded as stage 4 chose, read every
+held-out crop as given, or both as given and inverted, keeping the read of the higher CTC
+log-probability (`zoo.training.tasks.text.read_lines(polarity="either")`); scored as in stage
+3, the lower mean is how the benchmark reads (`benchmarks.transfer.POLARITY`), a tie keeping
+the crop as given.
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ RECIPES = {
 POLARITY_CANDIDATES = ("mix25_invert0", "mix25_invert20", "mix25_invert40")
 LABEL_CANDIDATES = ("mix25_invert40", "mix25_invert40_clean")
 DECODINGS = {"greedy": "", "beam": "_beam"}  # stage 4: the cell's reads key suffix
+POLARITY_READINGS = {"upright": "", "either": "_either"}  # stage 5: infix before that suffix
 ADAPT_EPOCHS = 3
 FOLD_SEED = 0
 
@@ -154,6 +161,11 @@ def cell(args, name, fold, seed, folders) -> dict:
               "reads": reads, **scores(truths, reads), "reads_inverted": inverted,
               "cer_inverted": scores(truths, inverted)["cer"], "reads_beam": beam,
               "reads_inverted_beam": beam_inverted}
+    for decoding, suffix in DECODINGS.items():
+        for invert in (False, True):
+            key = f"reads{'_inverted' if invert else ''}_either{suffix}"
+            result[key] = read_with_model(model, folders["test"], invert=invert,
+                                          strategy=decoding, polarity="either")[1]
     print(f"[recipe] {name}, fold {fold}, seed {seed}: CER {result['cer']:.4f}, "
           f"inverted {result['cer_inverted']:.4f}", flush=True)
     return result
@@ -217,23 +229,39 @@ def label_stage(recipes, incumbent) -> dict:
             "chosen": min(table, key=lambda n: table[n]["mean"])}
 
 
-def decoding_stage(recipes, incumbent) -> dict:
-    """Stage 4: the incumbent recipe's held-out crops decoded greedily and by beam search
-    (the same models), scored upright and inverted against corrected held-out labels as in
-    stage 3; the lower mean wins (nothing chosen before the incumbent's cells have beam
-    reads)."""
+def reading_stage(recipes, incumbent, candidates: dict, needs: str) -> dict:
+    """The incumbent recipe's held-out crops read in each of the ways `candidates` names
+    ({name: the cells' reads key suffix}; the same models), scored upright and inverted
+    against corrected held-out labels as in stage 3; the lower mean wins, a tie keeps the
+    first (nothing chosen before every cell has the reads key `needs`)."""
     row = recipes.get(incumbent)
-    if row is None or not all("reads_beam" in c for c in row["cells"]):
-        return {"candidates": list(DECODINGS), "chosen": None}
+    if row is None or not all(needs in c for c in row["cells"]):
+        return {"candidates": list(candidates), "chosen": None}
     seeds = row.get("seeds", [0])
     table = {}
-    for decoding, suffix in DECODINGS.items():
-        table[decoding] = {
+    for name, suffix in candidates.items():
+        table[name] = {
             "cer": pooled_corrected_cer(row, seeds, "reads" + suffix),
             "cer_inverted": pooled_corrected_cer(row, seeds, "reads_inverted" + suffix)}
-        table[decoding]["mean"] = (table[decoding]["cer"] + table[decoding]["cer_inverted"]) / 2
-    return {"candidates": list(DECODINGS), "recipe": incumbent, "seeds": seeds, "rows": table,
+        table[name]["mean"] = (table[name]["cer"] + table[name]["cer_inverted"]) / 2
+    return {"candidates": list(candidates), "recipe": incumbent, "seeds": seeds, "rows": table,
             "chosen": min(table, key=lambda d: table[d]["mean"])}
+
+
+def decoding_stage(recipes, incumbent) -> dict:
+    """Stage 4: greedy against beam-search decoding (`reading_stage`)."""
+    return reading_stage(recipes, incumbent, DECODINGS, "reads_beam")
+
+
+def polarity_reading_stage(recipes, incumbent, decoding) -> dict:
+    """Stage 5: every crop read as given against read both as given and inverted, keeping the
+    likelier read (`read_lines(polarity="either")`), both decoded by stage 4's `decoding`
+    (`reading_stage`)."""
+    suffix = DECODINGS.get(decoding)
+    if suffix is None:
+        return {"candidates": list(POLARITY_READINGS), "chosen": None}
+    candidates = {name: f"{infix}{suffix}" for name, infix in POLARITY_READINGS.items()}
+    return reading_stage(recipes, incumbent, candidates, f"reads_either{suffix}")
 
 
 def _cer_cells(row) -> str:
@@ -300,6 +328,17 @@ def markdown(results) -> str:
         for name, row in decoding["rows"].items():
             text += f"| {name} | {_cer_cells(row)} |\n"
         text += f"\nStage 4 chooses **{decoding['chosen']}** decoding (lowest mean).\n"
+    reading = results.get("polarity_reading", {})
+    if reading.get("chosen"):
+        text += ("\n## Stage 5: polarity at reading\n\nThe same models, decoded as stage 4 "
+                 "chose, read each held-out crop as given, or as given and inverted keeping "
+                 "the read of the higher CTC log-probability, scored as in stage 3. Seeds "
+                 f"{', '.join(map(str, reading['seeds']))}.\n\n"
+                 "| reading | CV CER, upright | CV CER, inverted | mean |\n|---|---|---|---|\n")
+        for name, row in reading["rows"].items():
+            text += f"| {name} | {_cer_cells(row)} |\n"
+        text += (f"\nStage 5 chooses **{reading['chosen']}** (lowest mean; a tie keeps the "
+                 "crop as given).\n")
     return text + (f"\nThe benchmark's recipe: **{results['chosen']}**. The test photos of "
                    "`benchmarks/splits/plates_eu.json` were not read.\n")
 
@@ -360,6 +399,8 @@ def main(argv=None):
     if results["labels"].get("chosen"):
         results["chosen"] = results["labels"]["chosen"]
     results["decoding"] = decoding_stage(recipes, results["chosen"])
+    results["polarity_reading"] = polarity_reading_stage(recipes, results["chosen"],
+                                                         results["decoding"].get("chosen"))
     write_json("transfer_recipe", results, args.results_dir)
     write_text("transfer_recipe.md", markdown(results), args.results_dir)
     print(markdown(results))
