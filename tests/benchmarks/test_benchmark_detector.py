@@ -82,37 +82,30 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
     assert len(section["table"]["giou"]["runs"][0]["curve_map_50"]) == 1
     text = (tmp_path / "results" / "detector.md").read_text()
     assert "## Pascal VOC: voc" in text and "| giou |" in text
-    # the same data through a feature pyramid: its own section, next to the first
-    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
-                "giou", "--voc-strides", "4,8,16", *tiny_args(tmp_path)])
-    results = json.loads((tmp_path / "results" / "detector.json").read_text())
-    assert results["voc_1ep"] == section and results["voc_pyramid_1ep"]["settings"][
-        "strides"] == [4, 8, 16]
-    text = (tmp_path / "results" / "detector.md").read_text()
-    assert "## Pascal VOC: voc, from random weights, feature pyramid (strides 4, 8, 16)" in text
-    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 2
-    # the quality focal score: its own section too; a section stored before --score-loss
-    # existed (no score_loss in its settings) is the focal one and keeps its rows
+    # the same data through a feature pyramid, with the quality focal score and another
+    # training zoom range: its own section, next to the first, each setting in its name,
+    # settings and title; a section stored before --score-loss existed (no score_loss in its
+    # settings) is the focal one and keeps its rows
     del results["voc_1ep"]["settings"]["score_loss"]
     (tmp_path / "results" / "detector.json").write_text(json.dumps(results))
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
-                "iou", "--score-loss", "quality_focal", *tiny_args(tmp_path)])
+                "iou", "--voc-strides", "4,8,16", "--score-loss", "quality_focal",
+                "--voc-zoom", "0.5,2", *tiny_args(tmp_path)])
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", *tiny_args(tmp_path)])
     results = json.loads((tmp_path / "results" / "detector.json").read_text())
     assert set(results["voc_1ep"]["table"]) == {"giou", "iou"}
-    assert results["voc_quality_1ep"]["settings"]["score_loss"] == "quality_focal"
-    assert "## Pascal VOC: voc, from random weights, quality focal score" in \
-        (tmp_path / "results" / "detector.md").read_text()
-    # another training zoom range: its own section, the zoom in its settings and title
-    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
-                "iou", "--voc-zoom", "0.5,2", *tiny_args(tmp_path)])
-    results = json.loads((tmp_path / "results" / "detector.json").read_text())
-    assert results["voc_1ep_zoom0.5-2"]["settings"]["zoom"] == [0.5, 2.0]
-    assert "zoom=(0.5, 2.0)" in results["voc_1ep_zoom0.5-2"]["augmentation"]
+    assert results["voc_1ep"]["table"]["giou"] == section["table"]["giou"]
+    variant = results["voc_pyramid_quality_1ep_zoom0.5-2"]
+    assert variant["settings"]["strides"] == [4, 8, 16]
+    assert variant["settings"]["score_loss"] == "quality_focal"
+    assert variant["settings"]["zoom"] == [0.5, 2.0]
+    assert "zoom=(0.5, 2.0)" in variant["augmentation"]
     assert "zoom" not in results["voc_1ep"]["settings"]
-    assert "## Pascal VOC: voc, from random weights, zoom 0.5-2" in \
-        (tmp_path / "results" / "detector.md").read_text()
+    text = (tmp_path / "results" / "detector.md").read_text()
+    assert ("## Pascal VOC: voc, from random weights, feature pyramid (strides 4, 8, 16), "
+            "quality focal score, zoom 0.5-2") in text
+    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 3  # a target line per section and loss
     with pytest.raises(SystemExit):
         bench.main(["--parts", "voc", "--voc-zoom", "2,1", *tiny_args(tmp_path)])
 
