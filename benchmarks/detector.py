@@ -148,11 +148,27 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
            "step1_seconds": step1_seconds, "epoch_seconds": timer.seconds,
            "classifier_seconds": classifier_info["seconds"] if classifier_info else 0.0,
            "classifier_accuracy": classifier_info["accuracy"] if classifier_info else None,
-           "test_seconds_per_image": evaluation["seconds"] / len(test_set)}
+           "test_seconds_per_image": evaluation["seconds"] / len(test_set),
+           **({} if one_step else gain_keys(evaluation["precision_gain"]))}
     print(f"    {box_loss}{' one-step' if one_step else ''} seed {seed}: AP@.5 "
           f"{row['map_50']:.4f}  mAP {row['map']:.4f}  F1 {row['f1']:.4f}  step-1 AP@.5 "
           f"{row['step1_map_50']:.4f}  ({step1_seconds:.0f} s)", flush=True)
     return row, pipeline
+
+
+def gain_keys(gain, prefix="") -> dict:
+    """A row's keys for `evaluate_pipeline`'s "precision_gain" (two-step minus step-1
+    precision at equal recall): its mean and minimum over recall levels, and the share of
+    levels where step 2 is not worse."""
+    def number(value):  # None: the curves share no recall level
+        return float("nan") if value is None else value
+
+    return {f"{prefix}precision_gain": number(gain["mean"]),
+            f"{prefix}precision_gain_min": number(gain["min"]),
+            f"{prefix}precision_gain_share": number(gain["share_not_worse"])}
+
+
+GAIN_KEYS = tuple(gain_keys({"mean": 0, "min": 0, "share_not_worse": 0}))
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -173,7 +189,8 @@ class EpochSeconds(keras.callbacks.Callback):
 def summarise(rows, short_epochs):
     """mean ± std over seeds of every metric, the short-budget AP and the mean curves."""
     summary = {key: mean_std([r[key] for r in rows])
-               for key in (*METRICS, "step1_map_50", "step1_map")}
+               for key in (*METRICS, "step1_map_50", "step1_map", *GAIN_KEYS)
+               if all(key in r for r in rows)}
     curves = np.asarray([r["curve_map_50"] for r in rows], np.float64)
     k = min(short_epochs, curves.shape[1])
     summary["short_epochs"] = k
@@ -395,6 +412,8 @@ def part_neon(args, classifiers, stored=None, save=None):
                **{k: evaluation[k] for k in ("step1_map_50", "step1_map", "untiled_map_50",
                                              "untiled_step1_map_50")},
                **{f"hard_{k}": float(hard_evaluation["result"][k]) for k in METRICS},
+               **gain_keys(evaluation["precision_gain"]),
+               **gain_keys(hard_evaluation["precision_gain"], "hard_"),
                "hard_negatives": int(sum(len(n) for n in negatives)),
                "step1_seconds": step1_seconds, "epoch_seconds": epoch_seconds,
                "classifier_accuracy": classifier_info["accuracy"],
@@ -437,7 +456,9 @@ def neon_section(args, info, rows, max_detections):
             "augmentation": f"RandomTiles(tile_size={args.neon_size}, dihedral=True)",
             "settings": {**neon_settings(args), "seeds": [r["seed"] for r in rows],
                          "max_detections": max_detections},
-            "summary": {key: mean_std([r[key] for r in rows]) for key in keys},
+            "summary": {key: mean_std([r[key] for r in rows]) for key in
+                        (*keys, *GAIN_KEYS, *(f"hard_{k}" for k in GAIN_KEYS))
+                        if all(key in r for r in rows)},
             "runs": rows}
 
 
@@ -553,6 +574,16 @@ def loss_table(table, epochs_label="epochs"):
     return lines
 
 
+def _gain_target(where, summary) -> str:
+    gain, share = summary["precision_gain"], summary["precision_gain_share"]
+    met = gain["mean"] >= 0
+    return (f"- two-step precision at equal recall ≥ step 1 alone, {where}: "
+            f"{'met' if met else 'NOT met'} (precision gain {gain['mean']:+.3f} ± "
+            f"{gain['std']:.3f}, mean over recall levels then seeds; not worse at "
+            f"{100 * share['mean']:.0f} % of the levels; worst level "
+            f"{summary['precision_gain_min']['mean']:+.3f})")
+
+
 def targets(results):
     lines = []
     table = results.get("losses", {}).get("table", {})
@@ -575,6 +606,15 @@ def targets(results):
                          f"{results[key]['settings']['image_size']} px, {loss}): "
                          f"{'met' if ap >= 0.6 else 'NOT met'} ({ap:.3f}, the better of "
                          f"two-step and step 1 alone, mean of {row['map_50']['n']} seeds)")
+    for key in sections(results, "voc"):
+        for loss, row in results.get(key, {}).get("table", {}).items():
+            if "precision_gain" in row:
+                lines.append(_gain_target(f"kangaroo ({_start(results[key]['settings'])}, "
+                                          f"{loss})", row))
+    for key in sections(results, "neon"):
+        neon = results.get(key, {}).get("summary")
+        if neon and "precision_gain" in neon:
+            lines.append(_gain_target(f"NEON ({_start(results[key]['settings'])})", neon))
     for key in sections(results, "neon"):
         neon = results.get(key, {}).get("summary")
         if not neon:

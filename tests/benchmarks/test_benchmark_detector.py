@@ -106,6 +106,9 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
     assert ("## Pascal VOC: voc, from random weights, feature pyramid (strides 4, 8, 16), "
             "quality focal score, zoom 0.5-2") in text
     assert text.count("- kangaroo AP@.5 ≥ 0.60") == 3  # a target line per section and loss
+    gains = [run["precision_gain"] for run in variant["table"]["iou"]["runs"]]
+    assert variant["table"]["iou"]["precision_gain"]["values"] == gains
+    assert text.count("- two-step precision at equal recall ≥ step 1 alone, kangaroo") == 3
     with pytest.raises(SystemExit):
         bench.main(["--parts", "voc", "--voc-zoom", "2,1", *tiny_args(tmp_path)])
 

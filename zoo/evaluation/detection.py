@@ -321,6 +321,44 @@ def best_f1(curve) -> dict:
             "f1": float(f1[k]), "score_threshold": float(curve["scores"][k])}
 
 
+def precision_at_recall(curve, recalls) -> np.ndarray:
+    """Interpolated precision of a `precision_recall_curve` at each recall level r: the
+    largest precision among its points with recall >= r (the VOC / COCO interpolation);
+    NaN where the curve never reaches r."""
+    recall = np.asarray(curve["recall"], np.float64)
+    precision = np.asarray(curve["precision"], np.float64)
+    out = np.full(len(np.atleast_1d(recalls)), np.nan)
+    for i, r in enumerate(np.atleast_1d(recalls)):
+        reached = recall >= r - 1e-12
+        if reached.any():
+            out[i] = precision[reached].max()
+    return out
+
+
+def precision_gain(curve, reference, step=0.01) -> dict:
+    """How far `curve`'s precision lies above `reference`'s at equal recall.
+
+    At the recall levels step, 2·step, ... up to the largest recall both curves reach,
+    Δ(r) = P(r) − P_ref(r), both interpolated (`precision_at_recall`). Used to ask whether a
+    second stage that re-scores detections (the two-step pipeline against its step 1)
+    removes false positives without losing objects.
+
+    Returns:
+        {"max_common_recall", "recall_levels" (how many), "mean", "min" (of Δ),
+        "share_not_worse" (of the levels with Δ >= 0)}; None and 0 levels when the curves
+        share no recall level.
+    """
+    top = min(np.nanmax(curve["recall"], initial=0.0), np.nanmax(reference["recall"], initial=0.0))
+    levels = np.arange(1, int(np.floor(top / step + 1e-9)) + 1) * step
+    if levels.size == 0:
+        return {"max_common_recall": float(top), "recall_levels": 0, "mean": None,
+                "min": None, "share_not_worse": None}
+    delta = precision_at_recall(curve, levels) - precision_at_recall(reference, levels)
+    return {"max_common_recall": float(top), "recall_levels": int(levels.size),
+            "mean": float(delta.mean()), "min": float(delta.min()),
+            "share_not_worse": float(np.mean(delta >= -1e-12))}
+
+
 # ------------------------------------------------------------------ the one call
 
 def evaluate_detections(predictions, ground_truth, class_names, iou_threshold=0.5,

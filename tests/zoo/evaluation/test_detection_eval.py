@@ -259,3 +259,31 @@ def test_more_objects_than_coco_keeps_per_image_need_a_higher_cap():
     assert whole["mar_100"] == pytest.approx(1.0)  # the AR at the raised cap
     with pytest.raises(ValueError, match="max_detections"):
         ev.evaluate_detections(predictions, truth, ("a",), max_detections=5)
+
+
+def test_precision_at_recall_is_the_best_precision_from_that_recall_on():
+    # 4 objects; ranked: hit, miss, hit, hit, miss -> recall .25 .25 .5 .75 .75
+    curve = ev.precision_recall_curve([0.9, 0.8, 0.7, 0.6, 0.5],
+                                      [True, False, True, True, False], 4)
+    np.testing.assert_allclose(curve["recall"], [0.25, 0.25, 0.5, 0.75, 0.75])
+    got = ev.precision_at_recall(curve, [0.1, 0.25, 0.3, 0.5, 0.75, 0.8])
+    # r <= .25: the first point (1/1); .3 to .75: 3/4, the best from there on (not 2/3 or
+    # 3/5); .8: never reached
+    np.testing.assert_allclose(got[:5], [1.0, 1.0, 3 / 4, 3 / 4, 3 / 4])
+    assert math.isnan(got[5])
+
+
+def test_precision_gain_compares_two_rankings_at_equal_recall():
+    # the same 2 hits and 2 misses among 2 objects; step 2 moves the misses below the hits
+    step1 = ev.precision_recall_curve([0.9, 0.8, 0.7, 0.6], [False, True, False, True], 2)
+    step2 = ev.precision_recall_curve([0.9, 0.8, 0.7, 0.6], [True, True, False, False], 2)
+    gain = ev.precision_gain(step2, step1, step=0.25)
+    # levels .25 .5 .75 1: step 2 precision 1 1 1 1; step 1: 1/2 1/2 1/2 1/2
+    assert gain["recall_levels"] == 4 and gain["max_common_recall"] == 1.0
+    assert gain["mean"] == pytest.approx(0.5) and gain["min"] == pytest.approx(0.5)
+    assert gain["share_not_worse"] == 1.0
+    reverse = ev.precision_gain(step1, step2, step=0.25)
+    assert reverse["mean"] == pytest.approx(-0.5) and reverse["share_not_worse"] == 0.0
+    # a step 2 that loses every object shares no recall level with step 1
+    none = ev.precision_recall_curve([0.9], [False], 2)
+    assert ev.precision_gain(none, step1)["recall_levels"] == 0

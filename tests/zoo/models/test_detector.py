@@ -768,6 +768,9 @@ def test_tiled_voc_run_trains_on_windows_and_scores_tile_by_tile(tmp_path):
     stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert stored["tiled"] and stored["max_detections"] == det_task.TILED_MAX_DETECTIONS
     assert stored["hard_negatives"] >= 0 and isinstance(stored["step2_helps"], bool)
+    gain = stored["step2_precision_gain"]
+    assert set(gain) == {"max_common_recall", "recall_levels", "mean", "min", "share_not_worse"}
+    assert gain["recall_levels"] == 0 or gain["min"] <= gain["mean"]
     assert stored["augmentation"].startswith("RandomTiles(tile_size=(32, 32)")
     # 5 training images of 96 x 64 = 30,720 px: 30 windows of 32 x 32 per epoch
     assert stored["train_samples"] == 30

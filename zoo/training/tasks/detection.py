@@ -410,12 +410,15 @@ def evaluate_pipeline(pipeline: TwoStepDetector, test_set: DetectionSet, batch_s
                       tiled=None, overlap=None) -> dict:
     """AP of the pipeline and of its step 1 alone (class-agnostic), plus timing.
 
+    "precision_gain": the pipeline's precision minus step 1's at equal recall, both
+    class-agnostic at IoU 0.5 (`precision_gain`): what step 2 does to step 1's ranking.
+
     With `tiled` (default: when a test image is larger than the input, `needs_tiles`) both
     run tile by tile (`detect_tiled`, `overlap` as there), COCOeval keeps up to
     `TILED_MAX_DETECTIONS` per image, and "untiled_map_50" / "untiled_step1_map_50" score
     the same detector on each image letterboxed whole into its input.
     """
-    from zoo.evaluation.detection import evaluate_detections
+    from zoo.evaluation.detection import evaluate_detections, precision_gain
 
     tiled = needs_tiles(pipeline, test_set) if tiled is None else bool(tiled)
     cap = TILED_MAX_DETECTIONS if tiled else 100
@@ -434,10 +437,15 @@ def evaluate_pipeline(pipeline: TwoStepDetector, test_set: DetectionSet, batch_s
         step1 = []
         for start in range(0, len(test_set), batch_size):
             step1 += step1_only.detect(test_set.images[start:start + batch_size])
-    agnostic = evaluate_detections(step1, objectness_ground_truth(test_set), ("object",),
-                                   max_detections=cap)
+    objects = objectness_ground_truth(test_set)
+    agnostic = evaluate_detections(step1, objects, ("object",), max_detections=cap)
+    pipeline_agnostic = evaluate_detections(
+        [(b, s, np.zeros_like(c)) for b, s, c in detections], objects, ("object",),
+        max_detections=cap)
     out = {"result": result, "detections": detections, "seconds": seconds,
            "step1_map_50": float(agnostic["map_50"]), "step1_map": float(agnostic["map"]),
+           "precision_gain": precision_gain(pipeline_agnostic["pr_curves"]["all"],
+                                            agnostic["pr_curves"]["all"]),
            "tiled": tiled, "max_detections": cap}
     if tiled:
         whole = evaluate_detections(letterboxed_detections(pipeline, test_set, batch_size),
@@ -897,6 +905,9 @@ class DetectionTask(Task):
             "score_loss": pipeline.detector.score_loss,
             "step2_helps": (None if models["classifier"] is None else
                             bool(result["map_50"] >= evaluation["step1_map_50"])),
+            # two-step minus step-1 precision at equal recall (class-agnostic, IoU 0.5)
+            "step2_precision_gain": (None if models["classifier"] is None else
+                                     evaluation["precision_gain"]),
             **({"untiled_map_50": evaluation["untiled_map_50"],
                 "untiled_step1_map_50": evaluation["untiled_step1_map_50"]}
                if evaluation["tiled"] else {}),
@@ -936,6 +947,10 @@ class DetectionTask(Task):
 
     def summary(self, metrics):
         text = f"AP@.5 {metrics['map_50']:.4f} (step 1 alone {metrics['step1_map_50']:.4f})"
+        gain = metrics.get("step2_precision_gain")
+        if gain and gain.get("recall_levels"):
+            text += (f"; step 2 changes precision at equal recall by {gain['mean']:+.3f} on "
+                     f"average")
         if metrics.get("step2_helps") is False:
             text += ("; step 2 lowers AP here: use step 1's scores (--one-step), or try "
                      "--hard-negatives")
