@@ -491,11 +491,7 @@ class TextTask(Task):
     default_dataset = SYNTH_TEXT
     dataset_forms = (SYNTH_TEXT, f"{FOLDER_PREFIX}PATH[,labels.csv]", f"{BOXES_PREFIX}PATH")
     default_loss = "ctc"
-    options = {"read_polarity": Option("upright", "text: 'either' also scores every test "
-                                       "line read as given and inverted, the likelier read "
-                                       "kept (light-on-dark text; decodings greedy_either, "
-                                       "beam_either)", type=str, choices=POLARITIES),
-               "beam_width": Option(BEAM_WIDTH, "text: beam width of the beam-search "
+    options = {"beam_width": Option(BEAM_WIDTH, "text: beam width of the beam-search "
                                     "decoding scored on the test lines", type=int),
                "image_height": Option(None, "text: height in pixels of the text lines and "
                                       "of the model's input, a multiple of 16 from 32 up "
@@ -523,7 +519,11 @@ class TextTask(Task):
                "synthetic_share": Option(0.0, "text: share of every training batch of real "
                                          "crops (folder: and boxes: data) made of freshly "
                                          "rendered synthetic lines, 0-0.9 (0: none)",
-                                         type=float)}
+                                         type=float),
+               "read_polarity": Option("upright", "text: 'either' also scores every test "
+                                       "line read as given and inverted, the likelier read "
+                                       "kept (light-on-dark text; decodings greedy_either, "
+                                       "beam_either)", type=str, choices=POLARITIES)}
     refuses = {
         "monitor_margins": "it measures class margins of an embedding; a text recognizer "
                            "has per-frame character logits, not classes of images",
