@@ -210,6 +210,22 @@ def decode_either_polarity(logits, logits_inverted, strategy="greedy", beam_widt
     return np.where((scores_inverted > scores)[:, None], ids_inverted, ids)
 
 
+def polarity_logits(model, images, batch_size=64, logits=None, inverted_logits=None) -> tuple:
+    """(logits, inverted logits): the CTC model's outputs for `images` in [0, 1] read as given
+    and inverted (1 − x). Either one already computed is passed in and not predicted again;
+    `images` may be None when both are."""
+    if images is None and (logits is None or inverted_logits is None):
+        raise ValueError("reading both polarities needs the images, or both the upright "
+                         "and the inverted logits")
+    if logits is None:
+        logits = model.predict(np.asarray(images, np.float32), batch_size=batch_size,
+                               verbose=0)
+    if inverted_logits is None:
+        inverted_logits = model.predict(1.0 - np.asarray(images, np.float32),
+                                        batch_size=batch_size, verbose=0)
+    return logits, inverted_logits
+
+
 def _resolve_classes(num_classes, charset):
     charset = _charset_or_none(charset)
     if charset is None and num_classes is None:
@@ -387,9 +403,8 @@ def recognize(model, images, strategy="greedy", beam_width=100, charset=None,
                              "model, not its inference model")
         return charset.decode_batch(outputs)
     if polarity == "either":
-        inverted = model.predict(1.0 - images, batch_size=batch_size, verbose=0)
-        return charset.decode_batch(decode_either_polarity(outputs, inverted, strategy,
-                                                           beam_width))
+        both = polarity_logits(model, images, batch_size, logits=outputs)
+        return charset.decode_batch(decode_either_polarity(*both, strategy, beam_width))
     ids = decode_logits(outputs, strategy, beam_width)
     return charset.decode_batch(keras.ops.convert_to_numpy(ids))
 

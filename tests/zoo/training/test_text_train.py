@@ -476,5 +476,23 @@ def test_either_polarity_keeps_the_likelier_read_line_by_line(strategy):
                      polarity="either") == either
     with pytest.raises(ValueError, match="polarity"):
         text_train.read_lines(_PolarityModel(), lines, charset, polarity="inverted")
-    with pytest.raises(ValueError, match="not logits"):
+    with pytest.raises(ValueError, match="needs the images"):
         text_train.read_lines(None, None, charset, logits=np.zeros((1, 3, 4)), polarity="either")
+    # logits already computed are not predicted again: only the missing polarity is
+    model = _CountingPolarityModel()
+    logits = _PolarityModel().predict(lines)
+    given, _ = text_train.read_lines(model, lines, charset, strategy, logits=logits,
+                                     polarity="either")
+    assert given == either and model.lines_predicted == len(lines)
+    inverted = _PolarityModel().predict(1.0 - lines)
+    given, _ = text_train.read_lines(model, None, charset, strategy, logits=logits,
+                                     inverted_logits=inverted, polarity="either")
+    assert given == either and model.lines_predicted == len(lines)
+
+
+class _CountingPolarityModel(_PolarityModel):
+    lines_predicted = 0
+
+    def predict(self, x, batch_size=None, verbose=0):
+        self.lines_predicted += len(x)
+        return super().predict(x, batch_size, verbose)

@@ -91,7 +91,7 @@ import numpy as np
 from losses.sequence import CTCInfeasibleCount, CTCLoss, min_frames
 from zoo.charset import Charset
 from zoo.models.crnn import (POLARITIES, check_height, crnn_frames, decode_either_polarity,
-                             decode_logits, export_recognizer)
+                             decode_logits, export_recognizer, polarity_logits)
 from zoo.datasets.line_augment import AugmentedLines, EpochOf
 from zoo.datasets.label_checks import check_sequence_labels
 from zoo.datasets.line_mix import MixedLines
@@ -425,20 +425,19 @@ def compile_text_model(model: keras.Model, config, steps_per_epoch: int) -> kera
 
 
 def read_lines(model, images, charset: Charset, strategy="greedy", beam_width=BEAM_WIDTH,
-               logits=None, polarity="upright"):
+               logits=None, polarity="upright", inverted_logits=None):
     """Texts read from `images` (or from precomputed `logits`) and the decoding seconds.
 
     `polarity` "either" reads every line twice, as given and inverted (1 − x: light text on
     a dark ground becomes dark on light), and keeps the read of the higher log-probability
-    (`zoo.models.crnn.decode_either_polarity`); it needs `images` in [0, 1], not `logits`.
+    (`zoo.models.crnn.decode_either_polarity`); `logits` and `inverted_logits` (the logits
+    of 1 − images), when already computed, are not predicted again
+    (`zoo.models.crnn.polarity_logits`).
     """
     if polarity not in POLARITIES:
         raise ValueError(f"polarity must be one of {POLARITIES}; got {polarity!r}")
     if polarity == "either":
-        if images is None or logits is not None:
-            raise ValueError("polarity='either' reads the images twice: pass images, not logits")
-        both = [model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
-                for x in (images, 1.0 - np.asarray(images))]
+        both = polarity_logits(model, images, EVAL_BATCH_SIZE, logits, inverted_logits)
         started = time.perf_counter()
         ids = decode_either_polarity(*both, strategy, beam_width)
         return charset.decode_batch(ids), time.perf_counter() - started
@@ -467,13 +466,15 @@ def evaluate_text(model, test: TextLines, beam_width=BEAM_WIDTH, polarity="uprig
     predict_seconds = time.perf_counter() - started
     result = {"in_graph": {k: float(v) for k, v in in_graph.items()},
               "predict_ms_per_line": 1000 * predict_seconds / len(test), "decoding": {}}
-    readings = [(strategy, strategy, {"logits": logits}) for strategy in ("greedy", "beam")]
+    readings = [(strategy, strategy, {}) for strategy in ("greedy", "beam")]
     if polarity == "either":
-        readings += [(f"{strategy}_either", strategy, {"images": test.x, "polarity": "either"})
+        _, inverted_logits = polarity_logits(model, test.x, EVAL_BATCH_SIZE, logits)
+        readings += [(f"{strategy}_either", strategy,
+                      {"polarity": "either", "inverted_logits": inverted_logits})
                      for strategy in ("greedy", "beam")]
     for name, strategy, how in readings:
-        texts, seconds = read_lines(model, how.get("images"), test.charset, strategy,
-                                    beam_width, how.get("logits"), how.get("polarity", "upright"))
+        texts, seconds = read_lines(model, None, test.charset, strategy, beam_width, logits,
+                                    **how)
         result["decoding"][name] = {
             "cer": character_error_rate(test.texts, texts),
             "sequence_accuracy": sequence_accuracy(test.texts, texts),
