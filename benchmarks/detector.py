@@ -35,12 +35,13 @@ Markdown tables and the figure are redrawn from the whole file):
   through `zoo.training.tasks.detection.load_detection_data`: images letterboxed to 128x128, split
   80/20 by a permutation seeded with 0 (or the folder's ImageSets), trained with
   `BoxAugmenter()` (its zoom range `--voc-zoom`) for `--voc-epochs` epochs, `--voc-losses`
-  x `--seeds`.
+  x `--seeds`. Per seed: a (loss, seed) already stored at the same settings is not run
+  again, and seeds run in separate invocations gather in one section.
 
 - `neon`: the NEON tree tiles (`--dataset neon_trees`: three aerial tiles for training, the
   1249 x 1035 px `2019_YELL_2_541000_4977000_image_crop` with 279 trees for testing) at
   native resolution: step 1 trained on `RandomTiles` of `--neon-size` px for
-  `--neon-epochs` epochs, the crop classifier on the training tiles, both scored tile by
+  `--neon-epochs` epochs (default 200), the crop classifier on the training tiles, both scored tile by
   tile (`detect_tiled`) and, for comparison, on the test tile letterboxed whole into the
   input (what a detector without tiling sees); `--seeds`. COCOeval counts up to 1,000
   detections per image there (its default 100 would cap recall at 100 of 279 trees).
@@ -81,6 +82,7 @@ from zoo.training.tasks.detection import (REAL_DATA_CLASSIFIER, checked_strides,
 
 PARTS = ("losses", "steps", "fused", "voc", "neon")
 VOC_EPOCHS = 80
+NEON_EPOCHS = 200
 # --tiny (smoke tests only): small models, so that XLA compiles in seconds
 TINY_DETECTOR = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
                  "head_depth": 1}
@@ -156,19 +158,18 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
     return row, pipeline
 
 
+GAIN_KEYS = ("precision_gain", "precision_gain_min", "precision_gain_share")
+
+
 def gain_keys(gain, prefix="") -> dict:
-    """A row's keys for `evaluate_pipeline`'s "precision_gain" (two-step minus step-1
-    precision at equal recall): its mean and minimum over recall levels, and the share of
-    levels where step 2 is not worse."""
+    """A row's `GAIN_KEYS` (with `prefix`) for `evaluate_pipeline`'s "precision_gain"
+    (two-step minus step-1 precision at equal recall): its mean and minimum over recall
+    levels, and the share of levels where step 2 is not worse."""
     def number(value):  # None: the curves share no recall level
         return float("nan") if value is None else value
 
-    return {f"{prefix}precision_gain": number(gain["mean"]),
-            f"{prefix}precision_gain_min": number(gain["min"]),
-            f"{prefix}precision_gain_share": number(gain["share_not_worse"])}
-
-
-GAIN_KEYS = tuple(gain_keys({"mean": 0, "min": 0, "share_not_worse": 0}))
+    values = (gain["mean"], gain["min"], gain["share_not_worse"])
+    return {f"{prefix}{key}": number(value) for key, value in zip(GAIN_KEYS, values)}
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -522,7 +523,19 @@ def _start(settings):
                if settings.get("classifier_backbone") else ""))
 
 
-def part_voc(args, classifiers, stored):
+def _described(settings) -> str:
+    """`_start` and the training budget: what tells a real-data section from its siblings."""
+    return f"{_start(settings)}, {_epochs(settings['epochs'])}"
+
+
+def _epochs(n) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
+def part_voc(args, classifiers, stored, save=None):
+    """Per seed, resumable and mergeable: a (loss, seed) stored in a section made with the
+    same settings (the seeds apart) is not run again and stays in the section beside the
+    seeds run now; `save` is called with the section after every seed."""
     root = Path(args.voc)
     if not root.is_dir():
         message = f"VOC folder {root} not found: part skipped"
@@ -533,28 +546,47 @@ def part_voc(args, classifiers, stored):
     if args.voc_zoom is not None:
         info["augment"] = BoxAugmenter(zoom=args.voc_zoom)
     print(f"--- voc: {info['split']}", flush=True)
+    wanted = {**settings(args), "epochs": args.voc_epochs,
+              "backbone_weights": args.voc_backbone,
+              "strides": args.voc_strides, "score_loss": args.score_loss,
+              **({"zoom": list(args.voc_zoom)} if args.voc_zoom else {}),
+              **({"classifier_backbone": args.classifier_backbone}
+                 if args.classifier_backbone else {}),
+              "train_images": len(train_set), "test_images": len(test_set)}
     table = {}
+    if stored and "table" in stored:
+        if _without_seeds(stored_settings(stored)) == _without_seeds(wanted):
+            table = dict(stored["table"])
+        else:
+            print("    (the stored section was made with other settings: it is replaced)",
+                  flush=True)
+
+    def section():
+        seeds = sorted({r["seed"] for row in table.values() for r in row["runs"]})
+        return {"environment": environment(), "folder": str(root), "split": info["split"],
+                "augmentation": repr(info["augment"]),
+                "class_names": list(train_set.class_names), "test_names": info["test_names"],
+                "settings": {**wanted, "seeds": seeds}, "table": table}
+
     for loss in args.voc_losses:
-        rows = []
+        rows = {r["seed"]: r for r in table.get(loss, {}).get("runs", [])}
         for seed in args.seeds:
+            if seed in rows:
+                print(f"--- voc: {loss} seed {seed} stored, not run again", flush=True)
+                continue
             print(f"--- voc: {loss} seed {seed}", flush=True)
-            rows.append(one_run(train_set, test_set, loss, seed, args.voc_epochs, args,
-                                classifiers, "voc", augment=info["augment"],
-                                backbone_weights=args.voc_backbone,
-                                stride=args.voc_strides, score_loss=args.score_loss)[0])
-        table[loss] = summarise(rows, args.short_epochs)
-    fresh = {"environment": environment(), "folder": str(root), "split": info["split"],
-             "augmentation": repr(info["augment"]), "class_names": list(train_set.class_names),
-             "test_names": info["test_names"],
-             "settings": {**settings(args), "epochs": args.voc_epochs,
-                          "backbone_weights": args.voc_backbone,
-                          "strides": args.voc_strides, "score_loss": args.score_loss,
-                          **({"zoom": list(args.voc_zoom)} if args.voc_zoom else {}),
-                          **({"classifier_backbone": args.classifier_backbone}
-                             if args.classifier_backbone else {}),
-                          "train_images": len(train_set), "test_images": len(test_set)},
-             "table": table}
-    return merge_table(stored and {**stored, "settings": stored_settings(stored)}, fresh)
+            rows[seed] = one_run(train_set, test_set, loss, seed, args.voc_epochs, args,
+                                 classifiers, "voc", augment=info["augment"],
+                                 backbone_weights=args.voc_backbone,
+                                 stride=args.voc_strides, score_loss=args.score_loss)[0]
+            table[loss] = summarise([rows[k] for k in sorted(rows)], args.short_epochs)
+            if save is not None:
+                save(section())
+    return section()
+
+
+def _without_seeds(settings_) -> dict:
+    return {k: v for k, v in settings_.items() if k != "seeds"}
 
 
 # --------------------------------------------------------------------------- report
@@ -602,24 +634,24 @@ def targets(results):
         table = results.get(key, {}).get("table", {})
         for loss, row in table.items():
             ap = max(row["map_50"]["mean"], row["step1_map_50"]["mean"])
-            lines.append(f"- kangaroo AP@.5 ≥ 0.60 ({_start(results[key]['settings'])}, "
+            lines.append(f"- kangaroo AP@.5 ≥ 0.60 ({_described(results[key]['settings'])}, "
                          f"{results[key]['settings']['image_size']} px, {loss}): "
                          f"{'met' if ap >= 0.6 else 'NOT met'} ({ap:.3f}, the better of "
                          f"two-step and step 1 alone, mean of {row['map_50']['n']} seeds)")
     for key in sections(results, "voc"):
         for loss, row in results.get(key, {}).get("table", {}).items():
             if "precision_gain" in row:
-                lines.append(_gain_target(f"kangaroo ({_start(results[key]['settings'])}, "
+                lines.append(_gain_target(f"kangaroo ({_described(results[key]['settings'])}, "
                                           f"{loss})", row))
     for key in sections(results, "neon"):
         neon = results.get(key, {}).get("summary")
         if neon and "precision_gain" in neon:
-            lines.append(_gain_target(f"NEON ({_start(results[key]['settings'])})", neon))
+            lines.append(_gain_target(f"NEON ({_described(results[key]['settings'])})", neon))
     for key in sections(results, "neon"):
         neon = results.get(key, {}).get("summary")
         if not neon:
             continue
-        start = _start(results[key]["settings"])
+        start = _described(results[key]["settings"])
         ap = max(neon["map_50"]["mean"], neon["step1_map_50"]["mean"])
         lines.append(f"- NEON test tile AP@.5 ≥ 0.50 with tiling ({start}): "
                      f"{'met' if ap >= 0.5 else 'NOT met'} ({ap:.3f}, the better of two-step "
@@ -689,7 +721,9 @@ def markdown(results):
         section = results[key]
         start = _start(section.get("settings", {}))
         lines += ["## Pascal VOC: " + Path(section.get("folder", "")).name
-                  + ("" if start == "from random weights" else f", {start}"), ""]
+                  + ("" if start == "from random weights" else f", {start}")
+                  + (f", {_epochs(section['settings']['epochs'])}" if "settings" in section
+                     else ""), ""]
         if "skipped" in section:
             lines += [section["skipped"], ""]
         else:
@@ -705,8 +739,7 @@ def markdown(results):
             continue
         section = results[key]
         s, summary = section["settings"], section["summary"]
-        start = _start(s)
-        lines += [f"## NEON tree crowns: tiled, {start}", "",
+        lines += [f"## NEON tree crowns: tiled, {_described(s)}", "",
                   f"{section['split']}. Step 1: {s['epochs']} epochs of {section['augmentation']}"
                   f" (batch {s['batch_size']}, {s['box_loss']}), crop classifier "
                   f"{s['classifier_epochs']} epochs, seeds {s['seeds']}. Tiled: the "
@@ -799,7 +832,8 @@ def main(argv=None):
     parser.add_argument("--voc-epochs", type=int, default=VOC_EPOCHS,
                         help=f"other than {VOC_EPOCHS}: results go to sections voc_..._Nep")
     parser.add_argument("--voc-losses", nargs="+", default=["eiou"], choices=BOX_LOSSES)
-    parser.add_argument("--neon-epochs", type=int, default=60)
+    parser.add_argument("--neon-epochs", type=int, default=NEON_EPOCHS,
+                        help=f"other than {NEON_EPOCHS}: results go to sections neon_..._Nep")
     parser.add_argument("--neon-size", type=int, default=256, help="tile side of the neon part")
     parser.add_argument("--neon-batch", type=int, default=16)
     parser.add_argument("--neon-loss", default="eiou", choices=BOX_LOSSES)
@@ -875,15 +909,13 @@ def main(argv=None):
             part = section_key("voc", args.voc_backbone, args.voc_strides, args.score_loss,
                                None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs,
                                args.voc_zoom, args.classifier_backbone)
-            results[part] = part_voc(args, classifiers, results.get(part))
+            results[part] = part_voc(args, classifiers, results.get(part),
+                                     _saver(results, part, args.results_dir))
         else:
-            part = section_key("neon", args.neon_backbone, args.neon_strides, args.score_loss)
-
-            def save(section, part=part):
-                results[part] = section
-                write_json(NAME, results, args.results_dir)
-
-            results[part] = part_neon(args, classifiers, results.get(part), save)
+            part = section_key("neon", args.neon_backbone, args.neon_strides, args.score_loss,
+                               None if args.neon_epochs == NEON_EPOCHS else args.neon_epochs)
+            results[part] = part_neon(args, classifiers, results.get(part),
+                                      _saver(results, part, args.results_dir))
         results[part]["seconds"] = time.perf_counter() - part_started
         write_json(NAME, results, args.results_dir)  # after every part: a crash keeps the rest
         print(f"=== part {part}: {results[part]['seconds']:.0f} s", flush=True)
@@ -895,6 +927,14 @@ def main(argv=None):
     print(text)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
     return 0
+
+
+def _saver(results, part, results_dir):
+    """Stores `results[part]` and writes the results file: a killed run keeps its seeds."""
+    def save(section):
+        results[part] = section
+        write_json(NAME, results, results_dir)
+    return save
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def test_detector_benchmark_synthetic_parts(tmp_path):
 
 
 @pytest.mark.slow
-def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
+def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys):
     voc = write_voc_fixture(tmp_path / "voc")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "detector.json").write_text(json.dumps({"kept": 1}))
@@ -81,7 +81,23 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
         f"{i:05d}.jpg" for i in np.sort(np.random.default_rng(0).permutation(6)[:1])]
     assert len(section["table"]["giou"]["runs"][0]["curve_map_50"]) == 1
     text = (tmp_path / "results" / "detector.md").read_text()
-    assert "## Pascal VOC: voc" in text and "| giou |" in text
+    assert "## Pascal VOC: voc, 1 epoch\n" in text and "| giou |" in text
+    # per seed: another seed at the same settings joins the section, a stored one is not
+    # run again
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "giou", *tiny_args(tmp_path), "--seeds", "1"])
+    merged = json.loads((tmp_path / "results" / "detector.json").read_text())["voc_1ep"]
+    assert merged["settings"]["seeds"] == [0, 1]
+    runs = merged["table"]["giou"]["runs"]
+    assert [r["seed"] for r in runs] == [0, 1] and runs[0] == section["table"]["giou"]["runs"][0]
+    assert merged["table"]["giou"]["map_50"]["values"] == [r["map_50"] for r in runs]
+    capsys.readouterr()
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "giou", *tiny_args(tmp_path), "--seeds", "0", "1"])
+    assert capsys.readouterr().out.count("stored, not run again") == 2
+    assert json.loads((tmp_path / "results" / "detector.json").read_text())[
+        "voc_1ep"]["table"] == merged["table"]
+    results["voc_1ep"] = merged
     # the same data through a feature pyramid, with the quality focal score and another
     # training zoom range: its own section, next to the first, each setting in its name,
     # settings and title; a section stored before --score-loss existed (no score_loss in its
@@ -95,7 +111,7 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path):
                 "iou", *tiny_args(tmp_path)])
     results = json.loads((tmp_path / "results" / "detector.json").read_text())
     assert set(results["voc_1ep"]["table"]) == {"giou", "iou"}
-    assert results["voc_1ep"]["table"]["giou"] == section["table"]["giou"]
+    assert results["voc_1ep"]["table"]["giou"] == merged["table"]["giou"]
     variant = results["voc_pyramid_quality_1ep_zoom0.5-2"]
     assert variant["settings"]["strides"] == [4, 8, 16]
     assert variant["settings"]["score_loss"] == "quality_focal"
@@ -174,7 +190,7 @@ def test_detector_benchmark_neon_part_scores_tiled_and_whole(tmp_path, monkeypat
     monkeypatch.setattr(bench, "load_detection_data", fake_load)
     bench.main(["--parts", "neon", "--neon-epochs", "1", "--neon-size", "64",
                 "--neon-batch", "8", *tiny_args(tmp_path)])
-    section = json.loads((tmp_path / "results" / "detector.json").read_text())["neon"]
+    section = json.loads((tmp_path / "results" / "detector.json").read_text())["neon_1ep"]
     run = section["runs"][0]
     for key in ("map_50", "step1_map_50", "untiled_map_50", "untiled_step1_map_50",
                 "hard_map_50"):
@@ -192,5 +208,5 @@ def test_detector_benchmark_neon_part_scores_tiled_and_whole(tmp_path, monkeypat
     monkeypatch.setattr(bench, "fit_detector", no_training)
     bench.main(["--parts", "neon", "--neon-epochs", "1", "--neon-size", "64",
                 "--neon-batch", "8", *tiny_args(tmp_path)])
-    again = json.loads((tmp_path / "results" / "detector.json").read_text())["neon"]
+    again = json.loads((tmp_path / "results" / "detector.json").read_text())["neon_1ep"]
     assert again["runs"] == section["runs"]
