@@ -82,6 +82,7 @@ from zoo.training.tasks.detection import (REAL_DATA_CLASSIFIER, checked_strides,
 
 PARTS = ("losses", "steps", "fused", "voc", "neon")
 VOC_EPOCHS = 80
+IMAGE_SIDE = 128  # other input sizes go to sections ..._Npx
 NEON_EPOCHS = 200
 # --tiny (smoke tests only): small models, so that XLA compiles in seconds
 TINY_DETECTOR = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
@@ -471,17 +472,19 @@ def _stride_kwargs(strides):
 
 
 def section_key(data, backbone, strides, score_loss="focal", epochs=None, zoom=None,
-                classifier_backbone=None):
+                classifier_backbone=None, image_size=None):
     """"voc", "voc_pretrained", "voc_pretrained_pyramid", "voc_pretrained_pyramid_quality"
     (quality focal score), "voc_..._160ep" (`epochs` other than the part's default; None:
     the default), "voc_..._zoom0.5-2" (a training zoom range other than the default; None:
     the default), "voc_..._step2pretrained" (the crop classifier from pretrained weights),
-    ... (the same for "neon")."""
+    "voc_..._256px" (an input size other than the default; None: the default), ... (the
+    same for "neon")."""
     return (data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
             + ("_quality" if score_loss == "quality_focal" else "")
             + (f"_{epochs}ep" if epochs is not None else "")
             + (f"_zoom{zoom[0]:g}-{zoom[1]:g}" if zoom is not None else "")
-            + ("_step2pretrained" if classifier_backbone else ""))
+            + ("_step2pretrained" if classifier_backbone else "")
+            + (f"_{image_size}px" if image_size is not None else ""))
 
 
 def sections(results, data) -> list:
@@ -491,15 +494,17 @@ def sections(results, data) -> list:
              for p in (None, (8,))]
 
     def rank(key):
-        step2 = key.endswith("_step2pretrained")
-        rest = key.removesuffix("_step2pretrained")
+        with_size = re.fullmatch(r"(.*)_(\d+)px", key)
+        rest, size = with_size.groups() if with_size else (key, "0")
+        step2 = rest.endswith("_step2pretrained")
+        rest = rest.removesuffix("_step2pretrained")
         with_zoom = re.fullmatch(r"(.*)_zoom([\d.]+)-([\d.]+)", rest)
         key_zoom = float(with_zoom.group(2)) if with_zoom else 0.0
         rest = with_zoom.group(1) if with_zoom else rest
         with_epochs = re.fullmatch(r"(.*)_(\d+)ep", rest)
         base, epochs = with_epochs.groups() if with_epochs else (rest, "0")
         return (order.index(base) if base in order else len(order), int(epochs), key_zoom,
-                step2, key)
+                step2, int(size), key)
 
     return sorted((k for k in results if k == data or k.startswith(data + "_")), key=rank)
 
@@ -723,7 +728,10 @@ def markdown(results):
         lines += ["## Pascal VOC: " + Path(section.get("folder", "")).name
                   + ("" if start == "from random weights" else f", {start}")
                   + (f", {_epochs(section['settings']['epochs'])}" if "settings" in section
-                     else ""), ""]
+                     else "")
+                  + (f", {section['settings']['image_size']} px" if section.get(
+                      "settings", {}).get("image_size", IMAGE_SIDE) != IMAGE_SIDE else ""),
+                  ""]
         if "skipped" in section:
             lines += [section["skipped"], ""]
         else:
@@ -858,7 +866,7 @@ def main(argv=None):
     parser.add_argument("--score-loss", default="focal", choices=SCORE_LOSSES,
                         help="step 1's score loss on the voc and neon parts; quality_focal "
                              "results go to sections ..._quality")
-    parser.add_argument("--image-size", type=int, default=128,
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIDE,
                         help="side of the (square) images, synthetic and VOC")
     parser.add_argument("--tiny", action="store_true",
                         help="small detector and classifier: for smoke tests only")
@@ -908,7 +916,8 @@ def main(argv=None):
         elif part == "voc":
             part = section_key("voc", args.voc_backbone, args.voc_strides, args.score_loss,
                                None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs,
-                               args.voc_zoom, args.classifier_backbone)
+                               args.voc_zoom, args.classifier_backbone,
+                               None if args.image_size == IMAGE_SIDE else args.image_size)
             results[part] = part_voc(args, classifiers, results.get(part),
                                      _saver(results, part, args.results_dir))
         else:

@@ -75,18 +75,18 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys):
                 "giou", *tiny_args(tmp_path)])
     results = json.loads((tmp_path / "results" / "detector.json").read_text())
     assert results["kept"] == 1
-    section = results["voc_1ep"]  # 1 epoch, not the default 80
+    section = results["voc_1ep_64px"]  # 1 epoch, not the default 80
     assert section["settings"]["train_images"] == 5 and set(section["table"]) == {"giou"}
     assert section["test_names"] == [
         f"{i:05d}.jpg" for i in np.sort(np.random.default_rng(0).permutation(6)[:1])]
     assert len(section["table"]["giou"]["runs"][0]["curve_map_50"]) == 1
     text = (tmp_path / "results" / "detector.md").read_text()
-    assert "## Pascal VOC: voc, 1 epoch\n" in text and "| giou |" in text
+    assert "## Pascal VOC: voc, 1 epoch, 64 px\n" in text and "| giou |" in text
     # per seed: another seed at the same settings joins the section, a stored one is not
     # run again
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "giou", *tiny_args(tmp_path), "--seeds", "1"])
-    merged = json.loads((tmp_path / "results" / "detector.json").read_text())["voc_1ep"]
+    merged = json.loads((tmp_path / "results" / "detector.json").read_text())["voc_1ep_64px"]
     assert merged["settings"]["seeds"] == [0, 1]
     runs = merged["table"]["giou"]["runs"]
     assert [r["seed"] for r in runs] == [0, 1] and runs[0] == section["table"]["giou"]["runs"][0]
@@ -96,13 +96,13 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys):
                 "giou", *tiny_args(tmp_path), "--seeds", "0", "1"])
     assert capsys.readouterr().out.count("stored, not run again") == 2
     assert json.loads((tmp_path / "results" / "detector.json").read_text())[
-        "voc_1ep"]["table"] == merged["table"]
-    results["voc_1ep"] = merged
+        "voc_1ep_64px"]["table"] == merged["table"]
+    results["voc_1ep_64px"] = merged
     # the same data through a feature pyramid, with the quality focal score and another
     # training zoom range: its own section, next to the first, each setting in its name,
     # settings and title; a section stored before --score-loss existed (no score_loss in its
     # settings) is the focal one and keeps its rows
-    del results["voc_1ep"]["settings"]["score_loss"]
+    del results["voc_1ep_64px"]["settings"]["score_loss"]
     (tmp_path / "results" / "detector.json").write_text(json.dumps(results))
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", "--voc-strides", "4,8,16", "--score-loss", "quality_focal",
@@ -110,17 +110,17 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys):
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", *tiny_args(tmp_path)])
     results = json.loads((tmp_path / "results" / "detector.json").read_text())
-    assert set(results["voc_1ep"]["table"]) == {"giou", "iou"}
-    assert results["voc_1ep"]["table"]["giou"] == merged["table"]["giou"]
-    variant = results["voc_pyramid_quality_1ep_zoom0.5-2"]
+    assert set(results["voc_1ep_64px"]["table"]) == {"giou", "iou"}
+    assert results["voc_1ep_64px"]["table"]["giou"] == merged["table"]["giou"]
+    variant = results["voc_pyramid_quality_1ep_zoom0.5-2_64px"]
     assert variant["settings"]["strides"] == [4, 8, 16]
     assert variant["settings"]["score_loss"] == "quality_focal"
     assert variant["settings"]["zoom"] == [0.5, 2.0]
     assert "zoom=(0.5, 2.0)" in variant["augmentation"]
-    assert "zoom" not in results["voc_1ep"]["settings"]
+    assert "zoom" not in results["voc_1ep_64px"]["settings"]
     text = (tmp_path / "results" / "detector.md").read_text()
     assert ("## Pascal VOC: voc, from random weights, feature pyramid (strides 4, 8, 16), "
-            "quality focal score, zoom 0.5-2") in text
+            "quality focal score, zoom 0.5-2, 1 epoch, 64 px") in text
     assert text.count("- kangaroo AP@.5 ≥ 0.60") == 3  # a target line per section and loss
     gains = [run["precision_gain"] for run in variant["table"]["iou"]["runs"]]
     assert variant["table"]["iou"]["precision_gain"]["values"] == gains
@@ -137,10 +137,14 @@ def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that
                              (0.5, 2.0)) == "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
     assert bench.section_key("voc", "x", None, "focal", None, None,
                              "repvgg_tiny.cifar10") == "voc_pretrained_step2pretrained"
+    assert bench.section_key("voc", "x", None, "focal", 160, None, "x",
+                             256) == "voc_pretrained_160ep_step2pretrained_256px"
     stored = {key: {} for key in ("neon", "voc_pretrained_pyramid_quality_160ep",
                                   "voc_pretrained_pyramid_quality_160ep_zoom0.5-2",
                                   "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
                                   "_step2pretrained",
+                                  "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
+                                  "_step2pretrained_256px",
                                   "voc_pretrained_pyramid_quality", "voc_quality", "voc",
                                   "voc_pretrained_pyramid_quality_40ep", "voc_pretrained",
                                   "environment", "fused")}
@@ -148,7 +152,8 @@ def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that
         "voc", "voc_pretrained", "voc_quality", "voc_pretrained_pyramid_quality",
         "voc_pretrained_pyramid_quality_40ep", "voc_pretrained_pyramid_quality_160ep",
         "voc_pretrained_pyramid_quality_160ep_zoom0.5-2",
-        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2_step2pretrained"]
+        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2_step2pretrained",
+        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2_step2pretrained_256px"]
     assert bench.sections(stored, "neon") == ["neon"]
 
 
