@@ -344,19 +344,20 @@ def precision_gain(curve, reference, step=0.01) -> dict:
     removes false positives without losing objects.
 
     Returns:
-        {"max_common_recall", "recall_levels" (how many), "mean", "min" (of Δ),
+        {"max_common_recall", "recall_levels" (how many), "mean", "min", "max" (of Δ),
         "share_not_worse" (of the levels with Δ >= 0)}; None and 0 levels when the curves
-        share no recall level.
+        share no recall level. "min" = "max" = 0: the second stage kept the first's
+        precision at every level (a re-scoring that changed nothing).
     """
     top = min(np.nanmax(curve["recall"], initial=0.0), np.nanmax(reference["recall"], initial=0.0))
     levels = np.arange(1, int(np.floor(top / step + 1e-9)) + 1) * step
     if levels.size == 0:
         return {"max_common_recall": float(top), "recall_levels": 0, "mean": None,
-                "min": None, "share_not_worse": None}
+                "min": None, "max": None, "share_not_worse": None}
     delta = precision_at_recall(curve, levels) - precision_at_recall(reference, levels)
     return {"max_common_recall": float(top), "recall_levels": int(levels.size),
             "mean": float(delta.mean()), "min": float(delta.min()),
-            "share_not_worse": float(np.mean(delta >= -1e-12))}
+            "max": float(delta.max()), "share_not_worse": float(np.mean(delta >= -1e-12))}
 
 
 # ------------------------------------------------------------------ the one call

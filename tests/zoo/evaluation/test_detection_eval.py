@@ -281,7 +281,10 @@ def test_precision_gain_compares_two_rankings_at_equal_recall():
     # levels .25 .5 .75 1: step 2 precision 1 1 1 1; step 1: 1/2 1/2 1/2 1/2
     assert gain["recall_levels"] == 4 and gain["max_common_recall"] == 1.0
     assert gain["mean"] == pytest.approx(0.5) and gain["min"] == pytest.approx(0.5)
-    assert gain["share_not_worse"] == 1.0
+    assert gain["share_not_worse"] == 1.0 and gain["max"] == pytest.approx(0.5)
+    # a re-scoring that keeps the ranking changes nothing at any level
+    same = ev.precision_gain(step1, step1, step=0.25)
+    assert same["min"] == same["max"] == same["mean"] == 0.0
     reverse = ev.precision_gain(step1, step2, step=0.25)
     assert reverse["mean"] == pytest.approx(-0.5) and reverse["share_not_worse"] == 0.0
     # a step 2 that loses every object shares no recall level with step 1

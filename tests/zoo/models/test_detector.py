@@ -769,7 +769,8 @@ def test_tiled_voc_run_trains_on_windows_and_scores_tile_by_tile(tmp_path):
     assert stored["tiled"] and stored["max_detections"] == det_task.TILED_MAX_DETECTIONS
     assert stored["hard_negatives"] >= 0 and isinstance(stored["step2_helps"], bool)
     gain = stored["step2_precision_gain"]
-    assert set(gain) == {"max_common_recall", "recall_levels", "mean", "min", "share_not_worse"}
+    assert set(gain) == {"max_common_recall", "recall_levels", "mean", "min", "max",
+                         "share_not_worse"}
     assert gain["recall_levels"] == 0 or gain["min"] <= gain["mean"]
     assert stored["augmentation"].startswith("RandomTiles(tile_size=(32, 32)")
     # 5 training images of 96 x 64 = 30,720 px: 30 windows of 32 x 32 per epoch
@@ -949,3 +950,21 @@ def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tm
         assert plain.augment.zoom == det_task.REAL_DATA_ZOOM == (0.5, 2.0)  # the default
         narrow, _ = batches(zoom="0.75,1.33")
         assert narrow.augment.zoom == (0.75, 1.33)
+
+
+def test_the_run_summary_says_when_step_2_changes_nothing():
+    from zoo.evaluation.detection import precision_gain, precision_recall_curve
+
+    step1 = precision_recall_curve([0.9, 0.8, 0.7, 0.6], [False, True, False, True], 2)
+    better = precision_recall_curve([0.9, 0.8, 0.7, 0.6], [True, True, False, False], 2)
+    task = det_task.DetectionTask()
+    base = {"map_50": 0.5, "step1_map_50": 0.5, "step2_helps": True}
+    kept = task.summary({**base, "step2_precision_gain": precision_gain(step1, step1)})
+    assert "changes nothing here" in kept and "--one-step" in kept
+    raised = task.summary({**base, "map_50": 0.7,
+                           "step2_precision_gain": precision_gain(better, step1)})
+    assert "changes nothing" not in raised and "+0.500" in raised
+    lowered = task.summary({**base, "map_50": 0.3, "step2_helps": False,
+                            "step2_precision_gain": precision_gain(step1, better)})
+    assert "lowers AP" in lowered and "changes nothing" not in lowered
+    assert not det_task.step2_changes_nothing(None)  # a one-step run has no step 2

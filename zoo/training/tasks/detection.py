@@ -634,6 +634,14 @@ def _gallery_threshold(result):
 
 # ------------------------------------------------------------------ the task
 
+def step2_changes_nothing(gain) -> bool:
+    """True when `evaluate_pipeline`'s "precision_gain" says the two-step precision equals
+    step 1's at every shared recall level ("min" = "max" = 0): step 2 kept the ranking."""
+    if not gain or not gain.get("recall_levels") or gain.get("max") is None:
+        return False
+    return abs(gain["min"]) < 1e-12 and abs(gain["max"]) < 1e-12
+
+
 class DetectionTask(Task):
     """The two-step detector: stage "detector" (step 1), then stage "classifier" (step 2).
 
@@ -954,4 +962,8 @@ class DetectionTask(Task):
         if metrics.get("step2_helps") is False:
             text += ("; step 2 lowers AP here: use step 1's scores (--one-step), or try "
                      "--hard-negatives")
+        elif step2_changes_nothing(gain):
+            text += ("; step 2 leaves step 1's precision as it is at every recall level (it "
+                     "scores every detection as an object): it costs time and changes "
+                     "nothing here, --one-step gives the same ranking faster")
         return text
