@@ -632,8 +632,6 @@ def _gallery_threshold(result):
     return value if np.isfinite(value) else 0.5
 
 
-# ------------------------------------------------------------------ the task
-
 def step2_changes_nothing(gain) -> bool:
     """True when `evaluate_pipeline`'s "precision_gain" says the two-step precision equals
     step 1's at every shared recall level ("min" = "max" = 0): step 2 kept the ranking."""
@@ -641,6 +639,8 @@ def step2_changes_nothing(gain) -> bool:
         return False
     return abs(gain["min"]) < 1e-12 and abs(gain["max"]) < 1e-12
 
+
+# ------------------------------------------------------------------ the task
 
 class DetectionTask(Task):
     """The two-step detector: stage "detector" (step 1), then stage "classifier" (step 2).
