@@ -67,7 +67,7 @@ def test_detector_benchmark_synthetic_parts(tmp_path):
 
 
 @pytest.mark.slow
-def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys):
+def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monkeypatch):
     voc = write_voc_fixture(tmp_path / "voc")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "detector.json").write_text(json.dumps({"kept": 1}))
@@ -83,14 +83,22 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys):
     text = (tmp_path / "results" / "detector.md").read_text()
     assert "## Pascal VOC: voc, 1 epoch, 64 px\n" in text and "| giou |" in text
     # per seed: another seed at the same settings joins the section, a stored one is not
-    # run again
+    # run again (seed 1's run is a stand-in: the merge, not the training, is under test)
+    seed0 = section["table"]["giou"]["runs"][0]
+
+    def stand_in(train_set, test_set, loss, seed, *args, **kwargs):
+        return {**seed0, "seed": seed, "map_50": seed0["map_50"] + 0.25}, None
+
+    monkeypatch.setattr(bench, "one_run", stand_in)
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "giou", *tiny_args(tmp_path), "--seeds", "1"])
+    monkeypatch.undo()
     merged = json.loads((tmp_path / "results" / "detector.json").read_text())["voc_1ep_64px"]
     assert merged["settings"]["seeds"] == [0, 1]
     runs = merged["table"]["giou"]["runs"]
     assert [r["seed"] for r in runs] == [0, 1] and runs[0] == section["table"]["giou"]["runs"][0]
-    assert merged["table"]["giou"]["map_50"]["values"] == [r["map_50"] for r in runs]
+    assert merged["table"]["giou"]["map_50"]["values"] == [seed0["map_50"],
+                                                           seed0["map_50"] + 0.25]
     capsys.readouterr()
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "giou", *tiny_args(tmp_path), "--seeds", "0", "1"])
