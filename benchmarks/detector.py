@@ -41,8 +41,8 @@ Markdown tables and the figure are redrawn from the whole file):
 - `neon`: the NEON tree tiles (`--dataset neon_trees`: three aerial tiles for training, the
   1249 x 1035 px `2019_YELL_2_541000_4977000_image_crop` with 279 trees for testing) at
   native resolution: step 1 trained on `RandomTiles` of `--neon-size` px for
-  `--neon-epochs` epochs (default 200), the crop classifier on the training tiles, both scored tile by
-  tile (`detect_tiled`) and, for comparison, on the test tile letterboxed whole into the
+  `--neon-epochs` epochs (default 200), the crop classifier on the training tiles, both
+  scored tile by tile (`detect_tiled`) and, for comparison, on the test tile letterboxed whole into the
   input (what a detector without tiling sees); `--seeds`. COCOeval counts up to 1,000
   detections per image there (its default 100 would cap recall at 100 of 279 trees).
 
@@ -656,9 +656,9 @@ def targets(results):
         neon = results.get(key, {}).get("summary")
         if not neon:
             continue
-        start = _described(results[key]["settings"])
+        described = _described(results[key]["settings"])
         ap = max(neon["map_50"]["mean"], neon["step1_map_50"]["mean"])
-        lines.append(f"- NEON test tile AP@.5 ≥ 0.50 with tiling ({start}): "
+        lines.append(f"- NEON test tile AP@.5 ≥ 0.50 with tiling ({described}): "
                      f"{'met' if ap >= 0.5 else 'NOT met'} ({ap:.3f}, the better of two-step "
                      f"and step 1 alone, mean of {neon['map_50']['n']} seeds; whole image "
                      f"{neon['untiled_step1_map_50']['mean']:.3f})")
