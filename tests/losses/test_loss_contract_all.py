@@ -12,9 +12,9 @@ back as passed), the `dtype=` behaviour, `sample_weight`, save/load with `safe_m
 and finite fits under mixed_float16, under mixed_bfloat16 and with `jit_compile=True`
 (`POLICY_RUNS`). To keep this cheap, every case whose model output is a plain tensor is one
 branch (its own layers, named after the output) of ONE multi-output model with one loss
-per output: the save/load and the policy fits run once for all of them (module-scoped
-fixtures), and each case's test then checks its own output, loss history and branch
-weights. Cases whose head returns a dict need a `HeadModel` of their own, which accepts a
+per output: the save/load and each policy's fit run once for all of them (one test each;
+pytest-xdist would build a module fixture once per worker), and each case is a subtest that
+checks its own output, loss history and branch weights. Cases whose head returns a dict need a `HeadModel` of their own, which accepts a
 single loss.
 """
 
@@ -375,28 +375,6 @@ def own_model(case, seed=0):
     return make_model(inputs, branch(case, "out", inputs))
 
 
-@pytest.fixture(scope="module")
-def shared_save_load(tmp_path_factory):
-    model, losses_, ys = shared_model()
-    return save_and_load(model, losses_, inputs_x(), ys, tmp_path_factory.mktemp("shared"),
-                         run_eagerly=EAGER_SAVE_LOAD)
-
-
-@pytest.fixture(scope="module")
-def shared_policy_fits():
-    """policy -> (model, history) of the shared model fitted under that policy."""
-    runs = {}
-    previous = keras.config.dtype_policy()
-    try:
-        for policy, jit_compile in POLICY_RUNS:
-            keras.config.set_dtype_policy(policy)
-            model, losses_, ys = shared_model()
-            runs[policy] = model, fit_steps(model, losses_, inputs_x(), ys, jit_compile)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    return runs
-
-
 # --------------------------------------------------------------------------- the checks
 
 
@@ -426,11 +404,15 @@ def test_sample_weight(cls, case):
     check_sample_weight(factory(cls, case), *eager_inputs(case, loss))
 
 
-@pytest.mark.parametrize("cls, case", SHARED, ids=SHARED_IDS)
-def test_save_load_shared_model(cls, case, shared_save_load):
-    index = SHARED.index((cls, case))
-    assert type(shared_save_load.losses[index]) is cls
-    check_restored(shared_save_load, index)
+def test_save_load_shared_model(subtests, tmp_path):
+    """One save/load of the shared model; each case is a subtest reading its own output."""
+    model, losses_, ys = shared_model()
+    restored = save_and_load(model, losses_, inputs_x(), ys, tmp_path,
+                             run_eagerly=EAGER_SAVE_LOAD)
+    for index, ((cls, _), label) in enumerate(zip(SHARED, SHARED_IDS)):
+        with subtests.test(label):
+            assert type(restored.losses[index]) is cls
+            check_restored(restored, index)
 
 
 @pytest.mark.filterwarnings("ignore:Gradients do not exist")  # CenterLoss alone: no CE on W
@@ -441,11 +423,16 @@ def test_save_load_head_model(cls, case, tmp_path):
                     run_eagerly=EAGER_SAVE_LOAD)
 
 
-@pytest.mark.parametrize("policy", [policy for policy, _ in POLICY_RUNS])
-@pytest.mark.parametrize("cls, case", SHARED, ids=SHARED_IDS)
-def test_finite_under_policy_shared_model(cls, case, policy, shared_policy_fits):
-    model, history = shared_policy_fits[policy]
-    check_finite(model, history, f"out{SHARED.index((cls, case))}")
+@pytest.mark.parametrize("policy, jit_compile", POLICY_RUNS)
+def test_finite_under_policy_shared_model(policy, jit_compile, subtests):
+    """One fit of the shared model under `policy`; each case is a subtest reading its own
+    loss history and branch weights."""
+    keras.config.set_dtype_policy(policy)  # conftest restores float32
+    model, losses_, ys = shared_model()
+    history = fit_steps(model, losses_, inputs_x(), ys, jit_compile)
+    for index, label in enumerate(SHARED_IDS):
+        with subtests.test(label):
+            check_finite(model, history, f"out{index}")
 
 
 @pytest.mark.filterwarnings("ignore:Gradients do not exist")
