@@ -84,15 +84,20 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     assert "## Pascal VOC: voc, 1 epoch, 64 px\n" in text and "| giou |" in text
     # per seed: another seed at the same settings joins the section, a stored one is not
     # run again (seed 1's run is a stand-in: the merge, not the training, is under test)
+    # From here on every run is a stand-in that records what it was asked to train: the
+    # sections' merging, naming and settings are under test, and the first run above has
+    # shown that a real one goes through.
     seed0 = section["table"]["giou"]["runs"][0]
+    asked = []
 
     def stand_in(train_set, test_set, loss, seed, *args, **kwargs):
+        asked.append({"loss": loss, "seed": seed, **kwargs})
         return {**seed0, "seed": seed, "map_50": seed0["map_50"] + 0.25}, None
 
     monkeypatch.setattr(bench, "one_run", stand_in)
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "giou", *tiny_args(tmp_path), "--seeds", "1"])
-    monkeypatch.undo()
+    assert [(a["loss"], a["seed"]) for a in asked] == [("giou", 1)]
     merged = json.loads((tmp_path / "results" / "detector.json").read_text())["voc_1ep_64px"]
     assert merged["settings"]["seeds"] == [0, 1]
     runs = merged["table"]["giou"]["runs"]
@@ -102,7 +107,7 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     capsys.readouterr()
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "giou", *tiny_args(tmp_path), "--seeds", "0", "1"])
-    assert capsys.readouterr().out.count("stored, not run again") == 2
+    assert capsys.readouterr().out.count("stored, not run again") == 2 and len(asked) == 1
     assert json.loads((tmp_path / "results" / "detector.json").read_text())[
         "voc_1ep_64px"]["table"] == merged["table"]
     results["voc_1ep_64px"] = merged
@@ -115,8 +120,15 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", "--voc-strides", "4,8,16", "--score-loss", "quality_focal",
                 "--voc-zoom", "0.5,2", *tiny_args(tmp_path)])
+    variant_asked = asked[-1]
+    assert (variant_asked["loss"], variant_asked["stride"]) == ("iou", [4, 8, 16])
+    assert variant_asked["score_loss"] == "quality_focal"
+    assert variant_asked["augment"].zoom == (0.5, 2.0)
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", *tiny_args(tmp_path)])
+    assert (asked[-1]["stride"], asked[-1]["score_loss"]) == (None, "focal")
+    assert asked[-1]["augment"].zoom != (0.5, 2.0)
+    monkeypatch.undo()
     results = json.loads((tmp_path / "results" / "detector.json").read_text())
     assert set(results["voc_1ep_64px"]["table"]) == {"giou", "iou"}
     assert results["voc_1ep_64px"]["table"]["giou"] == merged["table"]["giou"]
