@@ -95,10 +95,12 @@ def main(argv=None) -> int:
     parser.add_argument("--embed-epochs", type=int, default=3,
                         help="epochs of each 3-D embedding run")
     parser.add_argument("--train-limit", type=int, default=None, help="for a quick look")
+    parser.add_argument("--test-limit", type=int, default=None,
+                        help="test images scored (default: all 10,000), for a quick look")
     args = parser.parse_args(argv)
     out = Path(args.out)
     common = dict(dataset="fashion_mnist", batch_size=64, learning_rate=2e-3, seed=0,
-                  train_limit=args.train_limit)
+                  train_limit=args.train_limit, test_limit=args.test_limit)
     runs = [
         train.TrainConfig(model="lenet5", loss="softmax", epochs=args.epochs,
                           out=str(out / "lenet5-softmax"), **common),

@@ -31,7 +31,7 @@ def test_angular_spread_on_hand_placed_directions():
 
 def test_the_demo_end_to_end_on_a_few_images(tmp_path, capsys):
     assert demo.main(["--out", str(tmp_path), "--epochs", "1", "--embed-epochs", "1",
-                      "--train-limit", "256"]) == 0
+                      "--train-limit", "256", "--test-limit", "500"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["test_accuracy"]) == {"lenet5-softmax", "lenet_embed3d-softmax",
                                              "lenet_embed3d-cosface"}
