@@ -480,7 +480,8 @@ for name, probabilities in (("A", model_a), ("B", model_b)):
 #
 # ## 4. Smooth L1 against L2 when some targets are outliers
 #
-# A line y = 2x + 1 with a little noise, fitted by one `Dense` unit. A fraction of the points
+# A line y = 2x + 1 with a little noise, fitted by one `Dense` unit (a unit per outlier
+# fraction below, all fitted in one `fit`). A fraction of the points
 # with the largest x — the ones with the most leverage on the slope — get a wrong target
 # (y = −5, as a bad label would). The squared loss lets each outlier pull in proportion to
 # its residual; Smooth L1 and L1 cap the pull (their influence, the gradient drawn in
@@ -503,14 +504,17 @@ ROBUST = {"L2 (MSE)": keras.losses.MeanSquaredError(), "Smooth L1 β=1": keras.l
           "L1 (MAE)": keras.losses.MeanAbsoluteError()}
 
 
-def fit_line(y, loss):
+def fit_lines(ys, loss):
+    """Fits one line y_j = a_j x + b_j per column of `ys` at once: a Dense layer from one
+    input to len(ys) outputs has its own slope and intercept per output, and each loss here
+    is a mean of per-element terms, so the lines do not interact (Adam's step does not
+    depend on the 1 / len(ys) the mean puts on each gradient). [(a_j, b_j), ...]"""
     keras.utils.set_random_seed(0)
-    unit = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    unit = keras.Sequential([keras.Input((1,)), keras.layers.Dense(ys.shape[1])])
     unit.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss)
-    unit.fit(line_x[:, None], y[:, None], batch_size=200, epochs=60 if SMOKE else 600,
-             verbose=0)
-    slope, intercept = (float(np.ravel(ops.convert_to_numpy(w))[0]) for w in unit.weights)
-    return slope, intercept
+    unit.fit(line_x[:, None], ys, batch_size=200, epochs=60 if SMOKE else 600, verbose=0)
+    slopes, intercepts = (np.ravel(ops.convert_to_numpy(w)) for w in unit.weights)
+    return [(float(a), float(b)) for a, b in zip(slopes, intercepts)]
 
 
 def with_outliers(fraction):
@@ -520,8 +524,8 @@ def with_outliers(fraction):
 
 
 fractions = [0.0, 0.05, 0.1, 0.2, 0.3]
-fits = {name: [fit_line(with_outliers(f), loss) for f in fractions]
-        for name, loss in ROBUST.items()}
+outlier_ys = np.stack([with_outliers(f) for f in fractions], axis=1)  # a column per fraction
+fits = {name: fit_lines(outlier_ys, loss) for name, loss in ROBUST.items()}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 y10 = with_outliers(0.1)
 axes[0].scatter(line_x, y10, s=8, c=np.where(y10 == -5.0, "red", "grey"))
