@@ -126,7 +126,7 @@ class Classifiers:
 
 def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data_key,
             augment=True, one_step=False, backbone_weights=None, stride=None,
-            score_loss="focal"):
+            score_loss="focal", init_from=None):
     """Train step 1 (+ the shared classifier), evaluate; (row of numbers, pipeline)."""
     evaluator = step1_evaluator(test_set.subset(range(min(len(test_set), args.curve_images)))
                                 if args.curve_images else test_set)
@@ -135,8 +135,8 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
     model, _ = fit_detector(train_set, box_loss, epochs, args.batch_size, args.learning_rate,
                             seed, one_step, augment=augment, callbacks=[timer, evaluator],
                             verbose=0, backbone_weights=backbone_weights,
-                            score_loss=score_loss, **_stride_kwargs(stride),
-                            **(TINY_DETECTOR if args.tiny else {}))
+                            score_loss=score_loss, init_from=init_from,
+                            **_stride_kwargs(stride), **(TINY_DETECTOR if args.tiny else {}))
     step1_seconds = time.perf_counter() - started
     classifier, scale, classifier_info = (None, 1.0, None) if one_step else \
         classifiers.get(data_key, train_set, seed)
@@ -472,18 +472,20 @@ def _stride_kwargs(strides):
 
 
 def section_key(data, backbone, strides, score_loss="focal", epochs=None, zoom=None,
-                classifier_backbone=None, image_size=None):
+                classifier_backbone=None, image_size=None, init_from=None):
     """"voc", "voc_pretrained", "voc_pretrained_pyramid", "voc_pretrained_pyramid_quality"
     (quality focal score), "voc_..._160ep" (`epochs` other than the part's default; None:
     the default), "voc_..._zoom0.5-2" (a training zoom range other than the default; None:
     the default), "voc_..._step2pretrained" (the crop classifier from pretrained weights),
-    "voc_..._256px" (an input size other than the default; None: the default), ... (the
-    same for "neon")."""
+    "voc_..._256px" (an input size other than the default; None: the default),
+    "voc_..._init-NAME" (step 1 started from the step 1 `init_from` names), ... (the same
+    for "neon")."""
     return (data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
             + ("_quality" if score_loss == "quality_focal" else "")
             + (f"_{epochs}ep" if epochs is not None else "")
             + (f"_zoom{zoom[0]:g}-{zoom[1]:g}" if zoom is not None else "")
             + ("_step2pretrained" if classifier_backbone else "")
+            + (f"_init-{Path(str(init_from)).name}" if init_from else "")
             + (f"_{image_size}px" if image_size is not None else ""))
 
 
@@ -496,6 +498,8 @@ def sections(results, data) -> list:
     def rank(key):
         with_size = re.fullmatch(r"(.*)_(\d+)px", key)
         rest, size = with_size.groups() if with_size else (key, "0")
+        with_init = re.fullmatch(r"(.*)_init-(.*)", rest)
+        rest, init = with_init.groups() if with_init else (rest, "")
         step2 = rest.endswith("_step2pretrained")
         rest = rest.removesuffix("_step2pretrained")
         with_zoom = re.fullmatch(r"(.*)_zoom([\d.]+)-([\d.]+)", rest)
@@ -504,7 +508,7 @@ def sections(results, data) -> list:
         with_epochs = re.fullmatch(r"(.*)_(\d+)ep", rest)
         base, epochs = with_epochs.groups() if with_epochs else (rest, "0")
         return (order.index(base) if base in order else len(order), int(epochs), key_zoom,
-                step2, int(size), key)
+                step2, init, int(size), key)
 
     return sorted((k for k in results if k == data or k.startswith(data + "_")), key=rank)
 
@@ -525,7 +529,8 @@ def _start(settings):
                else "")
             + (", zoom {:g}-{:g}".format(*settings["zoom"]) if settings.get("zoom") else "")
             + (f", crop classifier from {settings['classifier_backbone']}"
-               if settings.get("classifier_backbone") else ""))
+               if settings.get("classifier_backbone") else "")
+            + (f", step 1 from {settings['init_from']}" if settings.get("init_from") else ""))
 
 
 def _described(settings) -> str:
@@ -557,6 +562,7 @@ def part_voc(args, classifiers, stored, save=None):
               **({"zoom": list(args.voc_zoom)} if args.voc_zoom else {}),
               **({"classifier_backbone": args.classifier_backbone}
                  if args.classifier_backbone else {}),
+              **({"init_from": args.voc_init_from} if args.voc_init_from else {}),
               "train_images": len(train_set), "test_images": len(test_set)}
     table = {}
     if stored and "table" in stored:
@@ -583,7 +589,8 @@ def part_voc(args, classifiers, stored, save=None):
             rows[seed] = one_run(train_set, test_set, loss, seed, args.voc_epochs, args,
                                  classifiers, "voc", augment=info["augment"],
                                  backbone_weights=args.voc_backbone,
-                                 stride=args.voc_strides, score_loss=args.score_loss)[0]
+                                 stride=args.voc_strides, score_loss=args.score_loss,
+                                 init_from=args.voc_init_from)[0]
             table[loss] = summarise([rows[k] for k in sorted(rows)], args.short_epochs)
             if save is not None:
                 save(section())
@@ -863,6 +870,10 @@ def main(argv=None):
                         help="start the real sets' crop classifier from these shipped RepVGG "
                              "weights (repvgg_tiny.cifar10) with their widths and depths; "
                              "sections ..._step2pretrained (voc part only)")
+    parser.add_argument("--voc-init-from", default=None,
+                        help="start the voc part's step 1 from this step 1: shipped weights "
+                             "(detector.synth_scenes), a run folder or a .keras file, as "
+                             "zoo.train's --init-from; sections ..._init-NAME")
     parser.add_argument("--score-loss", default="focal", choices=SCORE_LOSSES,
                         help="step 1's score loss on the voc and neon parts; quality_focal "
                              "results go to sections ..._quality")
@@ -917,7 +928,8 @@ def main(argv=None):
             part = section_key("voc", args.voc_backbone, args.voc_strides, args.score_loss,
                                None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs,
                                args.voc_zoom, args.classifier_backbone,
-                               None if args.image_size == IMAGE_SIDE else args.image_size)
+                               None if args.image_size == IMAGE_SIDE else args.image_size,
+                               args.voc_init_from)
             results[part] = part_voc(args, classifiers, results.get(part),
                                      _saver(results, part, args.results_dir))
         else:

@@ -124,6 +124,10 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     assert (variant_asked["loss"], variant_asked["stride"]) == ("iou", [4, 8, 16])
     assert variant_asked["score_loss"] == "quality_focal"
     assert variant_asked["augment"].zoom == (0.5, 2.0)
+    assert variant_asked["init_from"] is None
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "iou", "--voc-init-from", "detector.synth_scenes", *tiny_args(tmp_path)])
+    assert asked[-1]["init_from"] == "detector.synth_scenes"
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", *tiny_args(tmp_path)])
     assert (asked[-1]["stride"], asked[-1]["score_loss"]) == (None, "focal")
@@ -141,10 +145,14 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     text = (tmp_path / "results" / "detector.md").read_text()
     assert ("## Pascal VOC: voc, from random weights, feature pyramid (strides 4, 8, 16), "
             "quality focal score, zoom 0.5-2, 1 epoch, 64 px") in text
-    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 3  # a target line per section and loss
+    started = results["voc_1ep_init-detector.synth_scenes_64px"]
+    assert started["settings"]["init_from"] == "detector.synth_scenes"
+    assert ("## Pascal VOC: voc, from random weights, step 1 from detector.synth_scenes, "
+            "1 epoch, 64 px") in text
+    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 4  # a target line per section and loss
     gains = [run["precision_gain"] for run in variant["table"]["iou"]["runs"]]
     assert variant["table"]["iou"]["precision_gain"]["values"] == gains
-    assert text.count("- two-step precision at equal recall ≥ step 1 alone, kangaroo") == 3
+    assert text.count("- two-step precision at equal recall ≥ step 1 alone, kangaroo") == 4
     with pytest.raises(SystemExit):
         bench.main(["--parts", "voc", "--voc-zoom", "2,1", *tiny_args(tmp_path)])
 
@@ -159,12 +167,19 @@ def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that
                              "repvgg_tiny.cifar10") == "voc_pretrained_step2pretrained"
     assert bench.section_key("voc", "x", None, "focal", 160, None, "x",
                              256) == "voc_pretrained_160ep_step2pretrained_256px"
+    assert bench.section_key("voc", "x", None, "focal", None, None, "x", None,
+                             "detector.synth_scenes") == \
+        "voc_pretrained_step2pretrained_init-detector.synth_scenes"
+    assert bench.section_key("voc", None, None, "focal", None, None, None, 256,
+                             "runs/synth/") == "voc_init-synth_256px"  # a run folder: its name
     stored = {key: {} for key in ("neon", "voc_pretrained_pyramid_quality_160ep",
                                   "voc_pretrained_pyramid_quality_160ep_zoom0.5-2",
                                   "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
                                   "_step2pretrained",
                                   "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
                                   "_step2pretrained_256px",
+                                  "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"
+                                  "_step2pretrained_init-detector.synth_scenes",
                                   "voc_pretrained_pyramid_quality", "voc_quality", "voc",
                                   "voc_pretrained_pyramid_quality_40ep", "voc_pretrained",
                                   "environment", "fused")}
@@ -173,7 +188,9 @@ def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that
         "voc_pretrained_pyramid_quality_40ep", "voc_pretrained_pyramid_quality_160ep",
         "voc_pretrained_pyramid_quality_160ep_zoom0.5-2",
         "voc_pretrained_pyramid_quality_160ep_zoom0.5-2_step2pretrained",
-        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2_step2pretrained_256px"]
+        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2_step2pretrained_256px",
+        "voc_pretrained_pyramid_quality_160ep_zoom0.5-2_step2pretrained"
+        "_init-detector.synth_scenes"]
     assert bench.sections(stored, "neon") == ["neon"]
 
 

@@ -705,6 +705,28 @@ def test_step1_detections_equal_the_pipeline_selection(tiny_pipeline):
                         augment="flip")
 
 
+def test_build_detector_starts_from_another_step1_or_refuses_another_architecture(tmp_path):
+    """`init_from`: every weight of a saved step 1 (trained on other classes: the objectness
+    score does not depend on them) lands in the new model; a step 1 of another architecture
+    is refused, since its layers would silently stay random."""
+    source = tiny_detector(num_classes=2, stride=(8, 16))
+    randomize_batchnorm(source, seed=3)
+    for weight in source.trainable_weights:
+        weight.assign(np.random.default_rng(1).normal(size=weight.shape))
+    source.save(tmp_path / "step1.keras")
+    scenes = SyntheticScenes(2, image_size=32, max_size=16).to_set()  # 5 shape classes
+    model, _ = det_task.build_detector(scenes, jit_compile=False, stride=(8, 16),
+                                       init_from=str(tmp_path / "step1.keras"), **TINY)
+    assert len(model.weights) == len(source.weights)
+    for ours, theirs in zip(model.weights, source.weights):
+        assert ours.path == theirs.path
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                      keras.ops.convert_to_numpy(theirs))
+    with pytest.raises(ValueError, match="not copied"):
+        det_task.build_detector(scenes, jit_compile=False, stride=8,
+                                init_from=str(tmp_path / "step1.keras"), **TINY)
+
+
 @pytest.mark.slow
 def test_voc_run_writes_metrics(tmp_path):
     import json

@@ -128,13 +128,16 @@ def warn_if_xla_is_off(jit_compile=True):
 
 def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size=32,
                    learning_rate=2e-3, seed=0, one_step=False, augment=True, jit_compile=True,
-                   tile_size=None, tile_zoom=None, **detector_kwargs):
+                   tile_size=None, tile_zoom=None, init_from=None, **detector_kwargs):
     """The compiled step-1 model for a `DetectionSet` and its training batches.
 
     With `tile_size` the model takes (tile_size, tile_size) inputs and trains on
     `RandomTiles` of the (native-resolution) set, rotated and mirrored, each window zoomed by
     a factor log-uniform in `tile_zoom` (min, max) (None: (1, 1), native pixels); `augment`
-    is then unused.
+    is then unused. With `init_from` (shipped weights such as "detector.synth_scenes", a run
+    folder or a .keras file, as `--init-from`) the model starts from that step 1, layer by
+    layer (`zoo.training.transfer`); a ValueError if a layer cannot be copied (another
+    architecture: its weights would silently stay random).
 
     Returns:
         (model, batches): a compiled `DenseDetector` and the `DetectionBatches` (or
@@ -161,6 +164,13 @@ def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_si
         input_shape = train_set.images.shape[1:]
     model = detector(num_classes=len(train_set.class_names), input_shape=input_shape,
                      one_step=one_step, box_loss=box_loss, **detector_kwargs)
+    if init_from is not None:
+        from zoo.training.transfer import initialise_from
+
+        kept = initialise_from(model, init_from, "detector")["kept"]
+        if kept:
+            raise ValueError(f"init_from {init_from!r}: layers not copied (another "
+                             f"architecture?): {kept}")
     model.compile(optimizer=make_optimizer(learning_rate, epochs * len(batches),
                                            global_clipnorm=10.0),
                   jit_compile=jit_compile)
