@@ -58,6 +58,18 @@ def test_every_shipped_file_loads_verified_and_predicts_as_its_card_says(name, t
         cer = edits / sum(len(t) for t in lines.texts)
         # the first 200 of the card's 2,000 test lines
         assert cer == pytest.approx(card["metrics"]["test_cer"], abs=0.02)
+    elif task == "detection":  # step 1 alone (the pipeline's selection), class-agnostic
+        from zoo.datasets.detection import synthetic_scene_set
+        from zoo.evaluation.detection import evaluate_detections
+        from zoo.training.tasks.detection import objectness_ground_truth, step1_detections
+
+        monkeypatch.setenv("LOSSLAB_CACHE", str(tmp_path / "cache"))
+        assert card["recipe"]["dataset"] == "synth_scenes"
+        scenes = synthetic_scene_set(500, seed=1).subset(range(100))
+        ap = evaluate_detections(step1_detections(model, scenes.images),
+                                 objectness_ground_truth(scenes), ("object",))["map_50"]
+        # the first 100 of the card's 500 test scenes
+        assert ap == pytest.approx(card["metrics"]["step1_map_50"], abs=0.05)
     else:
         pytest.fail(f"no check written for {task} weights {name}")
 

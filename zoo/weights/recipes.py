@@ -90,7 +90,28 @@ RECIPES["repvgg_tiny.cifar10"] = {
             "scored on the 10,000 test images",
 }
 
-HEADLINE = ("test_accuracy", "test_loss", "test_cer", "test_sequence_accuracy", "map_50")
+RECIPES["detector.synth_scenes"] = {
+    # Step 1 of the detector as real-data runs train it (feature pyramid at strides 8, 16,
+    # 32, quality focal score, backbone from repvgg_tiny.cifar10), pretrained on synthetic
+    # scenes, so that runs on small real sets start with a neck and head that already find
+    # and box objects (--init-from detector.synth_scenes). The score is one objectness
+    # logit, so any number of classes can start from it. Chosen on the kangaroo validation
+    # split (105 / 26 of the training photos, 160 epochs, seeds 0-1): step-1 AP@.5 0.651 /
+    # 0.636 against 0.641 / 0.582 from the CIFAR-10 backbone alone.
+    "config": dict(model="detector", dataset="synth_scenes", loss="eiou", epochs=20,
+                   batch_size=32, learning_rate=2e-3, seed=0,
+                   options={"strides": "8,16,32", "score_loss": "quality_focal",
+                            "backbone_weights": "repvgg_tiny.cifar10"}),
+    "stage": "detector",  # the run's detector.keras (step 1), not its crop classifier
+    "builder_kwargs": {"num_classes": 5, "input_shape": [128, 128, 3], "stride": [8, 16, 32],
+                       "score_loss": "quality_focal"},
+    "data": "2,000 synthetic scenes (zoo.datasets.detection.synthetic_scene_set, seed 0: "
+            "five shape classes on textured backgrounds, random left-right flips); scored on "
+            "500 others (seed 1)",
+}
+
+HEADLINE = ("test_accuracy", "test_loss", "test_cer", "test_sequence_accuracy", "map_50",
+            "step1_map_50")
 
 
 def build(name: str, workdir="runs/weights") -> dict:
@@ -106,7 +127,8 @@ def build(name: str, workdir="runs/weights") -> dict:
     out = Path(workdir) / name
     started = time.perf_counter()
     metrics = run(TrainConfig(**recipe["config"], out=str(out), resume=True))
-    model = keras.saving.load_model(out / "model.keras", compile=False)
+    model = keras.saving.load_model(out / f"{recipe.get('stage', 'model')}.keras",
+                                    compile=False)
     FILES.mkdir(parents=True, exist_ok=True)
     weights = FILES / f"{name}.weights.h5"
     model.save_weights(weights)
