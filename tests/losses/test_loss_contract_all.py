@@ -14,8 +14,8 @@ and finite fits under mixed_float16, under mixed_bfloat16 and with `jit_compile=
 branch (its own layers, named after the output) of ONE multi-output model with one loss
 per output: the save/load and each policy's fit run once for all of them (one test each;
 pytest-xdist would build a module fixture once per worker), and each case is a subtest that
-checks its own output, loss history and branch weights. Cases whose head returns a dict need a `HeadModel` of their own, which accepts a
-single loss.
+checks its own output, loss history and branch weights. Cases whose head returns a dict
+need a `HeadModel` of their own, which accepts a single loss.
 """
 
 from __future__ import annotations

@@ -196,7 +196,8 @@ def fit_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size
         jit_compile: compile the step with XLA (see the module docstring). Defaults to True.
         callbacks: extra Keras callbacks. Defaults to ().
         verbose: Keras verbosity. Defaults to 2.
-        **detector_kwargs: more arguments of the `detector` builder.
+        **detector_kwargs: more arguments of `build_detector` (`tile_size`, `init_from`,
+            ...) and of the `detector` builder.
     """
     model, batches = build_detector(train_set, box_loss, epochs, batch_size, learning_rate,
                                     seed, one_step, augment, jit_compile, **detector_kwargs)
