@@ -96,8 +96,9 @@ RECIPES["detector.synth_scenes"] = {
     # scenes, so that runs on small real sets start with a neck and head that already find
     # and box objects (--init-from detector.synth_scenes). The score is one objectness
     # logit, so any number of classes can start from it. Chosen on the kangaroo validation
-    # split (105 / 26 of the training photos, 160 epochs, seeds 0-1): step-1 AP@.5 0.651 /
-    # 0.636 against 0.641 / 0.582 from the CIFAR-10 backbone alone.
+    # split (105 / 26 of the training photos, 160 epochs, seeds 0-1; exploratory, no results
+    # file holds these): step-1 AP@.5 0.651 / 0.636 against 0.641 / 0.582 from the CIFAR-10
+    # backbone alone. The test photos' numbers are in benchmarks/results/detector.json.
     "config": dict(model="detector", dataset="synth_scenes", loss="eiou", epochs=20,
                    batch_size=32, learning_rate=2e-3, seed=0,
                    options={"strides": "8,16,32", "score_loss": "quality_focal",
