@@ -628,6 +628,12 @@ def _gain_target(where, summary) -> str:
             f"{summary['precision_gain_min']['mean']:+.3f})")
 
 
+def _voc_label(section, loss) -> str:
+    """What tells one kangaroo run from another in a target line: recipe, input size, loss."""
+    settings = section["settings"]
+    return f"{_described(settings)}, {settings['image_size']} px, {loss}"
+
+
 def targets(results):
     lines = []
     table = results.get("losses", {}).get("table", {})
@@ -646,15 +652,13 @@ def targets(results):
         table = results.get(key, {}).get("table", {})
         for loss, row in table.items():
             ap = max(row["map_50"]["mean"], row["step1_map_50"]["mean"])
-            lines.append(f"- kangaroo AP@.5 ≥ 0.60 ({_described(results[key]['settings'])}, "
-                         f"{results[key]['settings']['image_size']} px, {loss}): "
+            lines.append(f"- kangaroo AP@.5 ≥ 0.60 ({_voc_label(results[key], loss)}): "
                          f"{'met' if ap >= 0.6 else 'NOT met'} ({ap:.3f}, the better of "
                          f"two-step and step 1 alone, mean of {row['map_50']['n']} seeds)")
     for key in sections(results, "voc"):
         for loss, row in results.get(key, {}).get("table", {}).items():
             if "precision_gain" in row:
-                lines.append(_gain_target(f"kangaroo ({_described(results[key]['settings'])}, "
-                                          f"{loss})", row))
+                lines.append(_gain_target(f"kangaroo ({_voc_label(results[key], loss)})", row))
     for key in sections(results, "neon"):
         neon = results.get(key, {}).get("summary")
         if neon and "precision_gain" in neon:
