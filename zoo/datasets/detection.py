@@ -933,15 +933,21 @@ DEFAULT_ZOOM = (0.75, 1.33)
 
 
 class BoxAugmenter:
-    """Random horizontal flip, zoom and crop that move the boxes with the pixels.
+    """Random horizontal flip, zoom and crop that move the boxes with the pixels, and an
+    optional colour jitter that leaves them where they are.
 
     Per call: flip with probability `flip`; then one resampling of a view rectangle that
     combines a zoom z ~ log-uniform(`zoom`) (z > 1 zooms in on a random part, z < 1 shows
     the image smaller on a `fill` border) and, with probability `crop`, a random crop of
     `min_crop`..1 of each side (stretched back to the full size). Boxes are then clipped,
     and dropped when they keep less than `min_visible` of their area or get thinner than
-    `min_size` pixels (`clip_boxes`). Call as `augment(image, boxes, classes, rng)` with a
-    `numpy.random.Generator`; returns new (image, boxes, classes).
+    `min_size` pixels (`clip_boxes`). Last, the colour jitter of torchvision's `ColorJitter`
+    without hue, in a fixed order, each factor drawn uniformly from [1 − s, 1 + s]:
+    saturation (blend with the grey image g = mean over channels: g + f·(x − g)), contrast
+    (blend with the image's mean grey level m: m + f·(x − m)), brightness (f·x), then a
+    clip to [0, 1]; a strength of 0 draws nothing. Call as
+    `augment(image, boxes, classes, rng)` with a `numpy.random.Generator`; returns new
+    (image, boxes, classes).
 
     Args:
         flip: probability of a horizontal flip. Defaults to 0.5.
@@ -951,14 +957,20 @@ class BoxAugmenter:
         min_size: smallest kept box side, pixels. Defaults to 2.
         min_visible: smallest kept fraction of a box's area. Defaults to 0.3.
         fill: value of the border when zooming out. Defaults to 0.5.
+        saturation: strength s of the saturation jitter, in [0, 1]. Defaults to 0 (off).
+        contrast: strength of the contrast jitter, in [0, 1]. Defaults to 0 (off).
+        brightness: strength of the brightness jitter, in [0, 1]. Defaults to 0 (off).
     """
 
     def __init__(self, flip=0.5, zoom=DEFAULT_ZOOM, crop=0.5, min_crop=0.6, min_size=2.0,
-                 min_visible=0.3, fill=LETTERBOX_FILL):
+                 min_visible=0.3, fill=LETTERBOX_FILL, saturation=0.0, contrast=0.0,
+                 brightness=0.0):
         zoom = tuple(float(z) for z in zoom)
         if len(zoom) != 2 or not 0 < zoom[0] <= zoom[1]:
             raise ValueError(f"zoom must be (min, max) with 0 < min <= max, got {zoom}")
-        for name, p in (("flip", flip), ("crop", crop), ("min_visible", min_visible)):
+        for name, p in (("flip", flip), ("crop", crop), ("min_visible", min_visible),
+                        ("saturation", saturation), ("contrast", contrast),
+                        ("brightness", brightness)):
             if not 0.0 <= float(p) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
         if not 0.0 < float(min_crop) <= 1.0:
@@ -967,6 +979,8 @@ class BoxAugmenter:
             float(min_crop)
         self.min_size, self.min_visible, self.fill = float(min_size), float(min_visible), \
             float(fill)
+        self.saturation, self.contrast, self.brightness = float(saturation), float(contrast), \
+            float(brightness)
 
     def region(self, rng, height, width):
         """The view rectangle (x0, y0, x1, y1) in input pixels."""
@@ -986,13 +1000,33 @@ class BoxAugmenter:
         if rng.uniform() < self.flip:
             image, boxes, classes = flip_horizontal(image, boxes, classes)
         height, width = image.shape[:2]
-        return crop_region(image, boxes, classes, self.region(rng, height, width),
-                               (height, width), self.fill, self.min_size, self.min_visible)
+        image, boxes, classes = crop_region(image, boxes, classes,
+                                            self.region(rng, height, width), (height, width),
+                                            self.fill, self.min_size, self.min_visible)
+        return self.jitter_colour(image, rng), boxes, classes
+
+    def jitter_colour(self, image, rng):
+        """Saturation, contrast and brightness jitter of an (H, W, C) image in [0, 1]."""
+        if not (self.saturation or self.contrast or self.brightness):
+            return image
+        image = np.asarray(image, np.float32)
+        if self.saturation:
+            grey = image.mean(axis=-1, keepdims=True)
+            image = grey + rng.uniform(1 - self.saturation, 1 + self.saturation) * (image - grey)
+        if self.contrast:
+            level = image.mean()
+            image = level + rng.uniform(1 - self.contrast, 1 + self.contrast) * (image - level)
+        if self.brightness:
+            image = image * rng.uniform(1 - self.brightness, 1 + self.brightness)
+        return np.clip(image, 0.0, 1.0).astype(np.float32)
 
     def __repr__(self):
+        colour = "".join(f", {name}={value}" for name, value in (
+            ("saturation", self.saturation), ("contrast", self.contrast),
+            ("brightness", self.brightness)) if value)
         return (f"BoxAugmenter(flip={self.flip}, zoom={self.zoom}, crop={self.crop}, "
                 f"min_crop={self.min_crop}, min_size={self.min_size}, "
-                f"min_visible={self.min_visible}, fill={self.fill})")
+                f"min_visible={self.min_visible}, fill={self.fill}{colour})")
 
 
 class DetectionBatches(keras.utils.PyDataset):

@@ -380,6 +380,42 @@ def test_random_augmentation_keeps_boxes_on_their_pixels():
     assert checked >= 25 and dropped >= 1
 
 
+def test_colour_jitter_scales_saturation_contrast_and_brightness_within_range():
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0.3, 0.7, size=(8, 8, 3)).astype(np.float32)
+    boxes, classes = np.array([[1, 1, 5, 6]], np.float32), np.array([0], np.int32)
+    still = dict(flip=0.0, zoom=(1, 1), crop=0.0)
+    for name, strength in (("saturation", 0.5), ("contrast", 0.3), ("brightness", 0.3)):
+        augment = det.BoxAugmenter(**still, **{name: strength})
+        factors = []
+        for seed in range(30):
+            out, new_boxes, new_classes = augment(image, boxes, classes,
+                                                  np.random.default_rng(seed))
+            np.testing.assert_allclose(new_boxes, boxes, atol=1e-4)
+            np.testing.assert_array_equal(new_classes, classes)
+            if name == "saturation":  # grey level kept, deviations from it scaled by f
+                grey = image.mean(-1, keepdims=True)
+                np.testing.assert_allclose(out.mean(-1, keepdims=True), grey, atol=1e-5)
+                ratio = (out - grey) / (image - grey)
+            elif name == "contrast":  # mean kept, deviations from it scaled by f
+                np.testing.assert_allclose(out.mean(), image.mean(), atol=1e-5)
+                ratio = (out - image.mean()) / (image - image.mean())
+            else:
+                ratio = out / image
+            np.testing.assert_allclose(ratio, ratio.flat[0], rtol=1e-3)
+            factors.append(ratio.flat[0])
+        assert 1 - strength <= min(factors) < 1 < max(factors) <= 1 + strength, name
+    bright = det.BoxAugmenter(**still, brightness=1.0)
+    outs = [bright(np.full((4, 4, 3), 0.9, np.float32), boxes, classes,
+                   np.random.default_rng(seed))[0] for seed in range(20)]
+    assert max(o.max() for o in outs) == 1.0 and min(o.min() for o in outs) >= 0.0
+    plain = det.BoxAugmenter(**still)  # no jitter: the image back unchanged
+    np.testing.assert_array_equal(plain(image, boxes, classes, rng)[0], image)
+    assert "brightness=0.3" in repr(det.BoxAugmenter(brightness=0.3))
+    with pytest.raises(ValueError, match="saturation"):
+        det.BoxAugmenter(saturation=1.5)
+
+
 def test_detection_batches(voc_root):
     data = det.load_voc(voc_root, image_size=32)
     batches = det.DetectionBatches(data, batch_size=2, shuffle=True, seed=1,
