@@ -72,10 +72,11 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import (RESULTS, difference, environment, format_mean_std,  # noqa: E402
                                mean_std, write_json, write_text)
-from zoo.datasets.detection import BoxAugmenter  # noqa: E402
+from zoo.datasets.detection import DEFAULT_ZOOM, BoxAugmenter  # noqa: E402
 from zoo.models.detector import BOX_LOSSES, SCORE_LOSSES, TwoStepDetector  # noqa: E402
 from zoo.training.config import ConfigError  # noqa: E402
-from zoo.training.tasks.detection import (REAL_DATA_CLASSIFIER, checked_strides,  # noqa: E402
+from zoo.training.tasks.detection import (COLOUR_KEYS, REAL_DATA_CLASSIFIER,  # noqa: E402
+                                          checked_colour, checked_ema, checked_strides,
                                           checked_zoom, evaluate_pipeline, fit_classifier,
                                           fit_detector, load_detection_data,
                                           mine_hard_negatives, step1_evaluator)
@@ -126,7 +127,7 @@ class Classifiers:
 
 def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data_key,
             augment=True, one_step=False, backbone_weights=None, stride=None,
-            score_loss="focal", init_from=None):
+            score_loss="focal", init_from=None, ema_momentum=None):
     """Train step 1 (+ the shared classifier), evaluate; (row of numbers, pipeline)."""
     evaluator = step1_evaluator(test_set.subset(range(min(len(test_set), args.curve_images)))
                                 if args.curve_images else test_set)
@@ -136,7 +137,7 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
                             seed, one_step, augment=augment, callbacks=[timer, evaluator],
                             verbose=0, backbone_weights=backbone_weights,
                             score_loss=score_loss, init_from=init_from,
-                            **_stride_kwargs(stride), **(TINY_DETECTOR if args.tiny else {}))
+                            ema_momentum=ema_momentum, **_stride_kwargs(stride), **(TINY_DETECTOR if args.tiny else {}))
     step1_seconds = time.perf_counter() - started
     classifier, scale, classifier_info = (None, 1.0, None) if one_step else \
         classifiers.get(data_key, train_set, seed)
@@ -472,20 +473,22 @@ def _stride_kwargs(strides):
 
 
 def section_key(data, backbone, strides, score_loss="focal", epochs=None, zoom=None,
-                classifier_backbone=None, image_size=None, init_from=None):
+                classifier_backbone=None, image_size=None, init_from=None, colour=None,
+                ema=None):
     """"voc", "voc_pretrained", "voc_pretrained_pyramid", "voc_pretrained_pyramid_quality"
     (quality focal score), "voc_..._160ep" (`epochs` other than the part's default; None:
     the default), "voc_..._zoom0.5-2" (a training zoom range other than the default; None:
     the default), "voc_..._step2pretrained" (the crop classifier from pretrained weights),
     "voc_..._256px" (an input size other than the default; None: the default),
-    "voc_..._init-NAME" (step 1 started from the step 1 `init_from` names), ... (the same
-    for "neon")."""
+    "voc_..._init-NAME" (step 1 started from the step 1 `init_from` names), "voc_..._colour"
+    (colour jitter), "voc_..._ema" (step 1's weights averaged), ... (the same for "neon")."""
     return (data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
             + ("_quality" if score_loss == "quality_focal" else "")
             + (f"_{epochs}ep" if epochs is not None else "")
             + (f"_zoom{zoom[0]:g}-{zoom[1]:g}" if zoom is not None else "")
             + ("_step2pretrained" if classifier_backbone else "")
             + (f"_init-{Path(str(init_from)).name}" if init_from else "")
+            + ("_colour" if colour else "") + ("_ema" if ema else "")
             + (f"_{image_size}px" if image_size is not None else ""))
 
 
@@ -530,7 +533,11 @@ def _start(settings):
             + (", zoom {:g}-{:g}".format(*settings["zoom"]) if settings.get("zoom") else "")
             + (f", crop classifier from {settings['classifier_backbone']}"
                if settings.get("classifier_backbone") else "")
-            + (f", step 1 from {settings['init_from']}" if settings.get("init_from") else ""))
+            + (f", step 1 from {settings['init_from']}" if settings.get("init_from") else "")
+            + (", colour jitter {:g}/{:g}/{:g}".format(*settings["colour_jitter"])
+               if settings.get("colour_jitter") else "")
+            + (f", weight average (EMA {settings['ema_momentum']:g})"
+               if settings.get("ema_momentum") else ""))
 
 
 def _described(settings) -> str:
@@ -553,8 +560,10 @@ def part_voc(args, classifiers, stored, save=None):
         return {"skipped": message}
     train_set, test_set, info = load_detection_data(f"voc:{root}",
                                                     image_size=args.image_size)
-    if args.voc_zoom is not None:
-        info["augment"] = BoxAugmenter(zoom=args.voc_zoom)
+    if args.voc_zoom is not None or args.voc_colour is not None:
+        info["augment"] = BoxAugmenter(
+            zoom=args.voc_zoom or DEFAULT_ZOOM,
+            **dict(zip(COLOUR_KEYS, args.voc_colour or (0.0, 0.0, 0.0))))
     print(f"--- voc: {info['split']}", flush=True)
     wanted = {**settings(args), "epochs": args.voc_epochs,
               "backbone_weights": args.voc_backbone,
@@ -563,6 +572,8 @@ def part_voc(args, classifiers, stored, save=None):
               **({"classifier_backbone": args.classifier_backbone}
                  if args.classifier_backbone else {}),
               **({"init_from": args.voc_init_from} if args.voc_init_from else {}),
+              **({"colour_jitter": list(args.voc_colour)} if args.voc_colour else {}),
+              **({"ema_momentum": args.voc_ema} if args.voc_ema else {}),
               "train_images": len(train_set), "test_images": len(test_set)}
     table = {}
     if stored and "table" in stored:
@@ -590,7 +601,8 @@ def part_voc(args, classifiers, stored, save=None):
                                  classifiers, "voc", augment=info["augment"],
                                  backbone_weights=args.voc_backbone,
                                  stride=args.voc_strides, score_loss=args.score_loss,
-                                 init_from=args.voc_init_from)[0]
+                                 init_from=args.voc_init_from,
+                                 ema_momentum=args.voc_ema)[0]
             table[loss] = summarise([rows[k] for k in sorted(rows)], args.short_epochs)
             if save is not None:
                 save(section())
@@ -878,6 +890,14 @@ def main(argv=None):
                         help="start the voc part's step 1 from this step 1: shipped weights "
                              "(detector.synth_scenes), a run folder or a .keras file, as "
                              "zoo.train's --init-from; sections ..._init-NAME")
+    parser.add_argument("--voc-colour", default=None,
+                        help="S,C,B: saturation, contrast and brightness jitter of the voc "
+                             "part's training photos (BoxAugmenter's; zoo.train's default on "
+                             "real photos 0.5,0.3,0.3), sections ..._colour")
+    parser.add_argument("--voc-ema", type=float, default=None,
+                        help="momentum of an average of the voc part's step-1 weights that "
+                             "becomes its final weights (zoo.train --ema; off by default), "
+                             "sections ..._ema")
     parser.add_argument("--score-loss", default="focal", choices=SCORE_LOSSES,
                         help="step 1's score loss on the voc and neon parts; quality_focal "
                              "results go to sections ..._quality")
@@ -908,6 +928,11 @@ def main(argv=None):
         args.voc_zoom = checked_zoom(args.voc_zoom)
     except ConfigError as error:
         parser.error(f"--voc-zoom: {error}")
+    try:
+        args.voc_colour = checked_colour(args.voc_colour)
+        args.voc_ema = checked_ema(args.voc_ema) or None
+    except ConfigError as error:
+        parser.error(str(error))
     if args.voc_strides and args.image_size % max(args.voc_strides):
         parser.error(f"--image-size must be a multiple of {max(args.voc_strides)} for "
                      f"--voc-strides")
@@ -933,7 +958,7 @@ def main(argv=None):
                                None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs,
                                args.voc_zoom, args.classifier_backbone,
                                None if args.image_size == IMAGE_SIDE else args.image_size,
-                               args.voc_init_from)
+                               args.voc_init_from, args.voc_colour, args.voc_ema)
             results[part] = part_voc(args, classifiers, results.get(part),
                                      _saver(results, part, args.results_dir))
         else:

@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks import detector as bench
 from voc_fixtures import write_voc_fixture
+from zoo.datasets.detection import DEFAULT_ZOOM
 
 
 def tiny_args(tmp_path):
@@ -128,6 +129,13 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", "--voc-init-from", "detector.synth_scenes", *tiny_args(tmp_path)])
     assert asked[-1]["init_from"] == "detector.synth_scenes"
+    assert asked[-1]["ema_momentum"] is None and asked[-1]["augment"].brightness == 0
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "iou", "--voc-colour", "0.5,0.3,0.2", "--voc-ema", "0.99",
+                *tiny_args(tmp_path)])
+    jittered = asked[-1]["augment"]
+    assert (jittered.saturation, jittered.contrast, jittered.brightness) == (0.5, 0.3, 0.2)
+    assert jittered.zoom == DEFAULT_ZOOM and asked[-1]["ema_momentum"] == 0.99
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", *tiny_args(tmp_path)])
     assert (asked[-1]["stride"], asked[-1]["score_loss"]) == (None, "focal")
@@ -149,15 +157,22 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     assert started["settings"]["init_from"] == "detector.synth_scenes"
     assert ("## Pascal VOC: voc, from random weights, step 1 from detector.synth_scenes, "
             "1 epoch, 64 px") in text
-    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 4  # a target line per section and loss
+    averaged = results["voc_1ep_colour_ema_64px"]["settings"]
+    assert averaged["colour_jitter"] == [0.5, 0.3, 0.2] and averaged["ema_momentum"] == 0.99
+    assert ("## Pascal VOC: voc, from random weights, colour jitter 0.5/0.3/0.2, weight "
+            "average (EMA 0.99), 1 epoch, 64 px") in text
+    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 5  # a target line per section and loss
     gains = [run["precision_gain"] for run in variant["table"]["iou"]["runs"]]
     assert variant["table"]["iou"]["precision_gain"]["values"] == gains
     gain_lines = [line for line in text.splitlines() if line.startswith(
         "- two-step precision at equal recall ≥ step 1 alone, kangaroo")]
-    assert len(gain_lines) == 4
+    assert len(gain_lines) == 5
     assert all(", 64 px, " in line for line in gain_lines)  # sizes tell the runs apart
     with pytest.raises(SystemExit):
         bench.main(["--parts", "voc", "--voc-zoom", "2,1", *tiny_args(tmp_path)])
+    for bad in (["--voc-colour", "0.5"], ["--voc-ema", "1.5"]):
+        with pytest.raises(SystemExit):
+            bench.main(["--parts", "voc", *bad, *tiny_args(tmp_path)])
 
 
 def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that_order():
@@ -175,6 +190,9 @@ def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that
         "voc_pretrained_step2pretrained_init-detector.synth_scenes"
     assert bench.section_key("voc", None, None, "focal", None, None, None, 256,
                              "runs/synth/") == "voc_init-synth_256px"  # a run folder: its name
+    assert bench.section_key("voc", "x", None, "focal", None, None, None, None,
+                             "detector.synth_scenes", (0.5, 0.3, 0.3), 0.99) == \
+        "voc_pretrained_init-detector.synth_scenes_colour_ema"
     stored = {key: {} for key in ("neon", "voc_pretrained_pyramid_quality_160ep",
                                   "voc_pretrained_pyramid_quality_160ep_zoom0.5-2",
                                   "voc_pretrained_pyramid_quality_160ep_zoom0.5-2"

@@ -964,14 +964,40 @@ def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tm
 
     zoomed, info = batches(zoom="0.5,1.5")
     assert info["zoom"] == [0.5, 1.5]
-    plain, _ = batches()
+    plain, plain_info = batches()
     if tiles:
         assert zoomed.scale == (0.5, 1.5) and plain.scale == (1.0, 1.0)
+        assert plain_info["ema_momentum"] is None  # tiles: no colour jitter, no average
+        assert "colour_jitter" not in plain_info
     else:
         assert zoomed.augment.zoom == (0.5, 1.5)
         assert plain.augment.zoom == det_task.REAL_DATA_ZOOM == (0.5, 2.0)  # the default
         narrow, _ = batches(zoom="0.75,1.33")
         assert narrow.augment.zoom == (0.75, 1.33)
+        # colour jitter: the default on letterboxed photos, 0,0,0 turns it off
+        augment = plain.augment
+        assert (augment.saturation, augment.contrast, augment.brightness) == \
+            det_task.REAL_DATA_COLOUR == (0.5, 0.3, 0.3)
+        assert plain_info["colour_jitter"] == [0.5, 0.3, 0.3]
+        assert plain_info["ema_momentum"] is None  # the weight average: off by default
+        off, off_info = batches(colour_jitter="0,0,0", ema=0.99)
+        assert (off.augment.saturation, off.augment.contrast, off.augment.brightness) == \
+            (0, 0, 0) and off_info["ema_momentum"] == 0.99
+
+
+def test_the_weight_average_reaches_step_1s_optimizer(tmp_path):
+    from zoo.training import TrainConfig, resolve
+
+    root = write_voc_fixture(tmp_path / "voc")
+    for ema, expected in ((None, None), (0.9, 0.9), (0.0, None)):
+        config, task = resolve(TrainConfig(
+            model="detector", dataset=f"voc:{root}", epochs=1, options={
+                "image_size": 64, "backbone_weights": "none", "ema": ema,
+                "detector_kwargs": {"widths": (4, 4, 4, 4), "depths": (1, 1, 1, 1)}}))
+        optimizer = task.prepare(config).model.optimizer
+        assert optimizer.use_ema == (expected is not None)
+        if expected is not None:
+            assert optimizer.ema_momentum == pytest.approx(expected)
 
 
 def test_the_run_summary_says_when_step_2_changes_nothing():

@@ -210,6 +210,13 @@ def test_detector_image_size_must_fit_the_backbone_strides(value, capsys, tmp_pa
     (["--dataset", "neon_trees", "--zoom", "0.1,1"], "got '0.1,1'"),
     (["--dataset", "neon_trees", "--zoom", "1"], "zoom must be MIN,MAX"),
     (["--dataset", "neon_trees", "--zoom", "a,b"], "zoom must be MIN,MAX"),
+    (["--colour-jitter", "0.5,0.3,0.3"], "--colour-jitter is for letterboxed real images"),
+    (["--dataset", "neon_trees", "--colour-jitter", "0.5,0.3,0.3"],
+     "--colour-jitter is for letterboxed real images"),
+    (["--dataset", "voc:x", "--colour-jitter", "0.5,0.3"], "colour_jitter must be SATURATION"),
+    (["--dataset", "voc:x", "--colour-jitter", "0.5,1.3,0"], "got '0.5,1.3,0'"),
+    (["--dataset", "voc:x", "--ema", "1"], "ema must be 0 (off) or a momentum in (0, 1)"),
+    (["--dataset", "voc:x", "--ema", "-0.5"], "got -0.5"),
     (["--dataset", "neon_trees", "--image-size", "128", "--tile-overlap", "128"],
      "tile_overlap must be a whole number of pixels in [0, 128)"),
 ])
