@@ -1,0 +1,66 @@
+"""benchmarks/detector_folds.py: folds partition the training photos (never the test ones),
+the summary is that of its cells, and a finished cell is not trained again."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import detector_folds as bench
+from voc_fixtures import write_voc_fixture
+
+
+def test_folds_deal_every_index_once():
+    folds = bench.fold_indices(10, 4)
+    assert [len(f) for f in folds] == [3, 3, 2, 2]
+    np.testing.assert_array_equal(np.sort(np.concatenate(folds)), np.arange(10))
+    assert all(np.array_equal(a, b) for a, b in zip(folds, bench.fold_indices(10, 4)))
+
+
+def test_summary_means_over_seeds_then_folds_and_differences_from_base():
+    ap = {("base", 0, 0): 0.5, ("base", 0, 1): 0.7, ("base", 1, 0): 0.4, ("base", 1, 1): 0.4,
+          ("colour", 0, 0): 0.7, ("colour", 0, 1): 0.7, ("colour", 1, 0): 0.3,
+          ("colour", 1, 1): 0.3}
+    cells = {key: {"map_50": value, "map": value / 2} for key, value in ap.items()}
+    table = bench.summarise(cells, ["base", "colour"], folds=2, seeds=[0, 1])
+    np.testing.assert_allclose(table["base"]["map_50"]["values"], [0.6, 0.4])
+    np.testing.assert_allclose(table["colour"]["map_50"]["values"], [0.7, 0.3])
+    np.testing.assert_allclose(table["colour"]["map"]["mean"], 0.25)
+    gain = table["colour"]["map_50_minus_base"]
+    np.testing.assert_allclose(gain["values"], [0.1, -0.1], atol=1e-12)
+    np.testing.assert_allclose(gain["mean"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(gain["standard_error"], np.std([0.1, -0.1], ddof=1) / np.sqrt(2))
+    assert gain["folds_ahead"] == 1 and "map_50_minus_base" not in table["base"]
+
+
+def test_benchmark_writes_cells_and_resumes(tmp_path, monkeypatch):
+    voc = write_voc_fixture(tmp_path / "voc")
+    args = ["--voc", str(voc), "--folds", "2", "--epochs", "1", "--image-size", "64",
+            "--tiny", "--work", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")]
+    bench.main([*args, "--configs", "colour_ema"])  # two real cells: jitter and EMA train
+    results = json.loads((tmp_path / "results" / "detector_folds.json").read_text())
+    folds = results["folds"]
+    assert sorted(folds[0] + folds[1]) == sorted(set(folds[0] + folds[1]))
+    assert results["settings"]["train_images"] == len(folds[0] + folds[1]) == 5
+    cell = results["cells"]["colour_ema-fold1-seed0"]
+    assert cell["held_out_images"] == len(folds[1]) and cell["train_images"] == len(folds[0])
+    assert results["table"]["colour_ema"]["map_50"]["values"][1] == cell["map_50"]
+    assert (tmp_path / "results" / "detector_folds.png").exists()
+
+    asked = []
+
+    def stand_in(train_set, held_out, config, seed, args):  # stored cells are not retrained
+        asked.append(config)
+        return {"map_50": 0.0, "map": 0.0, "seconds": 0.0, "train_images": len(train_set),
+                "held_out_images": len(held_out)}
+
+    monkeypatch.setattr(bench, "one_cell", stand_in)
+    bench.main([*args, "--configs", "base", "colour_ema"])
+    assert asked == ["base", "base"]
+    results = json.loads((tmp_path / "results" / "detector_folds.json").read_text())
+    gain = results["table"]["colour_ema"]["map_50_minus_base"]
+    np.testing.assert_allclose(gain["values"], results["table"]["colour_ema"]["map_50"]["values"])
+    text = (tmp_path / "results" / "detector_folds.md").read_text()
+    assert "| base | 0.000, 0.000 |" in text and "colour_ema | " in text
+    with pytest.raises(SystemExit):
+        bench.main([*args, "--folds", "1"])
