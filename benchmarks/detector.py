@@ -892,8 +892,8 @@ def main(argv=None):
                              "zoo.train's --init-from; sections ..._init-NAME")
     parser.add_argument("--voc-colour", default=None,
                         help="S,C,B: saturation, contrast and brightness jitter of the voc "
-                             "part's training photos (BoxAugmenter's; zoo.train's default on "
-                             "real photos 0.5,0.3,0.3), sections ..._colour")
+                             "part's training photos (BoxAugmenter's, zoo.train "
+                             "--colour-jitter), sections ..._colour")
     parser.add_argument("--voc-ema", type=float, default=None,
                         help="momentum of an average of the voc part's step-1 weights that "
                              "becomes its final weights (zoo.train --ema; off by default), "

@@ -974,15 +974,14 @@ def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tm
         assert plain.augment.zoom == det_task.REAL_DATA_ZOOM == (0.5, 2.0)  # the default
         narrow, _ = batches(zoom="0.75,1.33")
         assert narrow.augment.zoom == (0.75, 1.33)
-        # colour jitter: the default on letterboxed photos, 0,0,0 turns it off
+        # colour jitter and the weight average: off by default, on when asked
         augment = plain.augment
-        assert (augment.saturation, augment.contrast, augment.brightness) == \
-            det_task.REAL_DATA_COLOUR == (0.5, 0.3, 0.3)
-        assert plain_info["colour_jitter"] == [0.5, 0.3, 0.3]
-        assert plain_info["ema_momentum"] is None  # the weight average: off by default
-        off, off_info = batches(colour_jitter="0,0,0", ema=0.99)
-        assert (off.augment.saturation, off.augment.contrast, off.augment.brightness) == \
-            (0, 0, 0) and off_info["ema_momentum"] == 0.99
+        assert (augment.saturation, augment.contrast, augment.brightness) == (0, 0, 0)
+        assert "colour_jitter" not in plain_info and plain_info["ema_momentum"] is None
+        on, on_info = batches(colour_jitter="0.5,0.3,0.2", ema=0.99)
+        assert (on.augment.saturation, on.augment.contrast, on.augment.brightness) == \
+            (0.5, 0.3, 0.2) and on.augment.zoom == det_task.REAL_DATA_ZOOM
+        assert on_info["colour_jitter"] == [0.5, 0.3, 0.2] and on_info["ema_momentum"] == 0.99
 
 
 def test_the_weight_average_reaches_step_1s_optimizer(tmp_path):

@@ -23,8 +23,8 @@ Datasets of the run (`load_detection_data`):
   different `--seed`s are scored on the same test images). `load_detection_data` gives
   `BoxAugmenter()` (flip, zoom 0.75-1.33, random crops; boxes move, clip and drop with the
   pixels); the task trains with zoom `REAL_DATA_ZOOM` (0.5-2) unless `--zoom` says otherwise
-  and with colour jitter `REAL_DATA_COLOUR` unless `--colour-jitter` says otherwise (`--ema`
-  averages step 1's weights, off by default), and starts step 2's crop classifier from step 1's backbone weights (`classifier_kwargs`);
+  (`--colour-jitter` adds a colour jitter and `--ema` averages step 1's weights, both off
+  by default), and starts step 2's crop classifier from step 1's backbone weights (`classifier_kwargs`);
 - `coco:ANNOTATIONS.json[,IMAGES_DIR]`: a COCO-JSON file (`load_coco`), split and augmented
   as a VOC folder without ImageSets;
 - `neon_trees`: NEON aerial tiles of 400-2,500 px with 25-45 px tree crowns
@@ -101,12 +101,11 @@ REAL_DATA_SCORE_LOSS = "quality_focal"
 # kangaroo training photos (160 epochs, 2 seeds) 0.5-2 beat BoxAugmenter's default 0.75-1.33
 # on step-1 AP@.5 (0.576 against 0.486). Tiles keep native pixels (1-1).
 REAL_DATA_ZOOM = (0.5, 2.0)
-# Colour jitter on letterboxed real images (saturation, contrast, brightness strengths of
-# `BoxAugmenter`): 4-fold cross-validation on the kangaroo training photos (test photos
-# unseen; 160 epochs from detector.synth_scenes, seed 0; exploratory, numbers in the README)
-# gave step-1 AP@.5 0.627 against 0.601 without it, ahead on 3 folds of 4. An average of the
-# weights (`--ema 0.99`) on top of it gave 0.629: no gain, so it stays off by default.
-REAL_DATA_COLOUR = (0.5, 0.3, 0.3)
+# `--colour-jitter` (saturation, contrast, brightness strengths of `BoxAugmenter`) and
+# `--ema` (an average of step 1's weights) are off by default: 0.5,0.3,0.3 was ahead on 3 of
+# 4 folds of the kangaroo training photos but behind on the test photos (two-step AP@.5
+# 0.497 ± 0.027 against 0.546 ± 0.029, benchmarks/results/detector.md), and the average
+# added nothing on the folds (README).
 COLOUR_KEYS = ("saturation", "contrast", "brightness")
 ZOOM_LIMITS = (0.25, 4.0)  # --zoom beyond these shrinks objects to nothing or to noise
 SIZE_MULTIPLE = 16  # the default detector's deepest stride (its stride-8 grid reads stage 16)
@@ -748,10 +747,9 @@ class DetectionTask(Task):
                        "random sizes already", type=str),
         "colour_jitter": Option(None, "detection: saturation,contrast,brightness jitter of "
                                 "the training images, each strength s in [0, 1] scaling by "
-                                "a factor in [1 - s, 1 + s]; default "
-                                f"{','.join(f'{c:g}' for c in REAL_DATA_COLOUR)} on "
-                                "letterboxed real images (0,0,0 turns it off); not on tiles "
-                                "or synthetic scenes", type=str),
+                                "a factor in [1 - s, 1 + s], e.g. 0.5,0.3,0.3; default off; "
+                                "letterboxed real images only (not tiles or synthetic "
+                                "scenes)", type=str),
         "ema": Option(None, "detection: momentum m of an exponential moving average of step "
                       "1's weights (about 1/(1 - m) steps), which become its final weights, "
                       "e.g. 0.99; default off (0)", type=float),
@@ -862,9 +860,10 @@ class DetectionTask(Task):
             info["zoom"] = list(zoom)
         ema = checked_ema(self.option(config, "ema"))
         if letterboxed_real:
-            colour = checked_colour(self.option(config, "colour_jitter")) or REAL_DATA_COLOUR
+            colour = checked_colour(self.option(config, "colour_jitter")) or (0.0, 0.0, 0.0)
             info["augment"] = BoxAugmenter(zoom=zoom, **dict(zip(COLOUR_KEYS, colour)))
-            info["colour_jitter"] = list(colour)
+            if any(colour):
+                info["colour_jitter"] = list(colour)
         info["ema_momentum"] = ema or None
         model, batches = build_detector(
             train_set, config.loss, config.epochs, config.batch_size, config.learning_rate,
