@@ -137,7 +137,8 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
                             seed, one_step, augment=augment, callbacks=[timer, evaluator],
                             verbose=0, backbone_weights=backbone_weights,
                             score_loss=score_loss, init_from=init_from,
-                            ema_momentum=ema_momentum, **_stride_kwargs(stride), **(TINY_DETECTOR if args.tiny else {}))
+                            ema_momentum=ema_momentum, **_stride_kwargs(stride),
+                            **(TINY_DETECTOR if args.tiny else {}))
     step1_seconds = time.perf_counter() - started
     classifier, scale, classifier_info = (None, 1.0, None) if one_step else \
         classifiers.get(data_key, train_set, seed)

@@ -24,7 +24,8 @@ Datasets of the run (`load_detection_data`):
   `BoxAugmenter()` (flip, zoom 0.75-1.33, random crops; boxes move, clip and drop with the
   pixels); the task trains with zoom `REAL_DATA_ZOOM` (0.5-2) unless `--zoom` says otherwise
   (`--colour-jitter` adds a colour jitter and `--ema` averages step 1's weights, both off
-  by default), and starts step 2's crop classifier from step 1's backbone weights (`classifier_kwargs`);
+  by default), and starts step 2's crop classifier from step 1's backbone weights
+  (`classifier_kwargs`);
 - `coco:ANNOTATIONS.json[,IMAGES_DIR]`: a COCO-JSON file (`load_coco`), split and augmented
   as a VOC folder without ImageSets;
 - `neon_trees`: NEON aerial tiles of 400-2,500 px with 25-45 px tree crowns
@@ -537,16 +538,21 @@ def checked_strides(value):
     return strides[0] if len(strides) == 1 else tuple(strides)
 
 
+def _numbers(value) -> tuple:
+    """Floats from "A,B,..." or a sequence; () when one of them is not a number."""
+    parts = str(value).split(",") if isinstance(value, str) else list(value)
+    try:
+        return tuple(float(str(part).strip()) for part in parts)
+    except ValueError:
+        return ()
+
+
 def checked_zoom(value):
     """The run's (min, max) training zoom from "MIN,MAX" or a pair (None: the default), each
     in [`ZOOM_LIMITS`] and min <= max; else ConfigError."""
     if value is None:
         return None
-    parts = str(value).split(",") if isinstance(value, str) else list(value)
-    try:
-        zoom = tuple(float(str(p).strip()) for p in parts)
-    except ValueError:
-        zoom = ()
+    zoom = _numbers(value)
     low, high = ZOOM_LIMITS
     if len(zoom) != 2 or not low <= zoom[0] <= zoom[1] <= high:
         raise ConfigError(f"zoom must be MIN,MAX with {low} <= MIN <= MAX <= {high}, got "
@@ -556,14 +562,10 @@ def checked_zoom(value):
 
 def checked_colour(value):
     """The run's (saturation, contrast, brightness) jitter strengths from "S,C,B" or a
-    triple (None: the default), each in [0, 1]; else ConfigError."""
+    triple (None: no jitter), each in [0, 1]; else ConfigError."""
     if value is None:
         return None
-    parts = str(value).split(",") if isinstance(value, str) else list(value)
-    try:
-        colour = tuple(float(str(p).strip()) for p in parts)
-    except ValueError:
-        colour = ()
+    colour = _numbers(value)
     if len(colour) != 3 or not all(0.0 <= c <= 1.0 for c in colour):
         raise ConfigError(f"colour_jitter must be SATURATION,CONTRAST,BRIGHTNESS, each in "
                           f"[0, 1], got {value!r}")
