@@ -1,6 +1,7 @@
 """benchmarks/detector_folds.py: folds partition the training photos (never the test ones),
 the summary is that of its cells, and a finished cell is not trained again."""
 
+import argparse
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from benchmarks import detector_folds as bench
 from voc_fixtures import write_voc_fixture
+from zoo.training.tasks.detection import load_detection_data
 
 
 def test_folds_deal_every_index_once():
@@ -33,34 +35,46 @@ def test_summary_means_over_seeds_then_folds_and_differences_from_base():
     assert gain["folds_ahead"] == 1 and "map_50_minus_base" not in table["base"]
 
 
+def test_a_cell_trains_on_the_other_folds_and_scores_the_held_out_one(tmp_path):
+    voc = write_voc_fixture(tmp_path / "voc")
+    train, _, _ = load_detection_data(f"voc:{voc}", image_size=(64, 64))
+    args = argparse.Namespace(tiny=True, epochs=1)
+    cell = bench.one_cell(train.subset([0, 1, 2]), train.subset([3, 4]), "colour_ema", 0, args)
+    assert (cell["train_images"], cell["held_out_images"]) == (3, 2)
+    assert 0.0 <= cell["map"] <= cell["map_50"] <= 1.0 and cell["seconds"] > 0
+
+
 def test_benchmark_writes_cells_and_resumes(tmp_path, monkeypatch):
     voc = write_voc_fixture(tmp_path / "voc")
     args = ["--voc", str(voc), "--folds", "2", "--epochs", "1", "--image-size", "64",
             "--tiny", "--work", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")]
-    bench.main([*args, "--configs", "colour_ema"])  # two real cells: jitter and EMA train
+    asked = []
+
+    def stand_in(train_set, held_out, config, seed, args):  # the cell's trainer, tested above
+        asked.append((config, len(train_set), len(held_out)))
+        score = {"base": 0.1, "colour_ema": 0.5}[config] + 0.125 * len(asked)
+        return {"map_50": score, "map": score / 2, "seconds": 1.0,
+                "train_images": len(train_set), "held_out_images": len(held_out)}
+
+    monkeypatch.setattr(bench, "one_cell", stand_in)
+    bench.main([*args, "--configs", "colour_ema"])
     results = json.loads((tmp_path / "results" / "detector_folds.json").read_text())
     folds = results["folds"]
     assert sorted(folds[0] + folds[1]) == sorted(set(folds[0] + folds[1]))
     assert results["settings"]["train_images"] == len(folds[0] + folds[1]) == 5
+    assert [a[1:] for a in asked] == [(len(folds[1]), len(folds[0])),
+                                      (len(folds[0]), len(folds[1]))]
     cell = results["cells"]["colour_ema-fold1-seed0"]
     assert cell["held_out_images"] == len(folds[1]) and cell["train_images"] == len(folds[0])
-    assert results["table"]["colour_ema"]["map_50"]["values"][1] == cell["map_50"]
+    assert results["table"]["colour_ema"]["map_50"]["values"] == [0.625, 0.75]
     assert (tmp_path / "results" / "detector_folds.png").exists()
-
-    asked = []
-
-    def stand_in(train_set, held_out, config, seed, args):  # stored cells are not retrained
-        asked.append(config)
-        return {"map_50": 0.0, "map": 0.0, "seconds": 0.0, "train_images": len(train_set),
-                "held_out_images": len(held_out)}
-
-    monkeypatch.setattr(bench, "one_cell", stand_in)
-    bench.main([*args, "--configs", "base", "colour_ema"])
-    assert asked == ["base", "base"]
+    bench.main([*args, "--configs", "base", "colour_ema"])  # stored cells are not rerun
+    assert [a[0] for a in asked] == ["colour_ema", "colour_ema", "base", "base"]
     results = json.loads((tmp_path / "results" / "detector_folds.json").read_text())
     gain = results["table"]["colour_ema"]["map_50_minus_base"]
-    np.testing.assert_allclose(gain["values"], results["table"]["colour_ema"]["map_50"]["values"])
+    np.testing.assert_allclose(gain["values"], [0.625 - 0.475, 0.75 - 0.6])
+    assert gain["folds_ahead"] == 2
     text = (tmp_path / "results" / "detector_folds.md").read_text()
-    assert "| base | 0.000, 0.000 |" in text and "colour_ema | " in text
+    assert "| base | 0.475, 0.600 |" in text and "| colour_ema | 0.625, 0.750 |" in text
     with pytest.raises(SystemExit):
         bench.main([*args, "--folds", "1"])

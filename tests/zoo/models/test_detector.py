@@ -960,6 +960,7 @@ def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tm
             "detector_kwargs": {"widths": (4, 4, 4, 4), "depths": (1, 1, 1, 1)}, **options})
         config, task = resolve(config)
         prepared = task.prepare(config)
+        batches.optimizer = prepared.model.optimizer
         return prepared.data["batches"], prepared.info
 
     zoomed, info = batches(zoom="0.5,1.5")
@@ -972,31 +973,18 @@ def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tm
     else:
         assert zoomed.augment.zoom == (0.5, 1.5)
         assert plain.augment.zoom == det_task.REAL_DATA_ZOOM == (0.5, 2.0)  # the default
-        narrow, _ = batches(zoom="0.75,1.33")
-        assert narrow.augment.zoom == (0.75, 1.33)
         # colour jitter and the weight average: off by default, on when asked
         augment = plain.augment
         assert (augment.saturation, augment.contrast, augment.brightness) == (0, 0, 0)
         assert "colour_jitter" not in plain_info and plain_info["ema_momentum"] is None
-        on, on_info = batches(colour_jitter="0.5,0.3,0.2", ema=0.99)
-        assert (on.augment.saturation, on.augment.contrast, on.augment.brightness) == \
-            (0.5, 0.3, 0.2) and on.augment.zoom == det_task.REAL_DATA_ZOOM
-        assert on_info["colour_jitter"] == [0.5, 0.3, 0.2] and on_info["ema_momentum"] == 0.99
-
-
-def test_the_weight_average_reaches_step_1s_optimizer(tmp_path):
-    from zoo.training import TrainConfig, resolve
-
-    root = write_voc_fixture(tmp_path / "voc")
-    for ema, expected in ((None, None), (0.9, 0.9), (0.0, None)):
-        config, task = resolve(TrainConfig(
-            model="detector", dataset=f"voc:{root}", epochs=1, options={
-                "image_size": 64, "backbone_weights": "none", "ema": ema,
-                "detector_kwargs": {"widths": (4, 4, 4, 4), "depths": (1, 1, 1, 1)}}))
-        optimizer = task.prepare(config).model.optimizer
-        assert optimizer.use_ema == (expected is not None)
-        if expected is not None:
-            assert optimizer.ema_momentum == pytest.approx(expected)
+        assert not batches.optimizer.use_ema
+        narrow, narrow_info = batches(zoom="0.75,1.33", colour_jitter="0.5,0.3,0.2", ema=0.9)
+        assert narrow.augment.zoom == (0.75, 1.33)
+        assert (narrow.augment.saturation, narrow.augment.contrast,
+                narrow.augment.brightness) == (0.5, 0.3, 0.2)
+        assert narrow_info["colour_jitter"] == [0.5, 0.3, 0.2]
+        assert narrow_info["ema_momentum"] == 0.9  # and it reaches step 1's optimizer
+        assert batches.optimizer.use_ema and batches.optimizer.ema_momentum == pytest.approx(0.9)
 
 
 def test_the_run_summary_says_when_step_2_changes_nothing():
