@@ -41,6 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
+from benchmarks.detector import DEFAULT_VOC, TINY_DETECTOR  # noqa: E402
 from zoo.datasets.detection import BoxAugmenter  # noqa: E402
 from zoo.evaluation.detection import evaluate_detections  # noqa: E402
 from zoo.training.tasks.detection import (COLOUR_KEYS, REAL_DATA_ZOOM,  # noqa: E402
@@ -49,7 +50,6 @@ from zoo.training.tasks.detection import (COLOUR_KEYS, REAL_DATA_ZOOM,  # noqa: 
 
 NAME = "detector_folds"
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VOC = REPO.parent / "shared" / "datasets" / "kangaroo"
 CONFIGS = {
     "base": {"colour": (0.0, 0.0, 0.0), "ema": None},
     "colour": {"colour": (0.5, 0.3, 0.3), "ema": None},
@@ -58,8 +58,6 @@ CONFIGS = {
 RECIPE = {"box_loss": "eiou", "batch_size": 32, "learning_rate": 2e-3, "stride": (8, 16, 32),
           "score_loss": "quality_focal", "backbone_weights": "repvgg_tiny.cifar10",
           "init_from": "detector.synth_scenes", "zoom": REAL_DATA_ZOOM}
-TINY = {"widths": (8, 16, 16), "depths": (1, 1, 1), "neck_width": 8, "head_width": 8,
-        "head_depth": 1}  # for smoke tests: random weights, no pretrained start
 
 
 def fold_indices(count, folds, seed=0) -> list:
@@ -71,7 +69,7 @@ def fold_indices(count, folds, seed=0) -> list:
 def one_cell(train_set, held_out, config, seed, args) -> dict:
     settings = CONFIGS[config]
     augment = BoxAugmenter(zoom=RECIPE["zoom"], **dict(zip(COLOUR_KEYS, settings["colour"])))
-    model_kwargs = ({**TINY} if args.tiny else
+    model_kwargs = ({**TINY_DETECTOR} if args.tiny else
                     {"stride": RECIPE["stride"], "backbone_weights": RECIPE["backbone_weights"],
                      "init_from": RECIPE["init_from"]})
     model, batches = build_detector(train_set, RECIPE["box_loss"], args.epochs,

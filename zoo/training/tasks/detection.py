@@ -860,18 +860,18 @@ class DetectionTask(Task):
             zoom = REAL_DATA_ZOOM
         if zoom is not None:
             info["zoom"] = list(zoom)
-        ema = checked_ema(self.option(config, "ema"))
+        ema = checked_ema(self.option(config, "ema")) or None
         if letterboxed_real:
             colour = checked_colour(self.option(config, "colour_jitter")) or (0.0, 0.0, 0.0)
             info["augment"] = BoxAugmenter(zoom=zoom, **dict(zip(COLOUR_KEYS, colour)))
             if any(colour):
                 info["colour_jitter"] = list(colour)
-        info["ema_momentum"] = ema or None
+        info["ema_momentum"] = ema
         model, batches = build_detector(
             train_set, config.loss, config.epochs, config.batch_size, config.learning_rate,
             config.seed, bool(self.option(config, "one_step")), augment=info["augment"],
             tile_size=size if tiles else None, tile_zoom=zoom if tiles else None,
-            ema_momentum=ema or None, **self.detector_kwargs(config))
+            ema_momentum=ema, **self.detector_kwargs(config))
         data = {"train": train_set, "test": test_set, "info": info, "batches": batches}
         samples = batches.tiles_per_epoch if tiles else len(train_set)
         return Prepared(data, model, samples, info=info)
