@@ -54,6 +54,7 @@ CONFIGS = {
     "base": {"colour": (0.0, 0.0, 0.0), "ema": None},
     "colour": {"colour": (0.5, 0.3, 0.3), "ema": None},
     "colour_ema": {"colour": (0.5, 0.3, 0.3), "ema": 0.99},
+    "mosaic": {"colour": (0.0, 0.0, 0.0), "ema": None, "mosaic": 0.5},
 }
 RECIPE = {"box_loss": "eiou", "batch_size": 32, "learning_rate": 2e-3, "stride": (8, 16, 32),
           "score_loss": "quality_focal", "backbone_weights": "repvgg_tiny.cifar10",
@@ -75,7 +76,8 @@ def one_cell(train_set, held_out, config, seed, args) -> dict:
     model, batches = build_detector(train_set, RECIPE["box_loss"], args.epochs,
                                     RECIPE["batch_size"], RECIPE["learning_rate"], seed,
                                     augment=augment, score_loss=RECIPE["score_loss"],
-                                    ema_momentum=settings["ema"], **model_kwargs)
+                                    ema_momentum=settings["ema"],
+                                    mosaic=settings.get("mosaic", 0.0), **model_kwargs)
     started = time.perf_counter()
     model.fit(batches, epochs=args.epochs, verbose=0)
     seconds = time.perf_counter() - started
@@ -128,7 +130,8 @@ def markdown(results) -> str:
                f"{gain['folds_ahead']} of {len(gain['values'])} |" if gain else "– | – |"))
     lines += ["", "Configs: " + "; ".join(
         f"{name}: colour jitter {'/'.join(f'{c:g}' for c in CONFIGS[name]['colour'])}, "
-        f"EMA {CONFIGS[name]['ema'] or 'off'}" for name in results["table"]) + ".", ""]
+        f"EMA {CONFIGS[name]['ema'] or 'off'}, mosaic {CONFIGS[name].get('mosaic') or 'off'}"
+        for name in results["table"]) + ".", ""]
     return "\n".join(lines)
 
 

@@ -929,6 +929,54 @@ def crop_region(image, boxes, classes, region, output_size=None, fill=LETTERBOX_
     return out, moved, classes
 
 
+
+def mosaic(images, boxes, classes, centre, min_size=2.0, min_visible=0.3):
+    """The mosaic augmentation of YOLOv4 (Bochkovskiy et al. 2020), at native scale.
+
+    Four images of one size (H, W, C) are tiled 2 x 2 into a (2H, 2W) canvas (first top-left,
+    then top-right, bottom-left, bottom-right) and the (H, W) window of the canvas centred at
+    `centre` = (cx, cy) is returned; cx in [W/2, 3W/2] and cy in [H/2, 3H/2] make the window
+    show a part of each image around the canvas's midpoint. Boxes move with their image
+    (image q's are shifted by its corner (W·(q mod 2), H·(q div 2))), are clipped to the
+    window and dropped as in `clip_boxes`. The window holds at most M = boxes.shape[1]
+    boxes (the padded layout of a `DetectionSet`); beyond M, the largest M kept boxes stay.
+
+    Args:
+        images: (4, H, W, C) floats.
+        boxes: (4, M, 4) xyxy pixels, padded.
+        classes: (4, M) ids, -1 for padding.
+        centre: (cx, cy), canvas pixels; rounded to whole pixels (no resampling).
+        min_size, min_visible: as `clip_boxes`.
+
+    Returns:
+        (image float32 (H, W, C), boxes (M, 4), classes (M,)).
+    """
+    images = np.asarray(images, np.float32)
+    boxes, classes = np.asarray(boxes, np.float32), np.asarray(classes, np.int32)
+    if images.ndim != 4 or images.shape[0] != 4 or boxes.shape[:2] != (4, classes.shape[1]):
+        raise ValueError(f"mosaic takes 4 images (4, H, W, C) with boxes (4, M, 4) and classes "
+                         f"(4, M); got {images.shape}, {boxes.shape}, {classes.shape}")
+    _, height, width, _ = images.shape
+    canvas = np.concatenate([np.concatenate([images[0], images[1]], axis=1),
+                             np.concatenate([images[2], images[3]], axis=1)], axis=0)
+    corners = np.asarray([[0, 0], [width, 0], [0, height], [width, height]], np.float32)
+    x0 = int(np.clip(round(centre[0] - width / 2), 0, width))
+    y0 = int(np.clip(round(centre[1] - height / 2), 0, height))
+    window = canvas[y0:y0 + height, x0:x0 + width]
+    shift = np.tile(corners - np.asarray([x0, y0], np.float32), 2)[:, None, :]  # (4, 1, 4)
+    moved = np.where(classes[..., None] >= 0, boxes + shift, 0.0).reshape(-1, 4)
+    kept, kept_classes = clip_boxes(moved, classes.reshape(-1), height, width, min_size,
+                                    min_visible)
+    count = int(np.sum(kept_classes >= 0))
+    limit = classes.shape[1]
+    if count > limit:  # the largest M, in their mosaic order
+        area = (kept[:count, 2] - kept[:count, 0]) * (kept[:count, 3] - kept[:count, 1])
+        largest = np.zeros(count, bool)
+        largest[np.argsort(-area, kind="stable")[:limit]] = True
+        kept, kept_classes = _pack(kept[:count], kept_classes[:count], largest)
+    return window.copy(), kept[:limit], kept_classes[:limit]
+
+
 DEFAULT_ZOOM = (0.75, 1.33)
 
 
@@ -1038,6 +1086,10 @@ class DetectionBatches(keras.utils.PyDataset):
         shuffle: reshuffle every epoch (seeded by `seed` and the epoch). Defaults to False.
         augment: a `BoxAugmenter` (or a callable `(image, boxes, classes, rng)`), applied
             with a generator seeded by (seed, image index, epoch). Defaults to None.
+        mosaic: probability that an image is replaced by a `mosaic` of itself (top-left)
+            and three others drawn from the set, the window's corner uniform over the
+            whole pixels of [0, W) x [0, H) of the canvas, before `augment`; drawn from its own generator, so the
+            batches without it are those of `mosaic=0`. Defaults to 0 (off).
         target_fn: maps `(boxes, classes)` to the targets. Defaults to None (the dict
             `{"boxes", "classes"}`).
         seed: seed of shuffling and augmentation. Defaults to 0.
@@ -1045,12 +1097,15 @@ class DetectionBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, data, batch_size=32, shuffle=False, augment=None, target_fn=None, seed=0,
-                 **kwargs):
+                 mosaic=0.0, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(data, DetectionSet):
             raise ValueError(f"data must be a DetectionSet, got {type(data).__name__}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0.0 <= float(mosaic) <= 1.0:
+            raise ValueError(f"mosaic must be a probability in [0, 1], got {mosaic}")
+        self.mosaic = float(mosaic)
         self.data, self.batch_size = data, int(batch_size)
         self.shuffle, self.augment, self.target_fn = bool(shuffle), augment, target_fn
         self.seed, self.epoch = int(seed), 0
@@ -1074,8 +1129,24 @@ class DetectionBatches(keras.utils.PyDataset):
         chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         images = self.data.images[chosen].copy()
         boxes, classes = self.data.boxes[chosen].copy(), self.data.classes[chosen].copy()
+        if self.mosaic:
+            for k, i in enumerate(chosen):
+                images[k], boxes[k], classes[k] = self._mosaic(int(i))
         if self.augment is not None:
             for k, i in enumerate(chosen):
                 images[k], boxes[k], classes[k] = self.augment(
                     images[k], boxes[k], classes[k], _rng(self.seed, int(i), self.epoch, 1))
         return images, _targets(boxes, classes, self.target_fn)
+
+    def _mosaic(self, index):
+        """Image `index` as it is, or (with probability `mosaic`) its mosaic with three others."""
+        rng = _rng(self.seed, index, self.epoch, 2)
+        if rng.uniform() >= self.mosaic:
+            return self.data.images[index], self.data.boxes[index], self.data.classes[index]
+        chosen = np.concatenate([[index], rng.integers(len(self.data), size=3)])
+        height, width = self.data.images.shape[1:3]
+        # the window's corner, whole pixels in [0, W) x [0, H): at least a corner of its own
+        # image stays in view
+        centre = (rng.integers(width) + width / 2, rng.integers(height) + height / 2)
+        return mosaic(self.data.images[chosen], self.data.boxes[chosen],
+                      self.data.classes[chosen], centre)

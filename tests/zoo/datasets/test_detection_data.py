@@ -416,6 +416,58 @@ def test_colour_jitter_scales_saturation_contrast_and_brightness_within_range():
         det.BoxAugmenter(saturation=1.5)
 
 
+def test_mosaic_tiles_four_images_moves_their_boxes_and_keeps_the_largest():
+    h, w, m = 8, 10, 3
+    images = np.stack([np.full((h, w, 1), v, np.float32) for v in (0.1, 0.2, 0.3, 0.4)])
+    boxes, classes = np.zeros((4, m, 4), np.float32), np.full((4, m), -1, np.int32)
+    boxes[0, :2], classes[0, :2] = [[6, 4, 10, 8], [0, 0, 6, 5]], [0, 5]  # 2nd: 1 px left
+    boxes[1, :2], classes[1, :2] = [[0, 4, 3, 8], [2, 0, 9, 3]], [1, 6]   # 2nd: above
+    boxes[2, 0], classes[2, 0] = [8, 0, 10, 2], 2
+    boxes[3, :2], classes[3, :2] = [[0, 0, 4, 4], [6, 5, 10, 8]], [3, 7]  # 2nd: outside
+    # centre (w, h) (and anything rounding to it): the window [5, 15) x [4, 12) of the
+    # (16, 20) canvas; image q's boxes move by its corner (10·(q%2), 8·(q//2)) − (5, 4)
+    for centre in ((w, h), (w + 0.4, h - 0.4)):
+        image, out_boxes, out_classes = det.mosaic(images, boxes, classes, centre)
+        expected = np.empty((h, w, 1), np.float32)
+        expected[:4, :5], expected[:4, 5:], expected[4:, :5], expected[4:, 5:] = \
+            0.1, 0.2, 0.3, 0.4
+        np.testing.assert_array_equal(image, expected)
+        # four boxes survive (areas 16, 12, 4, 16), three fit: the smallest goes
+        np.testing.assert_array_equal(out_classes, [0, 1, 3])
+        np.testing.assert_allclose(out_boxes, [[1, 0, 5, 4], [5, 0, 8, 4], [5, 4, 9, 8]])
+    classes[1, 0] = -1  # three survive, all kept in mosaic order, the rest padding
+    _, out_boxes, out_classes = det.mosaic(images, boxes, classes, (w, h))
+    np.testing.assert_array_equal(out_classes, [0, 2, 3])
+    np.testing.assert_allclose(out_boxes, [[1, 0, 5, 4], [3, 4, 5, 6], [5, 4, 9, 8]])
+    # the window's corner: (cx − w/2, cy − h/2), here (0, 8): images 2's top half
+    image, _, _ = det.mosaic(images, boxes, classes, (w / 2, 3 * h / 2))
+    np.testing.assert_array_equal(image, np.full((h, w, 1), 0.3, np.float32))
+    with pytest.raises(ValueError, match="4 images"):
+        det.mosaic(images[:3], boxes[:3], classes[:3], (w, h))
+
+
+def test_detection_batches_mosaic_shows_each_image_with_others(voc_root):
+    data = det.load_voc(voc_root, image_size=32)
+    plain = det.DetectionBatches(data, batch_size=4, shuffle=True, seed=2)
+    off = det.DetectionBatches(data, batch_size=4, shuffle=True, seed=2, mosaic=0.0)
+    np.testing.assert_array_equal(plain[0][0], off[0][0])  # off draws nothing
+    batches = det.DetectionBatches(data, batch_size=4, shuffle=True, seed=2, mosaic=1.0)
+    x, targets = batches[0]
+    for k, i in enumerate(batches.order[:4]):
+        # its own image fills the window's top-left part, up to the canvas midpoint:
+        # x[:32 - y0, :32 - x0] == image[y0:, x0:] for some corner (x0, y0) of the window
+        own = data.images[i]
+        found = [(x0, y0) for x0 in range(32) for y0 in range(32)
+                 if np.array_equal(x[k][:32 - y0, :32 - x0], own[y0:, x0:])]
+        assert found, f"image {i} not in its mosaic"
+        valid = targets["classes"][k] >= 0
+        box = targets["boxes"][k][valid]
+        assert np.all(box[:, :2] >= 0) and np.all(box[:, 2:] <= 32)
+        assert np.all(box[:, 2:] - box[:, :2] >= 2)
+    with pytest.raises(ValueError, match="mosaic"):
+        det.DetectionBatches(data, mosaic=1.5)
+
+
 def test_detection_batches(voc_root):
     data = det.load_voc(voc_root, image_size=32)
     batches = det.DetectionBatches(data, batch_size=2, shuffle=True, seed=1,

@@ -960,7 +960,7 @@ def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tm
             "detector_kwargs": {"widths": (4, 4, 4, 4), "depths": (1, 1, 1, 1)}, **options})
         config, task = resolve(config)
         prepared = task.prepare(config)
-        batches.optimizer = prepared.model.optimizer
+        batches.optimizer, batches.train = prepared.model.optimizer, prepared.data["train"]
         return prepared.data["batches"], prepared.info
 
     zoomed, info = batches(zoom="0.5,1.5")
@@ -969,7 +969,9 @@ def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tm
     if tiles:
         assert zoomed.scale == (0.5, 1.5) and plain.scale == (1.0, 1.0)
         assert plain_info["ema_momentum"] is None  # tiles: no colour jitter, no average
-        assert "colour_jitter" not in plain_info
+        assert "colour_jitter" not in plain_info and "mosaic" not in plain_info
+        with pytest.raises(ValueError, match="mosaic is for letterboxed images"):
+            det_task.build_detector(batches.train, tile_size=64, mosaic=0.5)
     else:
         assert zoomed.augment.zoom == (0.5, 1.5)
         assert plain.augment.zoom == det_task.REAL_DATA_ZOOM == (0.5, 2.0)  # the default
@@ -978,7 +980,10 @@ def test_zoom_reaches_the_training_batches_and_each_data_kind_has_its_default(tm
         assert (augment.saturation, augment.contrast, augment.brightness) == (0, 0, 0)
         assert "colour_jitter" not in plain_info and plain_info["ema_momentum"] is None
         assert not batches.optimizer.use_ema
-        narrow, narrow_info = batches(zoom="0.75,1.33", colour_jitter="0.5,0.3,0.2", ema=0.9)
+        assert plain.mosaic == 0.0 and "mosaic" not in plain_info
+        narrow, narrow_info = batches(zoom="0.75,1.33", colour_jitter="0.5,0.3,0.2", ema=0.9,
+                                      mosaic=0.5)
+        assert narrow.mosaic == 0.5 and narrow_info["mosaic"] == 0.5
         assert narrow.augment.zoom == (0.75, 1.33)
         assert (narrow.augment.saturation, narrow.augment.contrast,
                 narrow.augment.brightness) == (0.5, 0.3, 0.2)

@@ -217,6 +217,9 @@ def test_detector_image_size_must_fit_the_backbone_strides(value, capsys, tmp_pa
     (["--dataset", "voc:x", "--colour-jitter", "0.5,1.3,0"], "got '0.5,1.3,0'"),
     (["--dataset", "voc:x", "--ema", "1"], "ema must be 0 (off) or a momentum in (0, 1)"),
     (["--dataset", "voc:x", "--ema", "-0.5"], "got -0.5"),
+    (["--mosaic", "0.5"], "--mosaic is for letterboxed real images"),
+    (["--dataset", "neon_trees", "--mosaic", "0.5"], "--mosaic is for letterboxed real images"),
+    (["--dataset", "voc:x", "--mosaic", "1.5"], "mosaic must be a probability in [0, 1]"),
     (["--dataset", "neon_trees", "--image-size", "128", "--tile-overlap", "128"],
      "tile_overlap must be a whole number of pixels in [0, 128)"),
 ])

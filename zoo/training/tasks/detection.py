@@ -137,7 +137,7 @@ def warn_if_xla_is_off(jit_compile=True):
 def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_size=32,
                    learning_rate=2e-3, seed=0, one_step=False, augment=True, jit_compile=True,
                    tile_size=None, tile_zoom=None, init_from=None, ema_momentum=None,
-                   **detector_kwargs):
+                   mosaic=0.0, **detector_kwargs):
     """The compiled step-1 model for a `DetectionSet` and its training batches.
 
     With `tile_size` the model takes (tile_size, tile_size) inputs and trains on
@@ -148,7 +148,8 @@ def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_si
     layer (`zoo.training.transfer`); a ValueError if a layer cannot be copied (another
     architecture: its weights would silently stay random). With `ema_momentum` the
     optimizer averages the weights over the run and `fit` ends with the average
-    (`make_optimizer`).
+    (`make_optimizer`). `mosaic` is the probability of a 2 x 2 mosaic per training image
+    (`DetectionBatches`); not with tiles.
 
     Returns:
         (model, batches): a compiled `DenseDetector` and the `DetectionBatches` (or
@@ -163,6 +164,9 @@ def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_si
                          f"classes, rng), got {augment!r}")
     warn_if_xla_is_off(jit_compile)
     keras.utils.set_random_seed(seed)
+    if tile_size is not None and mosaic:
+        raise ValueError("mosaic is for letterboxed images; tiles are windows of large "
+                         "images already")
     if tile_size is not None:
         from zoo.datasets.detection_tiles import RandomTiles
 
@@ -171,7 +175,7 @@ def build_detector(train_set: DetectionSet, box_loss="eiou", epochs=10, batch_si
         input_shape = (*batches.tile_size, train_set.images.shape[-1])
     else:
         batches = DetectionBatches(train_set, batch_size, shuffle=True, seed=seed,
-                                   augment=augment or None)
+                                   augment=augment or None, mosaic=mosaic)
         input_shape = train_set.images.shape[1:]
     model = detector(num_classes=len(train_set.class_names), input_shape=input_shape,
                      one_step=one_step, box_loss=box_loss, **detector_kwargs)
@@ -583,6 +587,17 @@ def checked_ema(value):
     return float(value)
 
 
+def checked_mosaic(value):
+    """The run's mosaic probability: None (the default) or a number in [0, 1]; else
+    ConfigError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not 0.0 <= value <= 1.0:
+        raise ConfigError(f"mosaic must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
 def checked_image_size(value) -> tuple:
     """The run's (height, width): `value` an int or a pair, each a multiple of
     `SIZE_MULTIPLE` (the backbone's deepest stride) and at least 2 of them; else ConfigError."""
@@ -752,6 +767,10 @@ class DetectionTask(Task):
                                 "a factor in [1 - s, 1 + s], e.g. 0.5,0.3,0.3; default off; "
                                 "letterboxed real images only (not tiles or synthetic "
                                 "scenes)", type=str),
+        "mosaic": Option(None, "detection: probability that a training image becomes a 2 x 2 "
+                         "mosaic of itself and three others (YOLOv4), before the other "
+                         "augmentations; default off (0); letterboxed real images only",
+                         type=float),
         "ema": Option(None, "detection: momentum m of an exponential moving average of step "
                       "1's weights (about 1/(1 - m) steps), which become its final weights, "
                       "e.g. 0.99; default off (0)", type=float),
@@ -803,6 +822,11 @@ class DetectionTask(Task):
                                    str(config.dataset or self.default_dataset) == "synth_scenes"):
             raise ConfigError("--colour-jitter is for letterboxed real images (voc:PATH, "
                               "coco:FILE without --tiles)")
+        if checked_mosaic(self.option(config, "mosaic")) and (
+                self.tiled(config) or
+                str(config.dataset or self.default_dataset) == "synth_scenes"):
+            raise ConfigError("--mosaic is for letterboxed real images (voc:PATH, coco:FILE "
+                              "without --tiles)")
         checked_ema(self.option(config, "ema"))
         overlap = self.option(config, "tile_overlap")
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int)
@@ -867,11 +891,14 @@ class DetectionTask(Task):
             if any(colour):
                 info["colour_jitter"] = list(colour)
         info["ema_momentum"] = ema
+        mosaic = checked_mosaic(self.option(config, "mosaic")) or 0.0
+        if mosaic:
+            info["mosaic"] = mosaic
         model, batches = build_detector(
             train_set, config.loss, config.epochs, config.batch_size, config.learning_rate,
             config.seed, bool(self.option(config, "one_step")), augment=info["augment"],
             tile_size=size if tiles else None, tile_zoom=zoom if tiles else None,
-            ema_momentum=ema, **self.detector_kwargs(config))
+            ema_momentum=ema, mosaic=mosaic, **self.detector_kwargs(config))
         data = {"train": train_set, "test": test_set, "info": info, "batches": batches}
         samples = batches.tiles_per_epoch if tiles else len(train_set)
         return Prepared(data, model, samples, info=info)
