@@ -47,7 +47,10 @@ def write_text(name: str, text: str, results_dir: Path = RESULTS) -> Path:
 
 
 def format_mean_std(stat: dict, digits: int = 3) -> str:
-    """"mean ± std" of a `mean_std` dict."""
+    """"mean ± std" of a `mean_std` dict; "value (1 run)" when it holds one value, whose
+    spread is unknown rather than 0."""
+    if stat.get("n") == 1:
+        return f"{stat['mean']:.{digits}f} (1 run)"
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 

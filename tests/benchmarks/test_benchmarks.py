@@ -114,3 +114,10 @@ def test_lenet_recipe_smoke(tmp_path):
         assert row["recipe"]["options"] == {"augment": "shift"}  # the shipped recipe
         assert row["seeds_meeting_target"] == sum(a >= row["target"] for a in accuracies)
     assert (tmp_path / "lenet_recipe.png").stat().st_size > 0
+
+
+def test_format_mean_std_says_when_there_is_one_run():
+    from benchmarks.common import format_mean_std, mean_std
+
+    assert format_mean_std(mean_std([0.5, 0.7])) == f"0.600 ± {np.std([0.5, 0.7], ddof=1):.3f}"
+    assert format_mean_std(mean_std([0.25]), digits=2) == "0.25 (1 run)"
