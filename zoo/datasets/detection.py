@@ -929,7 +929,6 @@ def crop_region(image, boxes, classes, region, output_size=None, fill=LETTERBOX_
     return out, moved, classes
 
 
-
 def mosaic(images, boxes, classes, centre, min_size=2.0, min_visible=0.3):
     """The mosaic augmentation of YOLOv4 (Bochkovskiy et al. 2020), at native scale.
 
@@ -1087,9 +1086,10 @@ class DetectionBatches(keras.utils.PyDataset):
         augment: a `BoxAugmenter` (or a callable `(image, boxes, classes, rng)`), applied
             with a generator seeded by (seed, image index, epoch). Defaults to None.
         mosaic: probability that an image is replaced by a `mosaic` of itself (top-left)
-            and three others drawn from the set, the window's corner uniform over the
-            whole pixels of [0, W) x [0, H) of the canvas, before `augment`; drawn from its own generator, so the
-            batches without it are those of `mosaic=0`. Defaults to 0 (off).
+            and three others drawn from the set, the window's corner uniform over the whole
+            pixels of [0, W) x [0, H) of the canvas, before `augment`; drawn from its own
+            generator, so the batches without it are those of `mosaic=0`. Defaults to 0
+            (off).
         target_fn: maps `(boxes, classes)` to the targets. Defaults to None (the dict
             `{"boxes", "classes"}`).
         seed: seed of shuffling and augmentation. Defaults to 0.
