@@ -956,12 +956,16 @@ def mosaic(images, boxes, classes, centre, min_size=2.0, min_visible=0.3):
         raise ValueError(f"mosaic takes 4 images (4, H, W, C) with boxes (4, M, 4) and classes "
                          f"(4, M); got {images.shape}, {boxes.shape}, {classes.shape}")
     _, height, width, _ = images.shape
-    canvas = np.concatenate([np.concatenate([images[0], images[1]], axis=1),
-                             np.concatenate([images[2], images[3]], axis=1)], axis=0)
     corners = np.asarray([[0, 0], [width, 0], [0, height], [width, height]], np.float32)
     x0 = int(np.clip(round(centre[0] - width / 2), 0, width))
     y0 = int(np.clip(round(centre[1] - height / 2), 0, height))
-    window = canvas[y0:y0 + height, x0:x0 + width]
+    window = np.empty_like(images[0])  # each image's visible piece is copied straight in
+    for (left, top), image in zip(corners.astype(int), images):
+        # the overlap of this image's quadrant and the window, in canvas pixels
+        y_from, y_to = max(top, y0), min(top + height, y0 + height)
+        x_from, x_to = max(left, x0), min(left + width, x0 + width)
+        window[y_from - y0:y_to - y0, x_from - x0:x_to - x0] = \
+            image[y_from - top:y_to - top, x_from - left:x_to - left]
     shift = np.tile(corners - np.asarray([x0, y0], np.float32), 2)[:, None, :]  # (4, 1, 4)
     moved = np.where(classes[..., None] >= 0, boxes + shift, 0.0).reshape(-1, 4)
     kept, kept_classes = clip_boxes(moved, classes.reshape(-1), height, width, min_size,
@@ -973,7 +977,7 @@ def mosaic(images, boxes, classes, centre, min_size=2.0, min_visible=0.3):
         largest = np.zeros(count, bool)
         largest[np.argsort(-area, kind="stable")[:limit]] = True
         kept, kept_classes = _pack(kept[:count], kept_classes[:count], largest)
-    return window.copy(), kept[:limit], kept_classes[:limit]
+    return window, kept[:limit], kept_classes[:limit]
 
 
 DEFAULT_ZOOM = (0.75, 1.33)

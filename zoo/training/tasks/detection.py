@@ -817,16 +817,15 @@ class DetectionTask(Task):
         if score_loss is not None and score_loss not in SCORE_LOSSES:
             raise ConfigError(f"score_loss must be one of {', '.join(SCORE_LOSSES)}, got "
                               f"{score_loss!r}")
-        colour = checked_colour(self.option(config, "colour_jitter"))
-        if colour is not None and (self.tiled(config) or
-                                   str(config.dataset or self.default_dataset) == "synth_scenes"):
-            raise ConfigError("--colour-jitter is for letterboxed real images (voc:PATH, "
-                              "coco:FILE without --tiles)")
-        if checked_mosaic(self.option(config, "mosaic")) and (
-                self.tiled(config) or
-                str(config.dataset or self.default_dataset) == "synth_scenes"):
-            raise ConfigError("--mosaic is for letterboxed real images (voc:PATH, coco:FILE "
-                              "without --tiles)")
+        letterboxed_real = not (self.tiled(config) or
+                                str(config.dataset or self.default_dataset) == "synth_scenes")
+        wanted = {"--colour-jitter": checked_colour(self.option(config, "colour_jitter"))
+                  is not None,
+                  "--mosaic": bool(checked_mosaic(self.option(config, "mosaic")))}
+        for flag, used in wanted.items():
+            if used and not letterboxed_real:
+                raise ConfigError(f"{flag} is for letterboxed real images (voc:PATH, "
+                                  f"coco:FILE without --tiles)")
         checked_ema(self.option(config, "ema"))
         overlap = self.option(config, "tile_overlap")
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int)
