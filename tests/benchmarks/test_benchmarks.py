@@ -121,3 +121,36 @@ def test_format_mean_std_says_when_there_is_one_run():
 
     assert format_mean_std(mean_std([0.5, 0.7])) == f"0.600 ± {np.std([0.5, 0.7], ddof=1):.3f}"
     assert format_mean_std(mean_std([0.25]), digits=2) == "0.25 (1 run)"
+
+
+def test_thesis_claim_verdict_and_welch_t_by_hand():
+    from benchmarks import loss_comparison
+
+    def rows(accuracies):
+        return {name: {"runs": [{"test_accuracy": a} for a in values]}
+                for name, values in accuracies.items()}
+
+    rivals = loss_comparison.MARGIN_AND_METRIC
+    ours = [0.920, 0.925, 0.930]
+    # every rival 0.6 to 0.8 points behind: the claim holds
+    clear = {name: [a - 0.006 - 0.0002 * (i % 2) * k for k, a in enumerate(ours)]
+             for i, name in enumerate(rivals)}
+    # the same, but contrastive 1 point ahead, and cosface only 0.3 behind
+    mixed = dict(clear, contrastive=[a + 0.01 for a in ours[::-1]], cosface=[0.917, 0.922, 0.927])
+    table = {"clear": rows({"intra_inter": ours, **clear}),
+             "mixed": rows({"intra_inter": ours, **mixed})}
+    claim = loss_comparison.thesis_claim(table)
+    assert claim["clear"]["verdict"] == "holds"
+    assert claim["clear"]["rivals_led"] == len(rivals)
+    assert claim["mixed"]["verdict"] == "does not hold"
+    assert claim["mixed"]["rivals_led"] == len(rivals) - 1
+    assert claim["mixed"]["rivals_ahead_significantly"] == 0  # a shifted copy: t = -2.45, p > 0.05
+    a, b = np.array(ours), np.array(mixed["contrastive"])
+    t = (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 3)
+    lead = claim["mixed"]["leads"]["contrastive"]
+    assert lead["points"] == pytest.approx(-1.0)
+    assert lead["welch_t"] == pytest.approx(t)
+    assert claim["mixed"]["leads"]["cosface"]["points"] == pytest.approx(0.3)
+    text = loss_comparison.claim_markdown(claim)
+    assert "| clear |" in text and "holds: ahead of 8 of 8" in text
+    assert "does not hold: ahead of 7 of 8" in text
