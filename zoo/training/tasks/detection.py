@@ -819,10 +819,10 @@ class DetectionTask(Task):
                               f"{score_loss!r}")
         letterboxed_real = not (self.tiled(config) or
                                 str(config.dataset or self.default_dataset) == "synth_scenes")
-        wanted = {"--colour-jitter": checked_colour(self.option(config, "colour_jitter"))
+        asked_for = {"--colour-jitter": checked_colour(self.option(config, "colour_jitter"))
                   is not None,
                   "--mosaic": bool(checked_mosaic(self.option(config, "mosaic")))}
-        for flag, used in wanted.items():
+        for flag, used in asked_for.items():
             if used and not letterboxed_real:
                 raise ConfigError(f"{flag} is for letterboxed real images (voc:PATH, "
                                   f"coco:FILE without --tiles)")
