@@ -165,6 +165,11 @@ def gain_over(accuracies, reference) -> dict:
             "p_value": float(p) if finite else None}
 
 
+def significant(gain: dict) -> bool:
+    """Whether a `gain_over` result has Welch's p below 0.05."""
+    return gain["p_value"] is not None and gain["p_value"] < 0.05
+
+
 def thesis_claim(table: dict) -> dict:
     """Per dataset, the thesis loss's lead over each margin and metric loss (points, Welch's t
     and p, as `gain_over`) and a verdict: "holds" when every lead is at least the claim's
@@ -175,10 +180,6 @@ def thesis_claim(table: dict) -> dict:
         ours = [r["test_accuracy"] for r in rows[THESIS_LOSS]["runs"]]
         leads = {rival: gain_over(ours, [r["test_accuracy"] for r in rows[rival]["runs"]])
                  for rival in MARGIN_AND_METRIC}
-
-        def significant(lead):
-            return lead["p_value"] is not None and lead["p_value"] < 0.05
-
         holds = all(lead["points"] >= THESIS_CLAIM_POINTS[0] for lead in leads.values())
         claim[dataset] = {
             "leads": leads, "verdict": "holds" if holds else "does not hold",

@@ -809,19 +809,17 @@ class DetectionTask(Task):
         if isinstance(strides, tuple) and any(side % strides[-1] for side in size):
             raise ConfigError(f"image_size {size} must be a multiple of the largest stride "
                               f"{strides[-1]} of --strides {','.join(map(str, strides))}")
-        if checked_zoom(self.option(config, "zoom")) is not None and \
-                str(config.dataset or self.default_dataset) == "synth_scenes":
+        if checked_zoom(self.option(config, "zoom")) is not None and self.synthetic(config):
             raise ConfigError("--zoom is for real images (voc:PATH, coco:FILE, neon_trees); "
                               "synthetic scenes are drawn with objects of random sizes")
         score_loss = self.option(config, "score_loss")
         if score_loss is not None and score_loss not in SCORE_LOSSES:
             raise ConfigError(f"score_loss must be one of {', '.join(SCORE_LOSSES)}, got "
                               f"{score_loss!r}")
-        letterboxed_real = not (self.tiled(config) or
-                                str(config.dataset or self.default_dataset) == "synth_scenes")
-        asked_for = {"--colour-jitter": checked_colour(self.option(config, "colour_jitter"))
-                  is not None,
-                  "--mosaic": bool(checked_mosaic(self.option(config, "mosaic")))}
+        letterboxed_real = not (self.tiled(config) or self.synthetic(config))
+        asked_for = {
+            "--colour-jitter": checked_colour(self.option(config, "colour_jitter")) is not None,
+            "--mosaic": bool(checked_mosaic(self.option(config, "mosaic")))}
         for flag, used in asked_for.items():
             if used and not letterboxed_real:
                 raise ConfigError(f"{flag} is for letterboxed real images (voc:PATH, "
@@ -842,7 +840,7 @@ class DetectionTask(Task):
         strides = checked_strides(self.option(config, "strides"))
         if strides is not None:
             kwargs["stride"] = strides
-        real = str(config.dataset or self.default_dataset) != "synth_scenes"
+        real = not self.synthetic(config)
         kwargs["score_loss"] = self.option(config, "score_loss") or (
             REAL_DATA_SCORE_LOSS if real else "focal")
         chosen = self.option(config, "backbone_weights")
@@ -860,10 +858,14 @@ class DetectionTask(Task):
         `REAL_DATA_CLASSIFIER`'s widths and depths."""
         kwargs = dict(self.option(config, "classifier_kwargs") or {})
         weights = self.detector_kwargs(config).get("backbone_weights")
-        real = str(config.dataset or self.default_dataset) != "synth_scenes"
+        real = not self.synthetic(config)
         if real and weights and not {"widths", "depths", "backbone_weights"} & set(kwargs):
             kwargs.update(REAL_DATA_CLASSIFIER, backbone_weights=weights)
         return kwargs
+
+    def synthetic(self, config) -> bool:
+        """Whether the run trains on synthetic scenes (its dataset, or the task's default)."""
+        return str(config.dataset or self.default_dataset) == "synth_scenes"
 
     def tiled(self, config) -> bool:
         return bool(self.option(config, "tiles")) or str(config.dataset) == "neon_trees"
