@@ -705,6 +705,74 @@ def test_step1_detections_equal_the_pipeline_selection(tiny_pipeline):
                         augment="flip")
 
 
+def test_mirror_permutation_by_hand_and_refuses_a_grid_wider_than_the_image():
+    # 32 px: a 2 x 2 level at stride 16 (cells 0 1 / 2 3), then one cell at stride 32
+    np.testing.assert_array_equal(zd.pipeline.mirror_permutation(
+        [((2, 2), 16), ((1, 1), 32)], 32), [1, 0, 3, 2, 4])
+    # 3 columns at stride 8: 0 1 2 -> 2 1 0
+    np.testing.assert_array_equal(zd.pipeline.mirror_permutation([((1, 3), 8)], 24), [2, 1, 0])
+    with pytest.raises(ValueError, match="cover the image width"):
+        zd.pipeline.mirror_permutation([((2, 3), 16)], 40)
+
+
+def test_flip_tta_averages_each_cell_with_the_cell_that_sees_its_mirror():
+    """Reference: for every cell, the cell of the mirror image whose centre is the mirror of
+    its centre on the same level, found by search; probabilities and unflipped boxes averaged."""
+    keras.utils.set_random_seed(2)
+    model = tiny_detector(input_shape=(32, 32, 3), stride=(8, 16))
+    randomize_batchnorm(model, 5)
+    images = np.random.default_rng(9).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    plain = {k: keras.ops.convert_to_numpy(v) for k, v in model.predict_on_batch(images).items()}
+    mirror = {k: keras.ops.convert_to_numpy(v)
+              for k, v in model.predict_on_batch(images[:, :, ::-1].copy()).items()}
+    cells = [(s, (j + 0.5) * s, (i + 0.5) * s) for s, h, w in ((8, 4, 4), (16, 2, 2))
+             for i in range(h) for j in range(w)]
+    sigmoid = lambda x: 1 / (1 + np.exp(-np.asarray(x, np.float64)))  # noqa: E731
+    found = zd.pipeline.run_step1(model, images, flip_tta=True)
+    assert found["scores"].shape == plain["scores"].shape == (2, 20, 1)
+    for p, (s, x, y) in enumerate(cells):
+        q = [k for k, c in enumerate(cells) if c == (s, 32 - x, y)]
+        assert len(q) == 1
+        b = mirror["boxes"][:, q[0]]
+        expected_box = 0.5 * (plain["boxes"][:, p] + np.stack(
+            [32 - b[:, 2], b[:, 1], 32 - b[:, 0], b[:, 3]], axis=-1))
+        expected_p = 0.5 * (sigmoid(plain["scores"][:, p]) + sigmoid(mirror["scores"][:, q[0]]))
+        np.testing.assert_allclose(found["boxes"][:, p], expected_box, atol=1e-4)
+        np.testing.assert_allclose(sigmoid(found["scores"][:, p]), expected_p, atol=1e-6)
+    # without it, run_step1 is the model's own output
+    np.testing.assert_allclose(zd.pipeline.run_step1(model, images)["boxes"], plain["boxes"])
+
+
+def test_flip_tta_detections_are_flip_equivariant_and_survive_save_load(tiny_pipeline,
+                                                                          tmp_path):
+    """What the mirror image gives is the mirror of what the image gives; plain step 1 is
+    not so (a random network has no symmetry), which the check would otherwise miss."""
+    pipeline, images = tiny_pipeline
+    tta = zd.TwoStepDetector(pipeline.detector, pipeline.classifier, score_threshold=0.0,
+                             max_detections=7, class_scale=30.0, flip_tta=True)
+    mirrored = images[:, :, ::-1].copy()
+
+    def mirrored_boxes(selected):
+        return [np.stack([32 - b[:, 2], b[:, 1], 32 - b[:, 0], b[:, 3]], axis=-1)
+                for b, _, _ in selected]
+
+    direct, of_mirror = tta.select(tta.step1(images)), tta.select(tta.step1(mirrored))
+    for (b1, s1, _), b2, (_, s2, _) in zip(of_mirror, mirrored_boxes(direct), direct):
+        np.testing.assert_allclose(b1, b2, atol=1e-4)
+        np.testing.assert_allclose(s1, s2, atol=1e-6)
+    plain = pipeline.select(pipeline.step1(mirrored))
+    assert not all(np.allclose(b1, b2, atol=1e-2) for (b1, _, _), b2 in
+                   zip(plain, mirrored_boxes(pipeline.select(pipeline.step1(images)))))
+    loaded = zd.TwoStepDetector.load(tta.save(tmp_path / "tta"))
+    assert loaded.flip_tta and loaded.config() == tta.config()
+    _same_detections(loaded(images), tta(images), 1e-6)
+    # step 1 alone (Step1Only) takes the pipeline's setting
+    step1_only = det_task.Step1Only.of(tta)
+    for (b1, s1, _), (b2, s2, _) in zip(step1_only.detect(images), direct):
+        np.testing.assert_allclose(b1, b2, atol=1e-6)
+        np.testing.assert_allclose(s1, s2, atol=1e-6)
+
+
 def test_build_detector_starts_from_another_step1_or_refuses_another_architecture(tmp_path):
     """`init_from`: every weight of a saved step 1 (trained on other classes: the objectness
     score does not depend on them) lands in the new model; a step 1 of another architecture

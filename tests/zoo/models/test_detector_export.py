@@ -89,6 +89,18 @@ def test_two_step_export_equals_the_python_pipeline(two_step, tmp_path, threshol
                 padded_selection(pipeline, images), atol=1e-6)
 
 
+def test_flip_tta_export_equals_the_python_pipeline(two_step, tmp_path):
+    """Both views in the graph (mirror, cell permutation, unflipped boxes, average)."""
+    model, classifier, images = two_step
+    pipeline = zd.TwoStepDetector(model, classifier, score_threshold=0.0, max_detections=9,
+                                  class_scale=30.0, flip_tta=True)
+    plain = zd.TwoStepDetector(model, classifier, score_threshold=0.0, max_detections=9,
+                               class_scale=30.0)
+    expected = pipeline.detect_padded(images)
+    assert not np.allclose(expected["boxes"], plain.detect_padded(images)["boxes"], atol=1e-2)
+    assert_same(served(pipeline, tmp_path / "tta", images), expected)
+
+
 def test_fused_two_step_export_equals_the_fused_pipeline(two_step, tmp_path):
     """The zoo's own crop classifier (a dict head), both models re-parameterized."""
     model, _, images = two_step

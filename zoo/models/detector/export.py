@@ -13,6 +13,8 @@ what `TwoStepDetector.detect_padded` returns, plus the count per image:
 with D = `max_detections`, padding boxes 0, score 0, class -1. Each step is the Python
 pipeline's (`pipeline.py`), written in TensorFlow ops:
 
+0. with `flip_tta`, step 1 also runs on the mirror images and the two views are averaged
+   cell by cell (`average_views`);
 1. score = max_c sigmoid(logit_c); cells with score >= `score_threshold`, the
    `pre_nms_top_k` best (equal scores: lower cell first), boxes clipped to the image;
 2. greedy NMS (`tf.image.non_max_suppression`: a box survives IoU == `nms_iou`, as
@@ -39,7 +41,8 @@ import math
 
 import keras
 
-from zoo.models.detector.pipeline import TwoStepDetector, _scores_of
+from zoo.models.detector.pipeline import (TwoStepDetector, _dense_outputs, _scores_of,
+                                          mirror_permutation)
 
 
 def _classifier_scores_model(classifier):
@@ -129,16 +132,31 @@ def export_detector(pipeline: TwoStepDetector, path, step2=True):
         return tf.image.crop_and_resize(padded, normalized, image_of, (crop_h, crop_w),
                                         method="bilinear")
 
-    def serve(images):
+    def step1(images):
+        """Per-cell probabilities (B, P, C) and boxes (B, P, 4), flip-averaged if asked."""
         out = detector(images, training=False)
         probabilities = tf.sigmoid(tf.cast(out["scores"], tf.float32))
+        boxes = tf.cast(out["boxes"], tf.float32)
+        if pipeline.flip_tta:  # `average_views` in graph
+            mirrored = detector(tf.reverse(images, axis=[2]), training=False)
+            permutation = tf.constant(mirror_permutation(_dense_outputs(detector).levels,
+                                                         width))
+            p = tf.gather(tf.sigmoid(tf.cast(mirrored["scores"], tf.float32)), permutation,
+                          axis=1)
+            b = tf.gather(tf.cast(mirrored["boxes"], tf.float32), permutation, axis=1)
+            b = tf.stack([width - b[..., 2], b[..., 1], width - b[..., 0], b[..., 3]], axis=-1)
+            probabilities, boxes = 0.5 * (probabilities + p), 0.5 * (boxes + b)
+        return probabilities, boxes
+
+    def serve(images):
+        probabilities, step1_boxes = step1(images)
         scores = tf.reduce_max(probabilities, axis=-1)
         if pipeline.one_step:
             labels = tf.cast(tf.argmax(probabilities, axis=-1), tf.int32)
         else:
             labels = tf.fill(tf.shape(scores), -1)
         boxes, objectness, classes, count = tf.map_fn(
-            select_one, (scores, labels, tf.cast(out["boxes"], tf.float32)),
+            select_one, (scores, labels, step1_boxes),
             fn_output_signature=(tf.TensorSpec((d, 4), tf.float32),
                                  tf.TensorSpec((d,), tf.float32),
                                  tf.TensorSpec((d,), tf.int32),

@@ -206,6 +206,75 @@ def false_positive_boxes(detections, boxes, classes, background_iou=0.3, minimum
     return out
 
 
+# --------------------------------------------------------------------------- flip TTA
+# Horizontal-flip test-time augmentation of step 1 (`flip_tta=True`): step 1 runs on the
+# images x and on their mirror images x' (x'[:, :, u] = x[:, :, W − 1 − u]). A level of w
+# columns and stride s covers the width exactly (W = w·s), so cell (i, j) of x' looks where
+# cell (i, w − 1 − j) of x looks: the cells pair up through that mirror permutation π, and a
+# box (x1, y1, x2, y2) of x' is (W − x2, y1, W − x1, y2) in x's frame. Per cell p:
+#     score logit = logit((σ(s_p) + σ(s'_π(p))) / 2)
+#     box         = (b_p + unflip(b'_π(p))) / 2
+# then the usual threshold, NMS and step 2. Averaging the two views cell by cell ensembles
+# two predictions of the same object; YOLOv5's `augment=True` instead concatenates both
+# views' boxes and leaves NMS to pick one. The result is exactly flip-equivariant (the
+# detections of x' are the mirrored detections of x), for a second step-1 pass.
+
+FLIP_EPSILON = 1e-7  # keeps logit(p) finite where both views are certain
+  # keeps logit(p) finite where both views are certain
+
+
+def mirror_permutation(levels, image_width) -> np.ndarray:
+    """int (P,): π with cell π[p] of the mirror image seeing what cell p sees, for the
+    levels [((h, w), s), ...] of a `DenseOutputs` (cells row-major, level 0 first)."""
+    parts, offset = [], 0
+    for (h, w), s in levels:
+        if w * s != image_width:
+            raise ValueError(f"flip test-time augmentation needs every level to cover the "
+                             f"image width exactly; a level of {w} columns at stride {s} "
+                             f"covers {w * s} px of {image_width}")
+        columns = np.arange(w)[::-1]
+        parts.append(offset + (np.arange(h)[:, None] * w + columns[None, :]).reshape(-1))
+        offset += h * w
+    return np.concatenate(parts)
+
+
+def unflip_boxes(boxes, image_width):
+    """Boxes (..., 4) xyxy of the mirror image -> the same boxes in the image's frame."""
+    boxes = np.asarray(boxes, np.float32)
+    return np.stack([image_width - boxes[..., 2], boxes[..., 1],
+                     image_width - boxes[..., 0], boxes[..., 3]], axis=-1)
+
+
+def average_views(outputs, mirrored_outputs, permutation, image_width) -> dict:
+    """Step-1 outputs {"scores": logits (B, P, C), "boxes": (B, P, 4)} of x and of x'
+    -> their cell-by-cell average in x's frame (see the section's comment)."""
+    scores = np.asarray(mirrored_outputs["scores"], np.float64)[:, permutation]
+    boxes = unflip_boxes(np.asarray(mirrored_outputs["boxes"])[:, permutation], image_width)
+    p = 0.5 * (_sigmoid(outputs["scores"]) + _sigmoid(scores))
+    p = np.clip(p, FLIP_EPSILON, 1.0 - FLIP_EPSILON)
+    return {"scores": (np.log(p) - np.log1p(-p)).astype(np.float32),
+            "boxes": (0.5 * (np.asarray(outputs["boxes"], np.float32) + boxes))
+            .astype(np.float32)}
+
+
+def run_step1(model, images, flip_tta=False) -> dict:
+    """The step-1 outputs {"scores": logits (B, P, C), "boxes": (B, P, 4)} as NumPy; with
+    `flip_tta` the average of the images' and their mirror images' (see above)."""
+    images = np.asarray(images, np.float32)
+
+    def predict(batch):
+        out = model.predict_on_batch(batch)
+        return {k: np.asarray(keras.ops.convert_to_numpy(out[k]), np.float32)
+                for k in ("scores", "boxes")}
+
+    outputs = predict(images)
+    if not flip_tta:
+        return outputs
+    width = images.shape[2]
+    permutation = mirror_permutation(_dense_outputs(model).levels, width)
+    return average_views(outputs, predict(images[:, :, ::-1]), permutation, width)
+
+
 # --------------------------------------------------------------------------- the pipeline
 
 
@@ -257,11 +326,13 @@ class TwoStepDetector:
         class_agnostic_nms: NMS across classes (True) or per class (one-step only).
             Defaults to True.
         batch_size: crops per classifier call. Defaults to 256.
+        flip_tta: average step 1 over each image and its mirror image (horizontal-flip
+            test-time augmentation, see `run_step1`; twice step 1's cost). Defaults to False.
     """
 
     def __init__(self, detector, classifier=None, class_names=None, score_threshold=0.05,
                  nms_iou=0.5, max_detections=100, pre_nms_top_k=1000, context=1.25,
-                 class_scale=1.0, class_agnostic_nms=True, batch_size=256):
+                 class_scale=1.0, class_agnostic_nms=True, batch_size=256, flip_tta=False):
         outputs = _dense_outputs(detector)
         self.detector, self.classifier = detector, classifier
         self.one_step, self.num_classes = outputs.one_step, outputs.num_classes
@@ -289,13 +360,16 @@ class TwoStepDetector:
         self.context, self.class_scale = float(context), float(class_scale)
         self.class_agnostic_nms, self.batch_size = bool(class_agnostic_nms), int(batch_size)
         self.image_shape = tuple(int(s) for s in detector.input_shape[1:3])
+        self.flip_tta = bool(flip_tta)
+        if self.flip_tta:  # a level that does not cover the width cannot be mirrored
+            mirror_permutation(outputs.levels, self.image_shape[1])
 
     def config(self) -> dict:
         return {"class_names": list(self.class_names), "score_threshold": self.score_threshold,
                 "nms_iou": self.nms_iou, "max_detections": self.max_detections,
                 "pre_nms_top_k": self.pre_nms_top_k, "context": self.context,
                 "class_scale": self.class_scale, "class_agnostic_nms": self.class_agnostic_nms,
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size, "flip_tta": self.flip_tta}
 
     # ---- the steps
 
@@ -307,10 +381,9 @@ class TwoStepDetector:
         return images
 
     def step1(self, images) -> dict:
-        """The step-1 outputs {"scores": logits (B, P, C), "boxes": (B, P, 4)} as NumPy."""
-        out = self.detector.predict_on_batch(self._check_images(images))
-        return {k: np.asarray(keras.ops.convert_to_numpy(out[k]), np.float32)
-                for k in ("scores", "boxes")}
+        """The step-1 outputs {"scores": logits (B, P, C), "boxes": (B, P, 4)} as NumPy
+        (averaged with the mirror images' when `flip_tta`)."""
+        return run_step1(self.detector, self._check_images(images), self.flip_tta)
 
     def select(self, step1_outputs) -> list:
         """Threshold, top-k and NMS per image -> [(boxes (k, 4), scores (k,), classes (k,))];

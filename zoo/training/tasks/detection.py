@@ -68,7 +68,8 @@ from zoo.datasets.detection import (IMAGE_SIZE, BoxAugmenter, DetectionBatches,
 from zoo.datasets.label_checks import check_class_labels
 from zoo.boxes import nms
 from zoo.models.detector.model import classifier_loss, crop_classifier, default_head, detector
-from zoo.models.detector.pipeline import TwoStepDetector, _sigmoid, classifier_crops
+from zoo.models.detector.pipeline import (TwoStepDetector, _sigmoid, classifier_crops,
+                                          run_step1)
 from zoo.models.detector.tiling import detect_tiled
 from zoo.models.detector.targets import BOX_LOSSES, SCORE_LOSSES
 from zoo.training.config import ConfigError
@@ -327,7 +328,7 @@ def objectness_ground_truth(data: DetectionSet) -> dict:
 
 
 def step1_detections(model, images, score_threshold=0.05, nms_iou=0.5, max_detections=100,
-                     pre_nms_top_k=1000) -> list:
+                     pre_nms_top_k=1000, flip_tta=False) -> list:
     """Class-agnostic detections of a step-1 model alone: per image (boxes (k, 4), scores
     (k,), classes (k,) = 0).
 
@@ -335,10 +336,10 @@ def step1_detections(model, images, score_threshold=0.05, nms_iou=0.5, max_detec
     sigmoid(best logit) >= `score_threshold`, the `pre_nms_top_k` best, boxes clipped to the
     image, class-agnostic NMS at `nms_iou` down to `max_detections`. So the last value of
     `step1_evaluator` equals `evaluate_pipeline(...)["step1_map_50"]` of the trained pipeline.
+    `flip_tta` averages each image's outputs with its mirror image's (`run_step1`).
     """
-    out = model.predict_on_batch(np.asarray(images, np.float32))
-    logits = np.asarray(keras.ops.convert_to_numpy(out["scores"]), np.float32)
-    boxes = np.asarray(keras.ops.convert_to_numpy(out["boxes"]), np.float32)
+    out = run_step1(model, images, flip_tta)
+    logits, boxes = out["scores"], out["boxes"]
     height, width = np.asarray(images).shape[1:3]
     limits = np.asarray([width, height, width, height], np.float32)
     detections = []
@@ -379,20 +380,21 @@ class Step1Only:
     selection settings."""
 
     def __init__(self, model, score_threshold=0.05, nms_iou=0.5, max_detections=100,
-                 pre_nms_top_k=1000):
+                 pre_nms_top_k=1000, flip_tta=False):
         self.model, self.image_shape = model, tuple(int(s) for s in model.input_shape[1:3])
         self.score_threshold, self.nms_iou = float(score_threshold), float(nms_iou)
         self.max_detections, self.pre_nms_top_k = int(max_detections), int(pre_nms_top_k)
         self.one_step, self.class_agnostic_nms = False, True
+        self.flip_tta = bool(flip_tta)
 
     @classmethod
     def of(cls, pipeline: TwoStepDetector):
         return cls(pipeline.detector, pipeline.score_threshold, pipeline.nms_iou,
-                   pipeline.max_detections, pipeline.pre_nms_top_k)
+                   pipeline.max_detections, pipeline.pre_nms_top_k, pipeline.flip_tta)
 
     def detect(self, images) -> list:
         return step1_detections(self.model, images, self.score_threshold, self.nms_iou,
-                                self.max_detections, self.pre_nms_top_k)
+                                self.max_detections, self.pre_nms_top_k, self.flip_tta)
 
 
 def needs_tiles(pipeline, test_set: DetectionSet) -> bool:
