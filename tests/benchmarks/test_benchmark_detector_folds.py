@@ -35,13 +35,32 @@ def test_summary_means_over_seeds_then_folds_and_differences_from_base():
     assert gain["folds_ahead"] == 1 and "map_50_minus_base" not in table["base"]
 
 
-def test_a_cell_trains_on_the_other_folds_and_scores_the_held_out_one(tmp_path):
+def test_summary_of_flip_tta_pairs_each_cell_with_its_own_weights_without_it():
+    with_tta = {(0, 0): 0.6, (0, 1): 0.8, (1, 0): 0.5, (1, 1): 0.3}
+    without = {(0, 0): 0.5, (0, 1): 0.5, (1, 0): 0.5, (1, 1): 0.5}
+    cells = {("flip_tta", k, s): {"map_50": v, "map": v / 2,
+                                  "map_50_without_tta": without[(k, s)]}
+             for (k, s), v in with_tta.items()}
+    cells.update({("base", k, s): {"map_50": 0.1, "map": 0.05} for k, s in with_tta})
+    table = bench.summarise(cells, ["base", "flip_tta"], folds=2, seeds=[0, 1])
+    gain = table["flip_tta"]["map_50_tta_gain"]  # fold means 0.7 and 0.4 against 0.5 and 0.5
+    np.testing.assert_allclose(gain["values"], [0.2, -0.1], atol=1e-12)
+    assert gain["folds_ahead"] == 1 and "map_50_tta_gain" not in table["base"]
+    text = bench.markdown({"settings": {"train_images": 8, "voc": "v", "test_images": 2,
+                                        "folds": 2, "seeds": [0, 1], "epochs": 1,
+                                        "recipe": "r"}, "table": table})
+    assert "AP@.5 +0.050 ± 0.150 with it, ahead on 1 of 2 folds" in text
+
+
+@pytest.mark.parametrize("config", ["colour_ema", "flip_tta"])
+def test_a_cell_trains_on_the_other_folds_and_scores_the_held_out_one(tmp_path, config):
     voc = write_voc_fixture(tmp_path / "voc")
     train, _, _ = load_detection_data(f"voc:{voc}", image_size=(64, 64))
     args = argparse.Namespace(tiny=True, epochs=1)
-    cell = bench.one_cell(train.subset([0, 1, 2]), train.subset([3, 4]), "colour_ema", 0, args)
+    cell = bench.one_cell(train.subset([0, 1, 2]), train.subset([3, 4]), config, 0, args)
     assert (cell["train_images"], cell["held_out_images"]) == (3, 2)
     assert 0.0 <= cell["map"] <= cell["map_50"] <= 1.0 and cell["seconds"] > 0
+    assert ("map_50_without_tta" in cell) == (config == "flip_tta")
 
 
 def test_benchmark_writes_cells_and_resumes(tmp_path, monkeypatch):
