@@ -57,7 +57,7 @@ def one_run(args, loss, seed):
         test_limit=args.test_limit, validation_split=0.0, out=str(run_folder(args, loss, seed)),
         resume=True, verbose=2, data_dir=args.data_dir,
         options={"noise": args.noise, "noise_level": args.noise_level,
-                 "model_kwargs": {"widths": tuple(args.widths)}})
+                 "model_kwargs": {"widths": tuple(args.widths), "blocks": args.blocks}})
     metrics = train.run(config)
     return {"seed": seed, **{k: metrics[k] for k in ("test_psnr", "test_ssim", "input_psnr",
                                                      "input_ssim", "wall_seconds")}}
@@ -82,7 +82,8 @@ def markdown(results):
     first = next(iter(results["table"].values()))["runs"][0]
     lines = ["# Denoising losses on one U-Net", "",
              f"Produced by `benchmarks/reconstruction.py`. `unet_denoiser` (widths "
-             f"{s['widths']}) on {s['dataset']} ({s['train_limit'] or 'all'} training images, "
+             f"{s['widths']}, {s.get('blocks', 1)} residual block(s) per stage) on "
+             f"{s['dataset']} ({s['train_limit'] or 'all'} training images, "
              f"{s['epochs']} epochs, batch 64, Adam {s['learning_rate']:g} cosine-decayed), "
              f"{s['noise']} noise {s['noise_level']:g}, seeds {s['seeds']}; scored on the "
              f"{s['test_images']} test images with the same fixed noise. Mean ± standard "
@@ -157,6 +158,8 @@ def main(argv=None):
     parser.add_argument("--noise", default="gaussian", choices=("gaussian", "salt_pepper"))
     parser.add_argument("--noise-level", type=float, default=0.3)
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--blocks", type=int, default=1,
+                        help="residual blocks per U-Net stage (default 1)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "reconstruction")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
@@ -181,7 +184,7 @@ def main(argv=None):
                             "epochs": args.epochs, "learning_rate": args.learning_rate,
                             "train_limit": args.train_limit, "test_images": test_images,
                             "noise": args.noise, "noise_level": args.noise_level,
-                            "widths": args.widths},
+                            "widths": args.widths, "blocks": args.blocks},
                "table": table,
                "verdict": {"best_loss": best, "best_psnr": table[best]["psnr"]["mean"],
                            "target_psnr": TARGET_PSNR if is_target else None,

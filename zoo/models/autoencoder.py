@@ -115,12 +115,12 @@ def _residual_block(x, filters, name):
 
 @register_model(task="reconstruction")
 def unet_denoiser(input_shape=(28, 28, 1), widths=(32, 64, 128), residual_output=True,
-                  name="unet_denoiser"):
+                  blocks=1, name="unet_denoiser"):
     """Residual U-Net denoiser.
 
-    Encoder: a residual block per width, 2x2 max-pool between them; decoder: 2x transposed
-    convolution, concatenation with the encoder's features of the same scale, a residual
-    block; a 1x1 convolution to C channels.
+    Encoder: `blocks` residual blocks per width, 2x2 max-pool between them; decoder: 2x
+    transposed convolution, concatenation with the encoder's features of the same scale,
+    `blocks` residual blocks; a 1x1 convolution to C channels.
 
     Args:
         input_shape: (H, W, C), H and W divisible by 2^(len(widths) − 1). Defaults to
@@ -128,22 +128,31 @@ def unet_denoiser(input_shape=(28, 28, 1), widths=(32, 64, 128), residual_output
         widths: channels per scale, finest first. Defaults to (32, 64, 128): 28, 14, 7 px.
         residual_output: output clip(x + r, 0, 1) (learn the correction, start from the
             identity) instead of sigmoid(r). Defaults to True.
+        blocks: residual blocks per stage of the encoder and of the decoder (depth at
+            every scale). Defaults to 1.
         name: model name.
     """
     widths = _check_widths(widths, 2, "unet_denoiser")
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+        raise ValueError(f"unet_denoiser: blocks must be a positive integer, got {blocks!r}")
     levels = len(widths) - 1
     _check_shape(input_shape, levels, "unet_denoiser")
     inputs = keras.Input(tuple(input_shape), name="noisy")
     x, skips = inputs, []
+    def stage(x, width, name):  # the first block keeps the name of a one-block stage
+        for b in range(blocks):
+            x = _residual_block(x, width, name if b == 0 else f"{name}_{b}")
+        return x
+
     for k, width in enumerate(widths):
-        x = _residual_block(x, width, f"enc{k}")
+        x = stage(x, width, f"enc{k}")
         if k < levels:
             skips.append(x)
             x = layers.MaxPooling2D(2, name=f"pool{k}")(x)
     for k in reversed(range(levels)):
         x = layers.Conv2DTranspose(widths[k], 2, strides=2, name=f"up{k}")(x)
         x = layers.Concatenate(name=f"skip{k}")([x, skips[k]])
-        x = _residual_block(x, widths[k], f"dec{k}")
+        x = stage(x, widths[k], f"dec{k}")
     init = "zeros" if residual_output else "glorot_uniform"
     correction = layers.Conv2D(input_shape[-1], 1, kernel_initializer=init, dtype="float32",
                                name="to_image")(x)

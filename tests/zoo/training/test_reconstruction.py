@@ -90,11 +90,18 @@ def test_denoisers_shapes_save_load_and_bad_sizes(name, tmp_path):
         create_model(name, input_shape=(30, 30, 1))
 
 
-def test_residual_unet_starts_as_the_identity():
-    model = create_model("unet_denoiser", input_shape=(16, 16, 1), widths=(8, 16))
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_residual_unet_starts_as_the_identity_with_blocks_per_stage(blocks):
+    model = create_model("unet_denoiser", input_shape=(16, 16, 1), widths=(8, 16),
+                         blocks=blocks)
     x = np.random.default_rng(1).uniform(0.0, 1.0, size=(2, 16, 16, 1)).astype(np.float32)
     x[0, :4], x[1, :4] = 0.0, 1.0  # saturated pixels (salt and pepper) too
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), x, atol=1e-6)
+    # stages: enc0, enc1 (the bottom) and dec0, each of `blocks` residual blocks
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) == 3 * blocks
+    with pytest.raises(ValueError, match="blocks"):
+        create_model("unet_denoiser", input_shape=(16, 16, 1), widths=(8, 16), blocks=0)
 
 
 def test_residual_output_moves_saturated_pixels():
