@@ -850,7 +850,7 @@ def test_tiled_voc_run_trains_on_windows_and_scores_tile_by_tile(tmp_path):
                          epochs=1, batch_size=8, learning_rate=1e-3, seed=0, verbose=0,
                          loss="giou", trace_weights=0, options={
                              "classifier_epochs": 1, "image_size": 32, "tiles": True,
-                             "tile_overlap": 8, "hard_negatives": True,
+                             "tile_overlap": 8, "hard_negatives": True, "flip_tta": True,
                              "detector_kwargs": TINY,
                              "classifier_kwargs": {"widths": (8, 8), "depths": (1, 1),
                                                    "embedding_dim": 8}})
@@ -869,6 +869,7 @@ def test_tiled_voc_run_trains_on_windows_and_scores_tile_by_tile(tmp_path):
         assert 0.0 <= stored[key] <= 1.0
     pipeline = zd.TwoStepDetector.load(tmp_path / "run" / "pipeline")
     assert pipeline.image_shape == (32, 32)
+    assert pipeline.flip_tta and stored["pipeline"]["flip_tta"]  # tiles flip-averaged too
     assert (tmp_path / "run" / "detections.png").stat().st_size > 0
 
 

@@ -773,6 +773,10 @@ class DetectionTask(Task):
                          "mosaic of itself and three others (YOLOv4), before the other "
                          "augmentations; default off (0); letterboxed real images only",
                          type=float),
+        "flip_tta": Option(False, "detection: score with horizontal-flip test-time "
+                           "augmentation: step 1 averaged over each test image and its mirror "
+                           "image (twice step 1's cost); saved in the pipeline, so the "
+                           "exported model does the same"),
         "ema": Option(None, "detection: momentum m of an exponential moving average of step "
                       "1's weights (about 1/(1 - m) steps), which become its final weights, "
                       "e.g. 0.99; default off (0)", type=float),
@@ -943,7 +947,8 @@ class DetectionTask(Task):
         head = (self.option(config, "classifier_kwargs") or {}).get("head") or default_head()
         class_scale = 1.0 if models["classifier"] is None else classifier_loss(head)[1]
         pipeline = TwoStepDetector(models["detector"], models["classifier"],
-                                   class_names=train_set.class_names, class_scale=class_scale)
+                                   class_names=train_set.class_names, class_scale=class_scale,
+                                   flip_tta=bool(self.option(config, "flip_tta")))
         overlap = self.option(config, "tile_overlap")
         evaluation = evaluate_pipeline(pipeline, test_set, overlap=overlap)
         fused = pipeline.fused()
