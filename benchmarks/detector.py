@@ -127,8 +127,10 @@ class Classifiers:
 
 def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data_key,
             augment=True, one_step=False, backbone_weights=None, stride=None,
-            score_loss="focal", init_from=None, ema_momentum=None):
-    """Train step 1 (+ the shared classifier), evaluate; (row of numbers, pipeline)."""
+            score_loss="focal", init_from=None, ema_momentum=None, flip_tta=False):
+    """Train step 1 (+ the shared classifier), evaluate; (row of numbers, pipeline). With
+    `flip_tta` the pipeline scores with flip test-time augmentation, and the row also holds
+    the same weights' scores without it ("..._without_tta")."""
     evaluator = step1_evaluator(test_set.subset(range(min(len(test_set), args.curve_images)))
                                 if args.curve_images else test_set)
     timer = EpochSeconds()
@@ -143,9 +145,16 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
     classifier, scale, classifier_info = (None, 1.0, None) if one_step else \
         classifiers.get(data_key, train_set, seed)
     pipeline = TwoStepDetector(model, classifier, class_names=train_set.class_names,
-                               class_scale=scale)
+                               class_scale=scale, flip_tta=flip_tta)
     evaluation = evaluate_pipeline(pipeline, test_set)
     result = evaluation["result"]
+    without = {}
+    if flip_tta:
+        plain = evaluate_pipeline(TwoStepDetector(model, classifier, class_scale=scale,
+                                                  class_names=train_set.class_names), test_set)
+        without = {"map_50_without_tta": float(plain["result"]["map_50"]),
+                   "map_without_tta": float(plain["result"]["map"]),
+                   "step1_map_50_without_tta": plain["step1_map_50"]}
     row = {"seed": seed, **{k: float(result[k]) for k in METRICS},
            "step1_map_50": evaluation["step1_map_50"], "step1_map": evaluation["step1_map"],
            "curve_map_50": [values["map_50"] for _, values in evaluator.history],
@@ -154,7 +163,7 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
            "classifier_seconds": classifier_info["seconds"] if classifier_info else 0.0,
            "classifier_accuracy": classifier_info["accuracy"] if classifier_info else None,
            "test_seconds_per_image": evaluation["seconds"] / len(test_set),
-           **({} if one_step else gain_keys(evaluation["precision_gain"]))}
+           **({} if one_step else gain_keys(evaluation["precision_gain"])), **without}
     print(f"    {box_loss}{' one-step' if one_step else ''} seed {seed}: AP@.5 "
           f"{row['map_50']:.4f}  mAP {row['map']:.4f}  F1 {row['f1']:.4f}  step-1 AP@.5 "
           f"{row['step1_map_50']:.4f}  ({step1_seconds:.0f} s)", flush=True)
@@ -162,6 +171,7 @@ def one_run(train_set, test_set, box_loss, seed, epochs, args, classifiers, data
 
 
 GAIN_KEYS = ("precision_gain", "precision_gain_min", "precision_gain_share")
+WITHOUT_TTA_KEYS = ("map_50_without_tta", "map_without_tta", "step1_map_50_without_tta")
 
 
 def gain_keys(gain, prefix="") -> dict:
@@ -193,7 +203,8 @@ class EpochSeconds(keras.callbacks.Callback):
 def summarise(rows, short_epochs):
     """mean ± std over seeds of every metric, the short-budget AP and the mean curves."""
     summary = {key: mean_std([r[key] for r in rows])
-               for key in (*METRICS, "step1_map_50", "step1_map", *GAIN_KEYS)
+               for key in (*METRICS, "step1_map_50", "step1_map", *GAIN_KEYS,
+                           *WITHOUT_TTA_KEYS)
                if all(key in r for r in rows)}
     curves = np.asarray([r["curve_map_50"] for r in rows], np.float64)
     k = min(short_epochs, curves.shape[1])
@@ -475,14 +486,15 @@ def _stride_kwargs(strides):
 
 def section_key(data, backbone, strides, score_loss="focal", epochs=None, zoom=None,
                 classifier_backbone=None, image_size=None, init_from=None, colour=None,
-                ema=None):
+                ema=None, flip_tta=False):
     """"voc", "voc_pretrained", "voc_pretrained_pyramid", "voc_pretrained_pyramid_quality"
     (quality focal score), "voc_..._160ep" (`epochs` other than the part's default; None:
     the default), "voc_..._zoom0.5-2" (a training zoom range other than the default; None:
     the default), "voc_..._step2pretrained" (the crop classifier from pretrained weights),
     "voc_..._256px" (an input size other than the default; None: the default),
     "voc_..._init-NAME" (step 1 started from the step 1 `init_from` names), "voc_..._colour"
-    (colour jitter), "voc_..._ema" (step 1's weights averaged), ... (the same for "neon")."""
+    (colour jitter), "voc_..._ema" (step 1's weights averaged), "voc_..._flip" (scored with
+    flip test-time augmentation), ... (the same for "neon")."""
     return (data + ("_pretrained" if backbone else "") + ("_pyramid" if strides else "")
             + ("_quality" if score_loss == "quality_focal" else "")
             + (f"_{epochs}ep" if epochs is not None else "")
@@ -490,6 +502,7 @@ def section_key(data, backbone, strides, score_loss="focal", epochs=None, zoom=N
             + ("_step2pretrained" if classifier_backbone else "")
             + (f"_init-{Path(str(init_from)).name}" if init_from else "")
             + ("_colour" if colour else "") + ("_ema" if ema else "")
+            + ("_flip" if flip_tta else "")
             + (f"_{image_size}px" if image_size is not None else ""))
 
 
@@ -538,7 +551,8 @@ def _start(settings):
             + (", colour jitter {:g}/{:g}/{:g}".format(*settings["colour_jitter"])
                if settings.get("colour_jitter") else "")
             + (f", weight average (EMA {settings['ema_momentum']:g})"
-               if settings.get("ema_momentum") else ""))
+               if settings.get("ema_momentum") else "")
+            + (", flip TTA" if settings.get("flip_tta") else ""))
 
 
 def _described(settings) -> str:
@@ -575,6 +589,7 @@ def part_voc(args, classifiers, stored, save=None):
               **({"init_from": args.voc_init_from} if args.voc_init_from else {}),
               **({"colour_jitter": list(args.voc_colour)} if args.voc_colour else {}),
               **({"ema_momentum": args.voc_ema} if args.voc_ema else {}),
+              **({"flip_tta": True} if args.voc_flip_tta else {}),
               "train_images": len(train_set), "test_images": len(test_set)}
     table = {}
     if stored and "table" in stored:
@@ -603,7 +618,8 @@ def part_voc(args, classifiers, stored, save=None):
                                  backbone_weights=args.voc_backbone,
                                  stride=args.voc_strides, score_loss=args.score_loss,
                                  init_from=args.voc_init_from,
-                                 ema_momentum=args.voc_ema)[0]
+                                 ema_momentum=args.voc_ema,
+                                 flip_tta=args.voc_flip_tta)[0]
             table[loss] = summarise([rows[k] for k in sorted(rows)], args.short_epochs)
             if save is not None:
                 save(section())
@@ -694,6 +710,19 @@ def targets(results):
     return lines
 
 
+def without_tta_lines(table) -> list:
+    """For a section scored with flip TTA: the same weights' numbers without it."""
+    lines = []
+    for loss, row in table.items():
+        if "map_50_without_tta" in row:
+            lines.append(
+                f"{loss}, the same weights without flip TTA: AP@.5 "
+                f"{format_mean_std(row['map_50_without_tta'])}, mAP "
+                f"{format_mean_std(row['map_without_tta'])}, step-1 AP@.5 "
+                f"{format_mean_std(row['step1_map_50_without_tta'])}.")
+    return lines + [""] if lines else []
+
+
 def markdown(results):
     lines = ["# Detector benchmark", "",
              "Produced by `benchmarks/detector.py`; every part records its own settings and "
@@ -765,7 +794,7 @@ def markdown(results):
                       f"{s['epochs']} epochs with "
                       f"{section['augmentation']}, seeds {s['seeds']}. The test images are "
                       "listed in detector.json.", "",
-                      *loss_table(section["table"]), ""]
+                      *loss_table(section["table"]), "", *without_tta_lines(section["table"])]
     for key in sections(results, "neon"):
         if not results.get(key):
             continue
@@ -895,6 +924,9 @@ def main(argv=None):
                         help="S,C,B: saturation, contrast and brightness jitter of the voc "
                              "part's training photos (BoxAugmenter's, zoo.train "
                              "--colour-jitter), sections ..._colour")
+    parser.add_argument("--voc-flip-tta", action="store_true",
+                        help="score the voc part with flip test-time augmentation (zoo.train "
+                             "--flip-tta), and the same weights without it; sections ..._flip")
     parser.add_argument("--voc-ema", type=float, default=None,
                         help="momentum of an average of the voc part's step-1 weights that "
                              "becomes its final weights (zoo.train --ema; off by default), "
@@ -959,7 +991,8 @@ def main(argv=None):
                                None if args.voc_epochs == VOC_EPOCHS else args.voc_epochs,
                                args.voc_zoom, args.classifier_backbone,
                                None if args.image_size == IMAGE_SIDE else args.image_size,
-                               args.voc_init_from, args.voc_colour, args.voc_ema)
+                               args.voc_init_from, args.voc_colour, args.voc_ema,
+                               args.voc_flip_tta)
             results[part] = part_voc(args, classifiers, results.get(part),
                                      _saver(results, part, args.results_dir))
         else:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks import detector as bench
+from benchmarks.common import format_mean_std
 from voc_fixtures import write_voc_fixture
 from zoo.datasets.detection import DEFAULT_ZOOM
 
@@ -136,6 +137,10 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     jittered = asked[-1]["augment"]
     assert (jittered.saturation, jittered.contrast, jittered.brightness) == (0.5, 0.3, 0.2)
     assert jittered.zoom == DEFAULT_ZOOM and asked[-1]["ema_momentum"] == 0.99
+    assert not asked[-1]["flip_tta"]
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "iou", "--voc-flip-tta", *tiny_args(tmp_path)])
+    assert asked[-1]["flip_tta"]
     bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
                 "iou", *tiny_args(tmp_path)])
     assert (asked[-1]["stride"], asked[-1]["score_loss"]) == (None, "focal")
@@ -161,18 +166,34 @@ def test_detector_benchmark_voc_part_keeps_other_sections(tmp_path, capsys, monk
     assert averaged["colour_jitter"] == [0.5, 0.3, 0.2] and averaged["ema_momentum"] == 0.99
     assert ("## Pascal VOC: voc, from random weights, colour jitter 0.5/0.3/0.2, weight "
             "average (EMA 0.99), 1 epoch, 64 px") in text
-    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 5  # a target line per section and loss
+    assert results["voc_1ep_flip_64px"]["settings"]["flip_tta"]
+    assert "## Pascal VOC: voc, from random weights, flip TTA, 1 epoch, 64 px" in text
+    assert text.count("- kangaroo AP@.5 ≥ 0.60") == 6  # a target line per section and loss
     gains = [run["precision_gain"] for run in variant["table"]["iou"]["runs"]]
     assert variant["table"]["iou"]["precision_gain"]["values"] == gains
     gain_lines = [line for line in text.splitlines() if line.startswith(
         "- two-step precision at equal recall ≥ step 1 alone, kangaroo")]
-    assert len(gain_lines) == 5
+    assert len(gain_lines) == 6
     assert all(", 64 px, " in line for line in gain_lines)  # sizes tell the runs apart
     with pytest.raises(SystemExit):
         bench.main(["--parts", "voc", "--voc-zoom", "2,1", *tiny_args(tmp_path)])
     for bad in (["--voc-colour", "0.5"], ["--voc-ema", "1.5"]):
         with pytest.raises(SystemExit):
             bench.main(["--parts", "voc", *bad, *tiny_args(tmp_path)])
+
+
+def test_voc_part_with_flip_tta_also_scores_the_same_weights_without_it(tmp_path):
+    voc = write_voc_fixture(tmp_path / "voc")
+    bench.main(["--parts", "voc", "--voc", str(voc), "--voc-epochs", "1", "--voc-losses",
+                "giou", "--voc-flip-tta", *tiny_args(tmp_path)])
+    results = json.loads((tmp_path / "results" / "detector.json").read_text())
+    row = results["voc_1ep_flip_64px"]["table"]["giou"]
+    for key in ("map_50", "map_50_without_tta", "map_without_tta",
+                "step1_map_50_without_tta"):
+        assert 0.0 <= row[key]["mean"] <= 1.0
+    text = (tmp_path / "results" / "detector.md").read_text()
+    assert (f"giou, the same weights without flip TTA: AP@.5 "
+            f"{format_mean_std(row['map_50_without_tta'])}") in text
 
 
 def test_sections_are_named_by_start_pyramid_score_and_epochs_and_listed_in_that_order():
