@@ -46,7 +46,7 @@ from losses.pair_based import (AngularLoss, CircleLoss, LiftedStructureLoss,
                                 MultiSimilarityLoss, NPairsLoss, NTXentLoss, SupConLoss)
 from losses.proxy import (MarginLoss, NormalizedSoftmaxLoss, ProxyAnchorLoss, ProxyNCALoss,
                           SoftTripleLoss, SubCenterArcFaceLoss)
-from losses.reconstruction import CharbonnierLoss, MixLoss, MSSSIMLoss, SSIMLoss
+from losses.reconstruction import CharbonnierLoss, MixLoss, MSSSIMLoss, PSNRLoss, SSIMLoss
 from losses.registry import LossRecipe, get_recipe, list_recipes, register_recipe
 from losses.sequence import BLANK_INDEX, CTCInfeasibleCount, CTCLoss
 
@@ -80,7 +80,7 @@ __all__ = [
     "IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss", "FocalEIoULoss", "SIoULoss",
     "WiseIoULoss", "SmoothL1Loss", "box_iou",
     # reconstruction
-    "SSIMLoss", "MSSSIMLoss", "CharbonnierLoss", "MixLoss",
+    "SSIMLoss", "MSSSIMLoss", "CharbonnierLoss", "PSNRLoss", "MixLoss",
     # registry
     "LossRecipe", "get_recipe", "list_recipes", "register_recipe",
 ]

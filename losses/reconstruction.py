@@ -1,4 +1,4 @@
-"""Image reconstruction losses: SSIM, MS-SSIM, Charbonnier, and the MS-SSIM + L1 mix.
+"""Image reconstruction losses: SSIM, MS-SSIM, Charbonnier, PSNR, and the MS-SSIM + L1 mix.
 
 The functional forms `ssim`, `ms_ssim` and `psnr` (per image) also serve as metrics.
 
@@ -32,6 +32,8 @@ References:
     regularization algorithms for computed imaging", ICIP 1994.
     Zhao, Gallo, Frosio, Kautz, "Loss Functions for Image Restoration with Neural Networks",
     IEEE TCI 2017.
+    Chen, Lu, Zhang, Chu, Chen, "HINet: Half Instance Normalization Network for Image
+    Restoration", CVPR Workshops 2021.
 """
 
 from __future__ import annotations
@@ -274,6 +276,46 @@ class CharbonnierLoss(Loss):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class PSNRLoss(Loss):
+    """The negative PSNR of each image: minimising it maximises the mean per-image PSNR.
+
+    Formula (per image; MSE over its H, W, C):
+        loss = 10 · log10((MSE + ε) / max_val²)  = −PSNR(y_true, y_pred) for ε → 0
+
+    Denoising benchmarks report the mean of per-image PSNRs, a mean of logarithms; MSE over
+    the batch is not its optimum. The gradient of image i is (10 / ln 10) · ∇MSE_i / MSE_i:
+    every image's error counts relative to its own size, so an image that is nearly clean
+    already (a plain garment on a black background) is still worth improving, where MSE lets
+    the noisiest images dominate. ε keeps a perfect copy finite.
+
+    Args:
+        max_val: the images' value range L (1 for [0, 1]). Defaults to `1.0`.
+        epsilon: ε > 0 added to each image's MSE. Defaults to `1e-8` (BasicSR's).
+        reduction: Keras loss reduction over the batch. Defaults to `"sum_over_batch_size"`.
+        name: Name of the loss. Defaults to `"psnr_loss"`.
+        dtype: Dtype Keras casts the inputs and the loss to. Defaults to `None`.
+
+    Reference: Chen, Lu, Zhang, Chu, Chen, "HINet: Half Instance Normalization Network for
+    Image Restoration", CVPR Workshops 2021 (its PSNR loss; BasicSR's `PSNRLoss`).
+    """
+
+    def __init__(self, max_val=1.0, epsilon=1e-8, reduction="sum_over_batch_size",
+                 name="psnr_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.max_val = check_positive("max_val", max_val)
+        self.epsilon = check_positive("epsilon", epsilon)
+
+    def call(self, y_true, y_pred):
+        _check_images(y_true, y_pred)
+        difference = as_float32(y_pred) - as_float32(y_true)
+        error = ops.mean(difference * difference, axis=(1, 2, 3)) + self.epsilon
+        return 10.0 * ops.log(error / self.max_val ** 2) / math.log(10.0)
+
+    def get_config(self):
+        return {**super().get_config(), "max_val": self.max_val, "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable(package="losslab")

@@ -175,6 +175,7 @@ CASES = {
     rc.SSIMLoss: [Case("configured", dict(filter_size=7, filter_sigma=1.0, k2=0.05), "image")],
     rc.MSSSIMLoss: [Case("configured", dict(power_factors=[0.4, 0.6], filter_size=5), "image")],
     rc.CharbonnierLoss: [Case("configured", dict(epsilon=0.01), "image")],
+    rc.PSNRLoss: [Case("configured", dict(max_val=2.0, epsilon=1e-6), "image")],
     rc.MixLoss: [Case("configured", dict(alpha=0.5, power_factors=[0.4, 0.6], filter_size=5),
                       "image")],
 }

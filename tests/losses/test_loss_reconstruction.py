@@ -140,6 +140,32 @@ def test_charbonnier_and_mix_by_hand():
     np.testing.assert_allclose(mix, expected, atol=2e-5)
 
 
+def test_psnr_loss_is_minus_the_psnr_of_each_image_by_hand():
+    clean, noisy = pair((3, 20, 20, 2), seed=6)
+    noisy[2] = clean[2]  # a perfect copy: finite, 10·log10(ε)
+    mse = ((noisy.astype(np.float64) - clean) ** 2).mean(axis=(1, 2, 3))
+    got = keras.ops.convert_to_numpy(rc.PSNRLoss(max_val=2.0, epsilon=1e-6, reduction=None)(
+        clean, noisy))
+    np.testing.assert_allclose(got, 10 * np.log10((mse + 1e-6) / 4.0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[2], -60.0 - 10 * np.log10(4.0), atol=1e-3)
+    # with ε small it is minus the psnr metric, and its mean is minus the mean PSNR
+    loss = rc.PSNRLoss(epsilon=1e-12)
+    metric = keras.ops.convert_to_numpy(rc.psnr(clean[:2], noisy[:2]))
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(loss(clean[:2], noisy[:2]))),
+                               -metric.mean(), rtol=1e-5)
+    # the gradient of image i is (10 / ln 10) · 2(p − y) / (n · MSE_i): relative to its error
+    pixels = clean[0].size
+    grad = gradient(lambda p: keras.ops.sum(rc.PSNRLoss(reduction=None)(clean[:2], p)),
+                    noisy[:2])
+    expected = (10 / np.log(10)) * 2 * (noisy[:2].astype(np.float64) - clean[:2]) / (
+        pixels * (mse[:2, None, None, None] + 1e-8))
+    np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="max_val"):
+        rc.PSNRLoss(max_val=0.0)
+    with pytest.raises(ValueError, match="same image shape"):
+        rc.PSNRLoss()(clean, noisy[:, :, :10])
+
+
 def test_bad_inputs_and_arguments_are_refused():
     clean, noisy = pair((2, 30, 30, 3))
     with pytest.raises(ValueError, match="needs a side of at least 161 px"):

@@ -11,6 +11,7 @@ every loss is scored on the same noisy images. Model: a registered `reconstructi
     ssim, ms_ssim         1 − SSIM / 1 − MS-SSIM (`losses.reconstruction`)
     mix                   α(1 − MS-SSIM) + (1 − α)·L1, α = 0.84 (Zhao et al. 2017)
     charbonnier           √((x − y)² + ε²)
+    psnr                  −PSNR per image, 10·log10(MSE + ε) (HINet's PSNR loss)
 
 MS-SSIM uses as many of its five scales as the image allows with the 11-px window (2 for
 28-px images, 2 for 32 px: a scale halves the side and needs 11 px at the coarsest), with the
@@ -37,7 +38,7 @@ from zoo.training.run_folder import read_history
 from zoo.training.tasks.base import Option, Prepared, Task
 from zoo.training.tasks.classification import image_test_split, load_image_splits
 
-RECONSTRUCTION_LOSSES = ("mse", "mae", "bce", "ssim", "ms_ssim", "mix", "charbonnier")
+RECONSTRUCTION_LOSSES = ("mse", "mae", "bce", "ssim", "ms_ssim", "mix", "charbonnier", "psnr")
 TEST_NOISE_SEED = 2024  # the fixed corruption of the validation and test images
 EVAL_BATCH_SIZE = 256
 GALLERY = 8
@@ -73,6 +74,8 @@ def build_loss(name, image_side):
         return R.MixLoss(power_factors=ms_ssim_scales(image_side))
     if name == "charbonnier":
         return R.CharbonnierLoss()
+    if name == "psnr":
+        return R.PSNRLoss()
     raise ValueError(f"unknown reconstruction loss {name!r}; known: "
                      f"{', '.join(RECONSTRUCTION_LOSSES)}")
 
