@@ -1,4 +1,4 @@
-"""Denoising losses on the same U-Net: MSE, BCE, SSIM and MS-SSIM + L1 (Zhao et al. 2017).
+"""Denoising losses on the same U-Net: MSE, BCE, SSIM, MS-SSIM + L1 (Zhao et al. 2017), −PSNR.
 
     python benchmarks/reconstruction.py [--dataset fashion_mnist] [--seeds 0 1 2]
         [--epochs 5] [--train-limit 10000] [--noise gaussian --noise-level 0.3]
@@ -10,7 +10,9 @@ SSIM per image, averaged. Reported: each loss's mean ± standard deviation over 
 noisy input's PSNR/SSIM; each SSIM-based loss's SSIM minus MSE's (± standard error), the
 paper's claim being that SSIM-based losses win on SSIM; the target PSNR ≥ 24 dB for the best
 loss (#12, Gaussian σ = 0.3 on Fashion-MNIST). Every run is a folder under `--work`
-(default `runs/reconstruction`), so an interrupted benchmark resumes. Writes
+(default `runs/reconstruction`), so an interrupted benchmark resumes, and the runs of an
+existing results file made with the same settings are read back, so a new loss or seed
+joins the table without training the others again. Writes
 `results/NAME.json`, `.md`, `.png` (PSNR and SSIM per loss) and `NAME_gallery.png` (the same
 test images denoised by each loss, seed 0); NAME is `reconstruction` for Fashion-MNIST and
 `reconstruction_DATASET` for another dataset (`--name` overrides), e.g.
@@ -21,6 +23,7 @@ test images denoised by each loss, seed 0); NAME is `reconstruction` for Fashion
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -40,7 +43,7 @@ from zoo.datasets.noise import add_noise  # noqa: E402
 from zoo.training.tasks.reconstruction import TEST_NOISE_SEED  # noqa: E402
 from zoo.training.tasks.reconstruction import plot_gallery as reconstruction_gallery  # noqa: E402
 
-LOSSES = ("mse", "bce", "ssim", "mix")
+LOSSES = ("mse", "bce", "ssim", "mix", "psnr")
 TARGET_PSNR = 24.0
 TARGET_SETTING = ("fashion_mnist", "gaussian", 0.3)  # the setting the target is set for
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +64,22 @@ def one_run(args, loss, seed):
     metrics = train.run(config)
     return {"seed": seed, **{k: metrics[k] for k in ("test_psnr", "test_ssim", "input_psnr",
                                                      "input_ssim", "wall_seconds")}}
+
+
+def stored_runs(path, settings) -> dict:
+    """{loss: {seed: row}} of an earlier results file made with the same `settings` (seeds
+    apart), so that a new loss or seed joins the table without training the others again;
+    {} when there is none or its settings differ. Files from before `blocks` had one."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    kept = {"blocks": 1, **{k: v for k, v in earlier.get("settings", {}).items()
+                            if k != "seeds"}}
+    if kept != settings:
+        print(f"{path.name} was made with other settings: its runs are not reused")
+        return {}
+    return {loss: {row["seed"]: row for row in row_set["runs"]}
+            for loss, row_set in earlier["table"].items()}
 
 
 def summarise(runs):
@@ -170,21 +189,29 @@ def main(argv=None):
     name = args.name or ("reconstruction" if args.dataset == "fashion_mnist"
                          else f"reconstruction_{args.dataset}")
     is_target = (args.dataset, args.noise, args.noise_level) == TARGET_SETTING
-    runs = {loss: [one_run(args, loss, seed) for seed in args.seeds] for loss in args.losses}
+    test_images = len(datasets.load(args.dataset, "test", limit=args.test_limit,
+                                     data_dir=args.data_dir).y)
+    settings = {"dataset": args.dataset, "epochs": args.epochs,
+                "learning_rate": args.learning_rate, "train_limit": args.train_limit,
+                "test_images": test_images, "noise": args.noise,
+                "noise_level": args.noise_level, "widths": args.widths, "blocks": args.blocks}
+    stored = stored_runs(args.results_dir / f"{name}.json", settings)
+    runs = {}
+    for loss in dict.fromkeys([*stored, *args.losses]):  # stored losses first, then new ones
+        rows = dict(stored.get(loss, {}))
+        for seed in (args.seeds if loss in args.losses else []):
+            if seed not in rows:
+                rows[seed] = one_run(args, loss, seed)
+        runs[loss] = [rows[seed] for seed in sorted(rows)]
     table = summarise(runs)
     best = max(table, key=lambda loss: table[loss]["psnr"]["mean"])
     ssim_losses = [loss for loss in table if loss in ("ssim", "ms_ssim", "mix")]
     ahead = [loss for loss in ssim_losses if "ssim_minus_mse" in table[loss]
              and table[loss]["ssim_minus_mse"]["mean"]
              > 2 * table[loss]["ssim_minus_mse"]["standard_error"]]
-    test_images = len(datasets.load(args.dataset, "test", limit=args.test_limit,
-                                     data_dir=args.data_dir).y)
+    seeds = sorted({row["seed"] for rows in runs.values() for row in rows})
     results = {"environment": environment(),
-               "settings": {"dataset": args.dataset, "seeds": args.seeds,
-                            "epochs": args.epochs, "learning_rate": args.learning_rate,
-                            "train_limit": args.train_limit, "test_images": test_images,
-                            "noise": args.noise, "noise_level": args.noise_level,
-                            "widths": args.widths, "blocks": args.blocks},
+               "settings": {**settings, "seeds": seeds},
                "table": table,
                "verdict": {"best_loss": best, "best_psnr": table[best]["psnr"]["mean"],
                            "target_psnr": TARGET_PSNR if is_target else None,
@@ -195,7 +222,12 @@ def main(argv=None):
     write_json(name, results, args.results_dir)
     write_text(f"{name}.md", markdown(results), args.results_dir)
     plot(results, args.results_dir / f"{name}.png")
-    plot_gallery(args, list(table), args.seeds[0], args.results_dir / f"{name}_gallery.png")
+    missing = [loss for loss in table
+               if not (run_folder(args, loss, seeds[0]) / "model.keras").exists()]
+    if missing:  # read back from the results file: their models are not here to draw
+        print(f"gallery not redrawn: no run folder of seed {seeds[0]} for {', '.join(missing)}")
+    else:
+        plot_gallery(args, list(table), seeds[0], args.results_dir / f"{name}_gallery.png")
     print(markdown(results))
     return 0
 
