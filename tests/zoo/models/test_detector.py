@@ -222,7 +222,17 @@ def test_sigmoid_focal_loss_matches_numpy_and_keras():
         .all()
 
 
-@pytest.mark.parametrize("box_loss", ["iou", "smoothl1"])
+def np_wise_iou_v3(a, b, alpha=1.9, delta=3.0):
+    """Wise-IoU v3 of boxes a against b (N, 4) xyxy, the mean 1 − IoU over these N boxes."""
+    iou_loss = 1 - np_iou(a, b)
+    centre = lambda x: 0.5 * (x[:, :2] + x[:, 2:])  # noqa: E731
+    enclosing = np.maximum(a[:, 2:], b[:, 2:]) - np.minimum(a[:, :2], b[:, :2])
+    v1 = np.exp(((centre(a) - centre(b)) ** 2).sum(1) / (enclosing ** 2).sum(1)) * iou_loss
+    beta = iou_loss / iou_loss.mean()
+    return beta / (delta * alpha ** (beta - delta)) * v1
+
+
+@pytest.mark.parametrize("box_loss", ["iou", "smoothl1", "wiou"])
 def test_detection_loss_against_numpy(box_loss):
     boxes, classes = hand_scene()
     targets = zd.assign_targets(boxes, classes, (4, 4), 8, 1.5)
@@ -241,6 +251,8 @@ def test_detection_loss_against_numpy(box_loss):
     a, b = pred[positive] / 8.0, target_boxes[positive] / 8.0
     if box_loss == "iou":
         per_box = 1 - np_iou(a, b)
+    elif box_loss == "wiou":  # the outlier degree over the positive cells only
+        per_box = np_wise_iou_v3(a, b)
     else:
         d = np.abs(a - b)
         per_box = np.where(d < 1, 0.5 * d**2, d - 0.5).sum(-1)

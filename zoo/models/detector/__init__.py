@@ -13,7 +13,7 @@ Step 1 (`model.py`, `targets.py`): RepVGG backbone -> one-level neck at stride 8
 feature pyramid (`stride=(8, 16, 32)`, each box learnt on the level its size falls in) -> a dense,
 anchor-free head: per cell one objectness logit and four distances (FCOS), trained with a
 sigmoid focal loss (or GFL's quality focal loss: the score learns the box's IoU) and a
-selectable box loss (`targets.BOX_LOSSES`: eiou, ciou, giou, diou,
+selectable box loss (`targets.BOX_LOSSES`: eiou, ciou, giou, diou, wiou,
 iou, siou, smoothl1, focal-eiou); targets by centre sampling, built in `keras.ops` inside
 `DenseDetector.compute_loss` from the padded ground truth.
 Step 2 (`model.py`, `pipeline.py`): crops of the step-1 boxes, classified by a small RepVGG

@@ -65,7 +65,7 @@ from keras import ops
 from losses import boxes as box_losses
 from losses.base import as_float32
 
-BOX_LOSSES = ("eiou", "ciou", "giou", "diou", "iou", "siou", "smoothl1", "focal-eiou")
+BOX_LOSSES = ("eiou", "ciou", "giou", "diou", "iou", "siou", "smoothl1", "focal-eiou", "wiou")
 SCORE_LOSSES = ("focal", "quality_focal")
 MAX_LOG = 8.0  # largest raw distance: s·e^8 ≈ 2981·s pixels; keeps exp finite
 RADIUS = 1.5
@@ -80,9 +80,20 @@ def check_box_loss(name):
     return name
 
 
-def box_loss_values(name, y_true, y_pred):
-    """Per-box loss (...) of the named box loss from `losses.boxes`, xyxy boxes (..., 4)."""
+def box_loss_values(name, y_true, y_pred, positive=None):
+    """Per-box loss (...) of the named box loss from `losses.boxes`, xyxy boxes (..., 4).
+
+    `positive` (...) marks the cells whose boxes count (1) among the rest (0). Only
+    Wise-IoU ("wiou", v3) reads it: its outlier degree divides each box's 1 − IoU by the
+    mean 1 − IoU of the counted boxes, which must not include unassigned cells."""
     check_box_loss(name)
+    if name == "wiou":
+        mean = None
+        if positive is not None:
+            positive = ops.cast(positive, "float32")
+            iou_loss = box_losses.iou_loss(y_true, y_pred)
+            mean = ops.sum(iou_loss * positive) / ops.maximum(ops.sum(positive), 1.0)
+        return box_losses.wise_iou_loss(y_true, y_pred, mean_iou_loss=mean)
     if name == "smoothl1":
         return box_losses.smooth_l1_loss(y_true, y_pred, beta=1.0)
     if name == "focal-eiou":
@@ -379,7 +390,7 @@ def detection_loss(targets, scores, boxes, stride, box_loss="eiou", objectness_w
     else:
         per_score = sigmoid_focal_loss(score_target, scores, focal_alpha, focal_gamma)
     objectness = ops.sum(per_score) / normaliser
-    per_cell = box_loss_values(box_loss, target_boxes, boxes / stride)
+    per_cell = box_loss_values(box_loss, target_boxes, boxes / stride, positive)
     box_term = ops.sum(per_cell * positive) / normaliser
     total = objectness_weight * objectness + box_weight * box_term
     return total, objectness, box_term, num_positive
