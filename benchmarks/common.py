@@ -46,6 +46,16 @@ def write_text(name: str, text: str, results_dir: Path = RESULTS) -> Path:
     return path
 
 
+def write_results(name: str, results: dict, markdown, plot, results_dir: Path = RESULTS):
+    """results/NAME.json, NAME.md (`markdown(results)`, also printed) and NAME.png
+    (`plot(results, path)`): the three files a benchmark commits."""
+    write_json(name, results, results_dir)
+    text = markdown(results)
+    write_text(f"{name}.md", text, results_dir)
+    plot(results, results_dir / f"{name}.png")
+    print(text)
+
+
 def format_mean_std(stat: dict, digits: int = 3) -> str:
     """"mean ± std" of a `mean_std` dict; "value (1 run)" when it holds one value, whose
     spread is unknown rather than 0."""

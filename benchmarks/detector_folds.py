@@ -43,7 +43,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import RESULTS, environment, mean_std, write_json, write_text  # noqa: E402
+from benchmarks.common import RESULTS, environment, mean_std, write_results  # noqa: E402
 from benchmarks.detector import DEFAULT_VOC, TINY_DETECTOR  # noqa: E402
 from zoo.datasets.detection import BoxAugmenter  # noqa: E402
 from zoo.evaluation.detection import evaluate_detections  # noqa: E402
@@ -220,10 +220,7 @@ def main(argv=None):
                "folds": [[train_set.names[i] for i in f] for f in folds],
                "cells": {f"{c}-fold{k}-seed{s}": cell for (c, k, s), cell in cells.items()},
                "table": summarise(cells, args.configs, args.folds, args.seeds)}
-    write_json(NAME, results, args.results_dir)
-    write_text(f"{NAME}.md", markdown(results), args.results_dir)
-    plot(results, args.results_dir / f"{NAME}.png")
-    print(markdown(results))
+    write_results(NAME, results, markdown, plot, args.results_dir)
     return 0
 
 

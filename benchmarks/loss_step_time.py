@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import (RESULTS, environment, interleaved_step_times,  # noqa: E402
-                               write_json, write_text)
+                               write_results)
 
 NAME = "loss_step_time"
 TARGET_RATIO = 1.15
@@ -149,11 +149,7 @@ def main(argv=None):
                                         RECONSTRUCTION_BASELINE),
                "boxes": ratios(interleaved_step_times(boxes, args.reps, args.steps),
                                BOX_BASELINE)}
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    write_json(NAME, results, args.results_dir)
-    write_text(f"{NAME}.md", markdown(results), args.results_dir)
-    plot(results, args.results_dir / f"{NAME}.png")
-    print(markdown(results))
+    write_results(NAME, results, markdown, plot, args.results_dir)
     return 0
 
 
