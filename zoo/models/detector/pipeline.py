@@ -220,7 +220,6 @@ def false_positive_boxes(detections, boxes, classes, background_iou=0.3, minimum
 # detections of x' are the mirrored detections of x), for a second step-1 pass.
 
 FLIP_EPSILON = 1e-7  # keeps logit(p) finite where both views are certain
-  # keeps logit(p) finite where both views are certain
 
 
 def mirror_permutation(levels, image_width) -> np.ndarray:
