@@ -110,16 +110,16 @@ def summarise(cells, configs, folds, seeds) -> dict:
         if "map_50_without_tta" in cells[(config, 0, seeds[0])]:
             without = [float(np.mean([cells[(config, k, s)]["map_50_without_tta"]
                                       for s in seeds])) for k in range(folds)]
-            table[config]["map_50_tta_gain"] = gain_over(per_fold["map_50"], without)
+            table[config]["map_50_tta_gain"] = paired_gain(per_fold["map_50"], without)
     if "base" in table:
         base = table["base"]["map_50"]["values"]
         for config, row in table.items():
             if config != "base":
-                row["map_50_minus_base"] = gain_over(row["map_50"]["values"], base)
+                row["map_50_minus_base"] = paired_gain(row["map_50"]["values"], base)
     return table
 
 
-def gain_over(values, reference) -> dict:
+def paired_gain(values, reference) -> dict:
     """Per-fold differences values − reference: mean ± std, standard error, folds ahead."""
     gain = np.asarray(values) - np.asarray(reference)
     return {**mean_std(gain), "standard_error": float(gain.std(ddof=1) / np.sqrt(len(gain)))

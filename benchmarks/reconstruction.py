@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import (RESULTS, difference, environment, format_mean_std,  # noqa: E402
-                               mean_std, write_json, write_text)
+                               mean_std, write_results)
 from zoo import datasets, train  # noqa: E402
 from zoo.datasets.noise import add_noise  # noqa: E402
 from zoo.training.tasks.reconstruction import TEST_NOISE_SEED  # noqa: E402
@@ -219,16 +219,13 @@ def main(argv=None):
                                           if is_target else None),
                            "ssim_losses": ssim_losses, "ssim_losses_ahead": ahead}}
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    write_json(name, results, args.results_dir)
-    write_text(f"{name}.md", markdown(results), args.results_dir)
-    plot(results, args.results_dir / f"{name}.png")
+    write_results(name, results, markdown, plot, args.results_dir)
     missing = [loss for loss in table
                if not (run_folder(args, loss, seeds[0]) / "model.keras").exists()]
     if missing:  # read back from the results file: their models are not here to draw
         print(f"gallery not redrawn: no run folder of seed {seeds[0]} for {', '.join(missing)}")
     else:
         plot_gallery(args, list(table), seeds[0], args.results_dir / f"{name}_gallery.png")
-    print(markdown(results))
     return 0
 
 

@@ -623,26 +623,30 @@ class SIoULoss(_IoUFamilyLoss):
         return {**super().get_config(), "theta": self.theta}
 
 
-def _wise_iou(g, eps, version, alpha, delta, mean_iou_loss=None):
-    """Wise-IoU per box (see `WiseIoULoss`); v3's mean(L_IoU) is `mean_iou_loss` when given,
-    else the mean over the boxes of the call."""
+def _wise_iou(g, eps, version, alpha, delta, counted=None):
+    """Wise-IoU per box (see `WiseIoULoss`); v3's mean(L_IoU) is over the boxes that
+    `counted` (0/1, same shape) marks when given, else over every box of the call."""
     iou_loss = 1.0 - g["iou"]
     diagonal = ops.stop_gradient(g["cw"] ** 2 + g["ch"] ** 2)
     v1 = ops.exp((g["dx"] ** 2 + g["dy"] ** 2) / (diagonal + eps)) * iou_loss
     if version == 1:
         return v1
-    mean = ops.mean(iou_loss) if mean_iou_loss is None else mean_iou_loss
+    if counted is None:
+        mean = ops.mean(iou_loss)
+    else:
+        counted = ops.cast(counted, iou_loss.dtype)
+        mean = ops.sum(iou_loss * counted) / ops.maximum(ops.sum(counted), 1.0)
     outlier = ops.stop_gradient(iou_loss) / (ops.stop_gradient(mean) + eps)
     return outlier / (delta * ops.power(alpha, outlier - delta)) * v1
 
 
-def wise_iou_loss(y_true, y_pred, version=3, alpha=1.9, delta=3.0, mean_iou_loss=None,
+def wise_iou_loss(y_true, y_pred, version=3, alpha=1.9, delta=3.0, counted=None,
                   box_format="xyxy", eps=EPSILON):
-    """Wise-IoU loss per box, float32 (...). See `WiseIoULoss`. `mean_iou_loss`: v3's
-    mean(1 − IoU) over the boxes that count (e.g. a detector's positive cells among padded
-    ones); None takes the mean over every box given."""
+    """Wise-IoU loss per box, float32 (...). See `WiseIoULoss`. `counted` (...): 1 for the
+    boxes whose 1 − IoU enter v3's mean (e.g. a detector's positive cells among the rest),
+    0 for the others; None counts every box given."""
     return _wise_iou(_pair_geometry(y_true, y_pred, box_format, eps), float(eps),
-                     int(version), float(alpha), float(delta), mean_iou_loss)
+                     int(version), float(alpha), float(delta), counted)
 
 
 @keras.saving.register_keras_serializable(package="losslab")

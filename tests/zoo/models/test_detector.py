@@ -758,7 +758,9 @@ def test_flip_tta_averages_each_cell_with_the_cell_that_sees_its_mirror():
 def test_flip_tta_detections_are_flip_equivariant_and_survive_save_load(tiny_pipeline,
                                                                           tmp_path):
     """What the mirror image gives is the mirror of what the image gives; plain step 1 is
-    not so (a random network has no symmetry), which the check would otherwise miss."""
+    not so (a random network has no symmetry), which the check would otherwise miss. This
+    checks the unflipping and the averaging; the pairing of cells holds for any pairing
+    and is checked by the brute-force search above."""
     pipeline, images = tiny_pipeline
     tta = zd.TwoStepDetector(pipeline.detector, pipeline.classifier, score_threshold=0.0,
                              max_detections=7, class_scale=30.0, flip_tta=True)

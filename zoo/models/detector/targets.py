@@ -88,12 +88,7 @@ def box_loss_values(name, y_true, y_pred, positive=None):
     mean 1 − IoU of the counted boxes, which must not include unassigned cells."""
     check_box_loss(name)
     if name == "wiou":
-        mean = None
-        if positive is not None:
-            positive = ops.cast(positive, "float32")
-            iou_loss = box_losses.iou_loss(y_true, y_pred)
-            mean = ops.sum(iou_loss * positive) / ops.maximum(ops.sum(positive), 1.0)
-        return box_losses.wise_iou_loss(y_true, y_pred, mean_iou_loss=mean)
+        return box_losses.wise_iou_loss(y_true, y_pred, counted=positive)
     if name == "smoothl1":
         return box_losses.smooth_l1_loss(y_true, y_pred, beta=1.0)
     if name == "focal-eiou":
